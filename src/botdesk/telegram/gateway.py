@@ -1,0 +1,234 @@
+"""The Telegram gateway: building aiogram ``Bot``s, ``get_me`` and ``send`` as outcome values.
+
+Only ``botdesk.telegram`` touches aiogram's ``Bot`` and session classes. The server is a value
+(``api_base``), which is how the same code talks to Telegram or to the sandbox. ``send`` never
+raises for a Telegram or network outcome; it returns a ``SendResult`` (see ``outcomes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiogram import Bot
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.exceptions import AiogramError
+from aiogram.types import (
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+)
+from aiogram.utils.token import TokenValidationError
+from aiohttp import ClientError
+
+from botdesk.errors import InvalidToken, TelegramUnreachable
+from botdesk.telegram.outcomes import Outcome, SendResult, classify_exception, redact
+from botdesk.telegram.session import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    SplitTimeoutSession,
+)
+
+__all__ = [
+    "BotIdentity",
+    "Outcome",
+    "OutgoingMessage",
+    "SendResult",
+    "bot_session",
+    "classify_exception",
+    "get_me",
+    "make_bot",
+    "redact",
+    "send",
+]
+
+# Errors a Bot API call can raise for a Telegram/network reason; anything else is a bug.
+_CALL_ERRORS = (AiogramError, ClientError, OSError, TimeoutError)
+
+
+def make_bot(
+    token: str,
+    *,
+    api_base: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    proxy: str | None = None,
+) -> Bot:
+    """Build a ``Bot``; the caller closes it (``await bot.session.close()``) or uses
+    ``bot_session``.
+
+    Raises ``InvalidToken`` for a token aiogram rejects by shape (before any request).
+    """
+    api = TelegramAPIServer.from_base(api_base) if api_base else PRODUCTION
+    session = SplitTimeoutSession(
+        api=api, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
+    )
+    try:
+        return Bot(token, session=session)
+    except TokenValidationError as exc:
+        raise InvalidToken("the bot token is malformed (expected <digits>:<secret>)") from exc
+
+
+@asynccontextmanager
+async def bot_session(
+    token: str,
+    *,
+    api_base: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    proxy: str | None = None,
+) -> AsyncIterator[Bot]:
+    """``make_bot`` whose session is closed on exit."""
+    bot = make_bot(
+        token,
+        api_base=api_base,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        proxy=proxy,
+    )
+    try:
+        yield bot
+    finally:
+        await bot.session.close()
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    id: int
+    username: str
+    first_name: str
+
+
+async def get_me(
+    token: str,
+    *,
+    api_base: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+) -> BotIdentity:
+    """Ask the server who the token belongs to.
+
+    Raises ``InvalidToken`` (malformed or rejected token) or ``TelegramUnreachable``.
+    """
+    async with bot_session(
+        token, api_base=api_base, connect_timeout=connect_timeout, read_timeout=read_timeout
+    ) as bot:
+        try:
+            me = await bot.get_me()
+        except _CALL_ERRORS as exc:
+            result = classify_exception(exc)
+            if result.outcome is Outcome.UNAUTHORIZED:
+                raise InvalidToken(
+                    f"the server rejected the bot token ({result.description or 'unauthorized'})"
+                ) from exc
+            where = api_base or "api.telegram.org"
+            raise TelegramUnreachable(
+                f"cannot reach the Bot API at {redact(where)}: "
+                f"{result.description or result.outcome.value}"
+            ) from exc
+    return BotIdentity(id=me.id, username=me.username or "", first_name=me.first_name)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message to one chat. ``photo``/``document``: a ``Path`` uploads, a ``str`` is a file_id
+    (or URL). With a photo or document the text becomes the caption. ``buttons`` are
+    (label, url) pairs, one inline button per row."""
+
+    chat_id: int
+    text: str
+    parse_mode: str | None
+    photo: str | Path | None = None
+    document: str | Path | None = None
+    buttons: tuple[tuple[str, str], ...] = ()
+    disable_notification: bool = False
+    protect_content: bool = False
+    allow_paid_broadcast: bool = False
+    link_preview_disabled: bool = False
+
+
+def _keyboard(msg: OutgoingMessage) -> InlineKeyboardMarkup | None:
+    if not msg.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=label, url=url)] for label, url in msg.buttons]
+    )
+
+
+def _media(value: str | Path) -> FSInputFile | str:
+    return FSInputFile(value) if isinstance(value, Path) else value
+
+
+def _missing_file(msg: OutgoingMessage) -> Path | None:
+    for value in (msg.photo, msg.document):
+        if isinstance(value, Path) and not value.is_file():
+            return value
+    return None
+
+
+def _sent(message: Message) -> SendResult:
+    file_id: str | None = None
+    if message.photo:
+        file_id = message.photo[-1].file_id  # the largest size
+    elif message.document is not None:
+        file_id = message.document.file_id
+    return SendResult(Outcome.SENT, message_id=message.message_id, file_id=file_id)
+
+
+async def _call(bot: Bot, msg: OutgoingMessage) -> Message:
+    # The parse mode is always explicit (None = plain) so a Bot's defaults cannot change the text.
+    markup = _keyboard(msg)
+    silent = msg.disable_notification or None
+    protect = msg.protect_content or None
+    paid = msg.allow_paid_broadcast or None
+    if msg.photo is not None:
+        return await bot.send_photo(
+            chat_id=msg.chat_id,
+            photo=_media(msg.photo),
+            caption=msg.text,
+            parse_mode=msg.parse_mode,
+            disable_notification=silent,
+            protect_content=protect,
+            allow_paid_broadcast=paid,
+            reply_markup=markup,
+        )
+    if msg.document is not None:
+        return await bot.send_document(
+            chat_id=msg.chat_id,
+            document=_media(msg.document),
+            caption=msg.text,
+            parse_mode=msg.parse_mode,
+            disable_notification=silent,
+            protect_content=protect,
+            allow_paid_broadcast=paid,
+            reply_markup=markup,
+        )
+    return await bot.send_message(
+        chat_id=msg.chat_id,
+        text=msg.text,
+        parse_mode=msg.parse_mode,
+        link_preview_options=(
+            LinkPreviewOptions(is_disabled=True) if msg.link_preview_disabled else None
+        ),
+        disable_notification=silent,
+        protect_content=protect,
+        allow_paid_broadcast=paid,
+        reply_markup=markup,
+    )
+
+
+async def send(bot: Bot, msg: OutgoingMessage) -> SendResult:
+    """Send one message; every Telegram or network outcome is returned, never raised."""
+    missing = _missing_file(msg)
+    if missing is not None:
+        # Checked before the request: a body that fails mid-upload would look like a send.
+        return SendResult(Outcome.BAD_REQUEST, description=f"file not found: {missing.name}")
+    try:
+        message = await _call(bot, msg)
+    except _CALL_ERRORS as exc:
+        return classify_exception(exc)
+    return _sent(message)

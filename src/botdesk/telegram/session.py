@@ -1,0 +1,88 @@
+"""The aiohttp session botdesk gives aiogram: separate connect and read timeouts, HTTP status kept.
+
+aiogram's ``AiohttpSession`` has one total ``timeout``. A total timeout cannot tell "could not
+connect" (safe to retry) from "sent, then no answer" (must not be retried), and it also bounds
+the upload time of large files. This session uses aiohttp's ``sock_connect`` and ``sock_read``
+instead, so aiohttp raises ``ConnectionTimeoutError`` or ``SocketTimeoutError`` respectively.
+It also records the HTTP status on the aiogram exception (``botdesk_http_status``) and turns a
+5xx with a body that is not JSON (a proxy's error page) into ``TelegramServerError``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
+from aiogram.methods.base import TelegramType
+from aiohttp import ClientError, ClientTimeout
+
+if TYPE_CHECKING:
+    from aiogram.client.bot import Bot
+    from aiogram.methods import TelegramMethod
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+HTTP_STATUS_ATTR = "botdesk_http_status"
+_SERVER_ERROR = 500
+
+
+class SplitTimeoutSession(AiohttpSession):
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        # ``timeout`` stays a number: aiogram's polling adds it to the long-poll timeout.
+        super().__init__(timeout=connect_timeout + read_timeout, **kwargs)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    def client_timeout(self, request_timeout: float | None) -> ClientTimeout:
+        if request_timeout is None:
+            return ClientTimeout(
+                total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+            )
+        # An explicit per-request timeout (long polling) bounds the read; connecting keeps its own.
+        return ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=float(request_timeout)
+        )
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
+    ) -> TelegramType:
+        session = await self.create_session()
+        url = self.api.api_url(token=bot.token, method=method.__api_method__)
+        form = self.build_form_data(bot=bot, method=method)
+        try:
+            async with session.post(url, data=form, timeout=self.client_timeout(timeout)) as resp:
+                raw_result = await resp.text()
+        except TimeoutError as e:
+            raise TelegramNetworkError(method=method, message="Request timeout error") from e
+        except ClientError as e:
+            raise TelegramNetworkError(method=method, message=f"{type(e).__name__}: {e}") from e
+        try:
+            response = self.check_response(
+                bot=bot, method=method, status_code=resp.status, content=raw_result
+            )
+        except ClientDecodeError as e:
+            if resp.status >= _SERVER_ERROR:
+                err = TelegramServerError(method=method, message=f"HTTP {resp.status}")
+                setattr(err, HTTP_STATUS_ATTR, resp.status)
+                raise err from e
+            setattr(e, HTTP_STATUS_ATTR, resp.status)
+            raise
+        except TelegramAPIError as e:
+            setattr(e, HTTP_STATUS_ATTR, resp.status)
+            raise
+        return cast(TelegramType, response.result)
