@@ -1,0 +1,150 @@
+"""The `botdesk` command: a root typer app, global options and the error boundary.
+
+Expected errors (``UserError``) print one redacted line and exit 2. Anything else is logged
+with its traceback (redacted) to ``<home>/logs/botdesk-errors.log`` and the user gets a short
+line with a reference and exit code 1: no traceback on the terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from botdesk.cli import bot, config_cmd, db_cmd, secrets_cmd
+from botdesk.cli.common import STATE
+
+app = typer.Typer(
+    name="botdesk",
+    help="Operations console for Telegram bots: subscribers, campaigns, AI assistant.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def root(
+    home: Path | None = typer.Option(
+        None,
+        "--home",
+        help="botdesk home (botdesk.toml, database, secrets); default $BOTDESK_HOME or the "
+        "user data dir. Accepted anywhere on the command line.",
+    ),
+) -> None:
+    if home is not None:
+        STATE.home = home
+
+
+app.add_typer(bot.app, name="bot", help="Register, list and remove bots.")
+app.add_typer(secrets_cmd.app, name="secrets", help="Manage secrets (tokens, API keys).")
+app.add_typer(config_cmd.app, name="config", help="Show the effective configuration.")
+app.add_typer(db_cmd.app, name="db", help="Database schema: upgrade and status.")
+app.command("doctor", help="Check home, database, secrets and every bot.")(config_cmd.doctor)
+
+for _name in ("subscribers", "campaign", "inbox", "kb"):
+    try:  # groups added by later parts of the product register themselves here
+        _mod = __import__(f"botdesk.cli.{_name}_cmd", fromlist=["app"])
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"botdesk.cli.{_name}_cmd":
+            raise
+        continue
+    app.add_typer(_mod.app, name=_name, help=_mod.__doc__.splitlines()[0] if _mod.__doc__ else None)
+
+for _name, _attr in (("serve_cmd", "serve"), ("demo_cmd", "demo"), ("sandbox", "command")):
+    try:
+        _mod = __import__(f"botdesk.cli.{_name}", fromlist=[_attr])
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"botdesk.cli.{_name}":
+            raise
+        continue
+    _fn = getattr(_mod, _attr)
+    app.command(_name.removesuffix("_cmd"), help=(_fn.__doc__ or "").strip().splitlines()[0])(_fn)
+
+
+def _extract_home(argv: list[str]) -> list[str]:
+    """Accept `--home DIR` after the subcommand too (`botdesk bot list --home X`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            out.extend(argv[i:])
+            break
+        if a == "--home" and i + 1 < len(argv):
+            STATE.home = Path(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("--home="):
+            STATE.home = Path(a.split("=", 1)[1])
+            i += 1
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def _report_unexpected(exc: BaseException) -> int:
+    import datetime
+    import secrets
+    import traceback
+
+    from botdesk.cli.common import home_path
+
+    ref = secrets.token_hex(4)
+    text = "".join(traceback.format_exception(exc))
+    try:
+        from botdesk.log import REDACTOR
+
+        text = REDACTOR.redact(text)
+        short = REDACTOR.redact(f"{type(exc).__name__}: {exc}")
+    except Exception:  # the redactor itself must never hide the original failure
+        short = type(exc).__name__
+    where = "stderr"
+    try:
+        logdir = home_path() / "logs"
+        logdir.mkdir(parents=True, exist_ok=True)
+        log = logdir / "botdesk-errors.log"
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(
+                f"--- ref {ref} at {datetime.datetime.now(datetime.UTC).isoformat()}\n{text}\n"
+            )
+        where = str(log)
+    except OSError:
+        sys.stderr.write(text)
+    sys.stderr.write(f"botdesk: unexpected error (ref {ref}): {short[:300]}; details in {where}\n")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import click
+
+    from botdesk.errors import UserError
+
+    args = _extract_home(list(sys.argv[1:] if argv is None else argv))
+    try:
+        rv = app(args=args, prog_name="botdesk", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except UserError as exc:
+        from botdesk.log import REDACTOR
+
+        sys.stderr.write(f"botdesk: error: {REDACTOR.redact(str(exc))}\n")
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("botdesk: aborted\n")
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("botdesk: interrupted\n")
+        return 130
+    except Exception as exc:
+        return _report_unexpected(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The one place that opens database connections.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` (the delivery ledger
+must survive power loss), foreign keys on and a busy timeout. Every write transaction starts
+with ``BEGIN IMMEDIATE``: a deferred BEGIN that reads and then writes fails with "database is
+locked" under concurrent writers whatever the busy timeout, an immediate one waits its turn.
+If even that wait times out, ``write()`` retries the BEGIN with backoff and counts it.
+
+PostgreSQL (``postgresql+asyncpg://``) uses ordinary transactions; workers coordinate with
+``FOR UPDATE SKIP LOCKED`` in the services' statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from botdesk.errors import ConfigError, MigrationError, StoreError
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+DEFAULT_WRITE_RETRIES = 8
+LOCK_WAIT_THRESHOLD_S = 0.005
+
+
+@dataclass
+class LockStats:
+    """How often writers had to wait for SQLite's write lock (exposed by `doctor` and benches)."""
+
+    write_transactions: int = 0
+    lock_waits: int = 0
+    retries: int = 0
+    busy_errors: int = 0
+    wait_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and `config show`."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """Engines for one database, with ``read()`` and ``write()`` transactions."""
+
+    def __init__(self, url: str, engine: AsyncEngine, read_engine: AsyncEngine) -> None:
+        self.url = url
+        self.engine = engine
+        self._read_engine = read_engine
+        self.stats = LockStats()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        pool_size: int = 5,
+        schema: str | None = None,
+    ) -> Database:
+        """Create engines (no connection is made until first use)."""
+        try:
+            if url.startswith("sqlite"):
+                return cls._open_sqlite(url, busy_timeout_ms=busy_timeout_ms)
+            if url.startswith("postgresql"):
+                return cls._open_postgres(url, pool_size=pool_size, schema=schema)
+        except ImportError as exc:  # a driver missing from the install
+            raise ConfigError(f"database driver not available: {exc}", key="database.url") from exc
+        raise ConfigError(
+            "unsupported database URL (use sqlite+aiosqlite:/// or postgresql+asyncpg://)",
+            key="database.url",
+        )
+
+    @classmethod
+    def _open_sqlite(cls, url: str, *, busy_timeout_ms: int) -> Database:
+        if url.startswith("sqlite://"):
+            url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+        def make(immediate: bool) -> AsyncEngine:
+            # NullPool: a file connection is cheap, and pooled connections would keep the
+            # database file open across forks in tests and tools.
+            engine = create_async_engine(url, poolclass=NullPool)
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                # Let us emit BEGIN ourselves (pysqlite's implicit BEGIN is deferred).
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _on_begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+            return engine
+
+        return cls(url, make(True), make(False))
+
+    @classmethod
+    def _open_postgres(cls, url: str, *, pool_size: int, schema: str | None) -> Database:
+        connect_args: dict[str, Any] = {}
+        if schema:
+            connect_args["server_settings"] = {"search_path": schema}
+        engine = create_async_engine(
+            url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args
+        )
+        return cls(url, engine, engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self._read_engine is not self.engine:
+            await self._read_engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction (deferred on SQLite, so readers never take the write lock)."""
+        try:
+            async with self._read_engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StoreError(f"database read failed: {_short(exc)}") from exc
+
+    @asynccontextmanager
+    async def write(
+        self, *, retries: int = DEFAULT_WRITE_RETRIES
+    ) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; on SQLite it holds the write lock from its first statement."""
+        self.stats.write_transactions += 1
+        conn = await self._begin_write(retries)
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()
+            await conn.close()
+            raise
+        try:
+            await conn.commit()
+        except DBAPIError as exc:
+            raise StoreError(f"database commit failed: {_short(exc)}") from exc
+        finally:
+            await conn.close()
+
+    async def _begin_write(self, retries: int) -> AsyncConnection:
+        delay = 0.02
+        for attempt in range(retries + 1):
+            conn = await self.engine.connect()
+            started = time.perf_counter()
+            try:
+                await conn.begin()
+            except OperationalError as exc:
+                await conn.close()
+                waited = time.perf_counter() - started
+                self.stats.wait_seconds += waited
+                if not _is_locked(exc):
+                    raise StoreError(f"database unavailable: {_short(exc)}") from exc
+                self.stats.lock_waits += 1
+                if attempt == retries:
+                    self.stats.busy_errors += 1
+                    raise StoreError("database is locked: too many concurrent writers") from exc
+                self.stats.retries += 1
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+                continue
+            except (DBAPIError, OSError) as exc:
+                await conn.close()
+                raise StoreError(f"database unavailable: {_short(exc)}") from exc
+            waited = time.perf_counter() - started
+            if waited > LOCK_WAIT_THRESHOLD_S and self.is_sqlite:
+                self.stats.lock_waits += 1
+                self.stats.wait_seconds += waited
+            return conn
+        raise AssertionError("unreachable")
+
+    # -- migrations -------------------------------------------------------------------
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        return cfg
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` (idempotent)."""
+        from alembic import command
+
+        cfg = self._alembic_config()
+
+        def run(sync_conn: Any) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, revision)
+
+        try:
+            async with self.write() as conn:
+                await conn.run_sync(run)
+        except DBAPIError as exc:
+            raise MigrationError(f"migration failed: {_short(exc)}") from exc
+
+    async def revision_status(self) -> tuple[str | None, str]:
+        """(current revision in the database, head revision of the code)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic_config())
+        head = script.get_current_head() or ""
+
+        def current(sync_conn: Any) -> str | None:
+            return MigrationContext.configure(sync_conn).get_current_revision()
+
+        async with self.read() as conn:
+            cur = await conn.run_sync(current)
+        return cur, head
+
+    async def ensure_current(self) -> None:
+        cur, head = await self.revision_status()
+        if cur != head:
+            raise MigrationError(
+                f"database schema is at {cur or 'nothing'}, code expects {head}: "
+                "run `botdesk db upgrade`"
+            )
+
+
+def _short(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).splitlines()[0][:300] if str(orig) else type(orig).__name__
