@@ -660,7 +660,8 @@ def _rewrite_keeping_comments(
         except tomllib.TOMLDecodeError:
             continue
         candidates = by_value.get(value)
-        if not candidates:
+        key = match["head"].rstrip().rstrip("=").strip().split(".")[-1].strip().strip("\"'")
+        if not candidates or not is_secret_key(key):
             continue
         if len(candidates) > 1:
             return None
