@@ -18,7 +18,7 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -71,13 +71,13 @@ def _erf(x: Matrix) -> Matrix:
     poly = t * (
         0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
     )
-    return (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+    return cast(Matrix, (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32))
 
 
 def _layer_norm(x: Matrix, w: Matrix, b: Matrix, eps: float) -> Matrix:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + eps) * w + b).astype(np.float32)
+    return cast(Matrix, ((x - mean) / np.sqrt(var + eps) * w + b).astype(np.float32))
 
 
 class MiniLMEmbedder:
@@ -158,7 +158,7 @@ class MiniLMEmbedder:
 
     def embed_query(self, text: str) -> Matrix:
         """One text, no cache: queries rarely repeat and must not grow the cache."""
-        return self._encode([text])[0]
+        return cast(Matrix, self._encode([text])[0])
 
     def _encode(self, texts: Sequence[str]) -> Matrix:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -199,7 +199,7 @@ class MiniLMEmbedder:
         summed = (x * mask[:, :, None]).sum(1)
         pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1.0)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return cast(Matrix, (pooled / np.maximum(norms, 1e-12)).astype(np.float32))
 
     def _load_disk(self, hashes: list[str], missing: list[int], out: Matrix) -> list[int]:
         assert self._cache_dir is not None

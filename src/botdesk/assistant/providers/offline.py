@@ -1,0 +1,24 @@
+"""The offline provider: answers with the best knowledge entry, no model, no network.
+
+Owns nothing but the rule "the top hit's answer, verbatim"; whether it is confident enough is
+the service's decision (it compares ``confidence`` with its threshold before calling).
+"""
+
+from __future__ import annotations
+
+from botdesk.assistant.providers.base import AssistantReply, AssistantRequest
+
+
+class OfflineProvider:
+    name = "offline"
+
+    async def answer(self, req: AssistantRequest) -> AssistantReply:
+        if not req.hits:
+            return AssistantReply("", [], 0.0, handoff=True, reason="no_match", provider=self.name)
+        best = req.hits[0]
+        return AssistantReply(
+            best.entry.answer, [best.entry.key], best.confidence, handoff=False, provider=self.name
+        )
+
+    async def aclose(self) -> None:
+        return None
