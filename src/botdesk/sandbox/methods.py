@@ -1,0 +1,540 @@
+"""The Bot API methods that answer immediately (everything but getUpdates and webhooks).
+
+Each method takes the calling bot and its ``Params`` and returns the ``result`` value or
+raises ``ApiError``. Checks run in the order Telegram's are observed to: parameters, then
+content (parsing, lengths, markup), then the chat, then the rate limiter, so a refused
+message is never recorded and never consumes a rate token.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from .entities import EntityParseError, parse, utf16_len
+from .errors import CHAT_NOT_FOUND, ApiError, bad_request, forbidden, too_many_requests
+from .limits import Limiter
+from .params import Params, Upload, validate_markup
+from .stats import Stats
+from .world import DEACTIVATED, DELETED, Bot, World, now
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+CHAT_ACTIONS = frozenset({
+    "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
+    "upload_document", "choose_sticker", "find_location", "record_video_note",
+    "upload_video_note",
+})  # fmt: skip
+SEND_METHODS = frozenset({
+    "sendmessage", "sendphoto", "senddocument", "sendmediagroup", "copymessage",
+    "forwardmessage",
+})  # fmt: skip
+_CONTENT = ("text", "entities", "photo", "document", "caption", "caption_entities")
+_NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+NO_STARS = "not enough Telegram Stars to send paid broadcast messages"
+
+
+def required(name: str) -> ApiError:
+    return bad_request(f'parameter "{name}" is required')
+
+
+class BotApi:
+    """Synchronous Bot API methods over one ``World``."""
+
+    def __init__(self, world: World, limiter: Limiter, stats: Stats) -> None:
+        self.world = world
+        self.limiter = limiter
+        self.stats = stats
+        self._file_seq = 0
+        self.table: dict[str, Callable[[Bot, Params], Any]] = {
+            name[len("m_") :].lower(): getattr(self, name)
+            for name in dir(self)
+            if name.startswith("m_")
+        }
+
+    # -- shared steps -------------------------------------------------------------------
+
+    def target(self, bot: Bot, chat_id: int) -> tuple[dict[str, Any], bool]:
+        """The chat's JSON and whether it is a group, or the error Telegram answers."""
+        if chat_id < 0:
+            group = self.world.groups.get(chat_id)
+            if group is None or bot.info.id not in group.bots:
+                raise bad_request(CHAT_NOT_FOUND)
+            return group.chat_json(), True
+        user = self.world.users.get(chat_id)
+        if user is None or user.state == DELETED:
+            raise bad_request(CHAT_NOT_FOUND)
+        if user.state == DEACTIVATED:
+            raise forbidden("user is deactivated")
+        if chat_id in bot.blocked:
+            raise forbidden("bot was blocked by the user")
+        if chat_id not in bot.started:
+            raise forbidden("bot can't initiate conversation with a user")
+        return user.chat_json(), False
+
+    def admit(self, bot: Bot, chat_id: int, group: bool, paid: bool) -> bool:
+        decision = self.limiter.check(
+            bot.info.id, chat_id, group=group, paid=paid, stars_tenths=bot.star_tenths
+        )
+        if decision.retry_after:
+            self.stats.rate_limited += 1
+            self.stats.bot(bot.info.username)["rate_limited"] += 1
+            raise too_many_requests(decision.retry_after)
+        if decision.no_stars:
+            raise bad_request(NO_STARS)
+        if decision.paid:
+            bot.star_tenths -= 1
+            self.stats.stars_tenths += 1
+            counter = self.stats.bot(bot.info.username)
+            counter["paid"] += 1
+            counter["stars_tenths"] += 1
+        return decision.paid
+
+    def record(
+        self,
+        bot: Bot,
+        chat_id: int,
+        chat: dict[str, Any],
+        method: str,
+        fields: dict[str, Any],
+        paid: bool,
+        params: Params,
+    ) -> dict[str, Any]:
+        message = {"message_id": 0, "from": bot.user_json(), "chat": chat, "date": now()}
+        message.update(fields)
+        if params.flag("protect_content"):
+            message["has_protected_content"] = True
+        self.world.store(bot, chat_id, message)
+        entry = {
+            "bot": bot.info.username,
+            "chat_id": chat_id,
+            "message_id": message["message_id"],
+            "date": message["date"],
+            "method": method,
+            "text": fields.get("text"),
+            "caption": fields.get("caption"),
+            "entities": fields.get("entities") or fields.get("caption_entities") or [],
+            "reply_markup": fields.get("reply_markup"),
+            "media_group_id": fields.get("media_group_id"),
+            "disable_notification": params.flag("disable_notification"),
+            "protect_content": params.flag("protect_content"),
+            "paid": paid,
+            "edited": False,
+            "deleted": False,
+        }
+        self.world.outgoing.append(entry)
+        self.world.log(bot, chat_id).records[message["message_id"]] = entry
+        self.stats.accepted += 1
+        self.stats.bot(bot.info.username)["accepted"] += 1
+        return message
+
+    def formatted(
+        self, p: Params, raw: str, mode_key: str, entities_key: str
+    ) -> tuple[str, list[dict[str, Any]]]:
+        mode = p.text(mode_key)
+        if mode:
+            if mode.lower() not in ("html", "markdown", "markdownv2"):
+                raise bad_request("unsupported parse_mode")
+            try:
+                return parse(raw, mode)
+            except EntityParseError as exc:
+                raise bad_request(f"can't parse entities: {exc}") from None
+        entities = p.json(entities_key, "entities")
+        if entities is None:
+            return raw, []
+        size = utf16_len(raw)
+        if not isinstance(entities, list) or not all(
+            isinstance(e, dict)
+            and isinstance(e.get("type"), str)
+            and isinstance(e.get("offset"), int)
+            and isinstance(e.get("length"), int)
+            and 0 <= e["offset"] <= e["offset"] + e["length"] <= size
+            for e in entities
+        ):
+            raise bad_request("can't parse entities JSON object")
+        return raw, entities
+
+    def caption(self, p: Params) -> dict[str, Any]:
+        raw = p.text("caption")
+        if raw is None:
+            return {}
+        text, entities = self.formatted(p, raw, "parse_mode", "caption_entities")
+        if utf16_len(text) > MAX_CAPTION:
+            raise bad_request("message caption is too long")
+        fields: dict[str, Any] = {"caption": text} if text else {}
+        if entities:
+            fields["caption_entities"] = entities
+        return fields
+
+    def reply_to(self, bot: Bot, chat_id: int, p: Params) -> dict[str, Any]:
+        params = p.json("reply_parameters", "reply parameters")
+        target_id: Any = None
+        allow_missing = p.flag("allow_sending_without_reply")
+        if isinstance(params, dict):
+            target_id = params.get("message_id")
+            allow_missing = allow_missing or bool(params.get("allow_sending_without_reply"))
+        elif params is not None:
+            raise bad_request("can't parse reply parameters JSON object")
+        else:
+            target_id = p.int("reply_to_message_id")
+        if target_id is None:
+            return {}
+        replied = self.world.log(bot, chat_id).messages.get(int(target_id))
+        if replied is None:
+            if allow_missing:
+                return {}
+            raise bad_request("message to be replied not found")
+        return {"reply_to_message": {k: v for k, v in replied.items() if k != "reply_to_message"}}
+
+    def markup(self, p: Params) -> dict[str, Any]:
+        inline = validate_markup(p.json("reply_markup", "reply keyboard markup"))
+        return {"reply_markup": inline} if inline else {}
+
+    # -- files --------------------------------------------------------------------------
+
+    def file(self, p: Params, field: str, value: Any, kind: str) -> dict[str, Any]:
+        upload = p.files.get(field)
+        if upload is None and isinstance(value, str) and value.startswith("attach://"):
+            upload = p.files.get(value[len("attach://") :])
+            if upload is None:
+                raise bad_request("can't parse InputMedia: media not found")
+        if upload is not None:
+            return self.new_file(upload, kind)
+        if not isinstance(value, str) or not value:
+            raise bad_request(f"there is no {kind} in the request")
+        if value.startswith(("http://", "https://")):
+            raise bad_request("failed to get HTTP URL content")  # the sandbox never fetches
+        known = self.world.files.get(value)
+        if known is None:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        if known["_kind"] != kind:
+            raise bad_request("type of file mismatch")
+        return known
+
+    def new_file(self, upload: Upload, kind: str) -> dict[str, Any]:
+        if not upload.data:
+            raise bad_request("file must be non-empty")
+        self._file_seq += 1
+        seq = f"{self._file_seq:012d}"
+        prefix = "AgACAgIAAxkBAA" if kind == "photo" else "BQACAgIAAxkBAA"
+        info: dict[str, Any] = {
+            "_kind": kind,
+            "file_id": f"{prefix}{seq}sbx{len(upload.data):x}",
+            "file_unique_id": f"AQAD{seq}",
+            "file_size": len(upload.data),
+        }
+        if kind == "photo":
+            info["width"], info["height"] = _image_size(upload.data)
+        else:
+            info["file_name"] = upload.filename
+            info["mime_type"] = upload.content_type or "application/octet-stream"
+        self.world.files[info["file_id"]] = info
+        return info
+
+    @staticmethod
+    def media_json(info: dict[str, Any]) -> dict[str, Any]:
+        public = {k: v for k, v in info.items() if not k.startswith("_")}
+        return {"photo": [public]} if info["_kind"] == "photo" else {"document": public}
+
+    # -- methods ------------------------------------------------------------------------
+
+    def m_getMe(self, bot: Bot, p: Params) -> Any:
+        return {
+            **bot.user_json(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    def m_logOut(self, bot: Bot, p: Params) -> Any:
+        return True
+
+    def m_close(self, bot: Bot, p: Params) -> Any:
+        return True
+
+    def m_sendMessage(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        raw = p.text("text")
+        if raw is None:
+            raise bad_request("message text is empty")
+        text, entities = self.formatted(p, raw, "parse_mode", "entities")
+        if not text.strip():
+            raise bad_request("message text is empty")
+        if utf16_len(text) > MAX_TEXT:
+            raise bad_request("message is too long")
+        fields: dict[str, Any] = {"text": text}
+        if entities:
+            fields["entities"] = entities
+        fields.update(self.markup(p))
+        preview = p.json("link_preview_options", "link preview options")
+        if isinstance(preview, dict) and preview:
+            fields["link_preview_options"] = preview
+        chat, group = self.target(bot, chat_id)
+        fields.update(self.reply_to(bot, chat_id, p))
+        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
+        return self.record(bot, chat_id, chat, "sendMessage", fields, paid, p)
+
+    def _send_file(self, bot: Bot, p: Params, kind: str, method: str) -> Any:
+        chat_id = p.chat_id()
+        info = self.file(p, kind, p.get(kind), kind)
+        fields = self.media_json(info)
+        fields.update(self.caption(p))
+        fields.update(self.markup(p))
+        chat, group = self.target(bot, chat_id)
+        fields.update(self.reply_to(bot, chat_id, p))
+        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
+        return self.record(bot, chat_id, chat, method, fields, paid, p)
+
+    def m_sendPhoto(self, bot: Bot, p: Params) -> Any:
+        return self._send_file(bot, p, "photo", "sendPhoto")
+
+    def m_sendDocument(self, bot: Bot, p: Params) -> Any:
+        return self._send_file(bot, p, "document", "sendDocument")
+
+    def m_sendMediaGroup(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        media = p.json("media", "media")
+        if media is None:
+            raise bad_request("media to send are not specified")
+        if not isinstance(media, list):
+            raise bad_request("can't parse media JSON object")
+        if not 2 <= len(media) <= 10:
+            raise bad_request("media group must contain 2-10 items")
+        items = []
+        for item in media:
+            if not isinstance(item, dict) or "media" not in item:
+                raise bad_request("can't parse InputMedia: media not found")
+            kind = item.get("type")
+            if kind not in ("photo", "document"):
+                raise bad_request(f'can\'t parse InputMedia: unsupported media type "{kind}"')
+            fields = self.media_json(self.file(p, "", item["media"], kind))
+            sub = Params({k: v for k, v in item.items() if k != "media"})
+            fields.update(self.caption(sub))
+            items.append(fields)
+        kinds = {"document" if "document" in f else "photo" for f in items}
+        if len(kinds) > 1:
+            raise bad_request("documents can't be mixed with other media types")
+        chat, group = self.target(bot, chat_id)
+        reply = self.reply_to(bot, chat_id, p)
+        # One album is one admission: Telegram delivers it as a unit.
+        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
+        group_id = f"{bot.info.id}{self.world.log(bot, chat_id).next_id:06d}"
+        sent = []
+        for fields in items:
+            fields["media_group_id"] = group_id
+            fields.update(reply)
+            sent.append(self.record(bot, chat_id, chat, "sendMediaGroup", fields, paid, p))
+        return sent
+
+    def _source(self, bot: Bot, p: Params, missing: str) -> dict[str, Any]:
+        from_chat = p.chat_id("from_chat_id")
+        message_id = p.int("message_id", required="message identifier is not specified")
+        if from_chat < 0:
+            if from_chat not in self.world.groups:
+                raise bad_request(CHAT_NOT_FOUND)
+        elif from_chat not in self.world.users:
+            raise bad_request(CHAT_NOT_FOUND)
+        source = self.world.log(bot, from_chat).messages.get(message_id or 0)
+        if source is None:
+            raise bad_request(missing)
+        return source
+
+    def m_copyMessage(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        source = self._source(bot, p, "message to copy not found")
+        fields = {k: source[k] for k in _CONTENT if k in source}
+        if p.get("caption") is not None and ("photo" in fields or "document" in fields):
+            fields.pop("caption", None)
+            fields.pop("caption_entities", None)
+            fields.update(self.caption(p))
+        fields.update(self.markup(p))
+        chat, group = self.target(bot, chat_id)
+        fields.update(self.reply_to(bot, chat_id, p))
+        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
+        message = self.record(bot, chat_id, chat, "copyMessage", fields, paid, p)
+        return {"message_id": message["message_id"]}
+
+    def m_forwardMessage(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        source = self._source(bot, p, "message to forward not found")
+        fields = {k: source[k] for k in _CONTENT if k in source}
+        sender = source.get("from")
+        if sender is not None:
+            fields["forward_origin"] = {
+                "type": "user",
+                "sender_user": sender,
+                "date": source["date"],
+            }
+        chat, group = self.target(bot, chat_id)
+        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
+        return self.record(bot, chat_id, chat, "forwardMessage", fields, paid, p)
+
+    def m_editMessageText(self, bot: Bot, p: Params) -> Any:
+        if p.get("inline_message_id") is not None:
+            raise bad_request("MESSAGE_ID_INVALID")  # the sandbox has no inline messages
+        chat_id = p.chat_id()
+        message_id = p.int("message_id", required="message identifier is not specified")
+        raw = p.text("text")
+        if raw is None:
+            raise bad_request("message text is empty")
+        text, entities = self.formatted(p, raw, "parse_mode", "entities")
+        if not text.strip():
+            raise bad_request("message text is empty")
+        if utf16_len(text) > MAX_TEXT:
+            raise bad_request("message is too long")
+        markup = self.markup(p)
+        self.target(bot, chat_id)
+        log = self.world.log(bot, chat_id)
+        message = log.messages.get(message_id or 0)
+        if message is None:
+            raise bad_request("message to edit not found")
+        if message.get("from", {}).get("id") != bot.info.id:
+            raise bad_request("message can't be edited")
+        if "text" not in message:
+            raise bad_request("there is no text in the message to edit")
+        if (
+            message["text"] == text
+            and message.get("entities", []) == entities
+            and message.get("reply_markup") == markup.get("reply_markup")
+        ):
+            raise bad_request(_NOT_MODIFIED)
+        message["text"] = text
+        message.pop("entities", None)
+        message.pop("reply_markup", None)  # an edit without reply_markup drops the keyboard
+        if entities:
+            message["entities"] = entities
+        message.update(markup)
+        message["edit_date"] = now()
+        record = log.records.get(message_id or 0)
+        if record is not None:
+            record.update(text=text, entities=entities, edited=True, **markup)
+        return message
+
+    def m_deleteMessage(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        message_id = p.int("message_id", required="message identifier is not specified")
+        log = self.world.log(bot, chat_id)
+        if log.messages.pop(message_id or 0, None) is None:
+            raise bad_request("message to delete not found")
+        record = log.records.get(message_id or 0)
+        if record is not None:
+            record["deleted"] = True
+        return True
+
+    def m_answerCallbackQuery(self, bot: Bot, p: Params) -> Any:
+        query_id = p.text("callback_query_id")
+        text = p.text("text") or ""
+        if len(text) > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        if query_id is None or bot.open_queries.pop(query_id, None) is None:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        return True
+
+    def m_sendChatAction(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        action = p.text("action")
+        if action is None:
+            raise required("action")
+        if action not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        self.target(bot, chat_id)
+        return True
+
+    @staticmethod
+    def _commands_key(p: Params) -> tuple[str, str]:
+        scope = p.json("scope", "BotCommandScope")
+        key = json.dumps(scope, sort_keys=True) if isinstance(scope, dict) else "default"
+        if key == json.dumps({"type": "default"}):
+            key = "default"
+        return key, p.text("language_code") or ""
+
+    def m_setMyCommands(self, bot: Bot, p: Params) -> Any:
+        commands = p.json("commands", "commands")
+        if commands is None:
+            raise required("commands")
+        if not isinstance(commands, list):
+            raise bad_request("can't parse commands JSON object")
+        if len(commands) > 100:
+            raise bad_request("BOT_COMMANDS_TOO_MUCH")
+        clean = []
+        for item in commands:
+            if not isinstance(item, dict):
+                raise bad_request("can't parse BotCommand JSON object")
+            name = item.get("command")
+            about = item.get("description")
+            if not isinstance(name, str) or not _is_command(name.lstrip("/")):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not isinstance(about, str) or not 1 <= len(about) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+            clean.append({"command": name.lstrip("/"), "description": about})
+        bot.commands[self._commands_key(p)] = clean
+        return True
+
+    def m_getMyCommands(self, bot: Bot, p: Params) -> Any:
+        return bot.commands.get(self._commands_key(p), [])
+
+    def m_deleteMyCommands(self, bot: Bot, p: Params) -> Any:
+        bot.commands.pop(self._commands_key(p), None)
+        return True
+
+    def m_getChat(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        if chat_id < 0:
+            chat, _ = self.target(bot, chat_id)
+        else:
+            user = self.world.users.get(chat_id)
+            known = chat_id in bot.started or chat_id in bot.blocked
+            if user is None or user.state == DELETED or not known:
+                raise bad_request(CHAT_NOT_FOUND)
+            chat = user.chat_json()
+        return {
+            **chat,
+            "accent_color_id": chat_id % 7 if chat_id > 0 else 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
+
+    def m_getChatMember(self, bot: Bot, p: Params) -> Any:
+        chat_id = p.chat_id()
+        user_id = p.int("user_id", required='parameter "user_id" is required')
+        if user_id == bot.info.id:
+            if chat_id < 0:
+                self.target(bot, chat_id)
+            return {"status": "member", "user": bot.user_json()}
+        user = self.world.users.get(user_id or 0)
+        if chat_id < 0:
+            self.target(bot, chat_id)
+            if user is None:
+                raise bad_request("user not found")
+            member = user_id in self.world.groups[chat_id].members
+            return {"status": "member" if member else "left", "user": user.json()}
+        if user is None or user.state == DELETED or chat_id != user_id:
+            raise bad_request(CHAT_NOT_FOUND if user_id == chat_id else "user not found")
+        return {"status": "member", "user": user.json()}
+
+
+def _is_command(name: str) -> bool:
+    return 1 <= len(name) <= 32 and all(c.islower() or c.isdigit() or c == "_" for c in name)
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    # PNG carries its size in the IHDR chunk; other formats get a nominal size (documented).
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    return 512, 512
