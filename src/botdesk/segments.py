@@ -553,7 +553,7 @@ def parse_segment(expr: str) -> Segment:
     if len(expr) > MAX_EXPRESSION_LENGTH:
         raise SegmentSyntaxError(
             f"expression longer than {MAX_EXPRESSION_LENGTH} characters",
-            expression=expr[:100],
+            expression=expr,
             position=MAX_EXPRESSION_LENGTH,
         )
     return Segment(_Parser(expr).parse(), expr)
