@@ -155,12 +155,16 @@ def _install_record_factory() -> None:
 
 
 def _redact_record(record: logging.LogRecord) -> None:
-    if isinstance(record.msg, str):
+    # A dict msg is a structlog event, already redacted (point 1) and needed intact by
+    # ProcessorFormatter; anything else (str, an exception object) is rendered here.
+    if not isinstance(record.msg, dict):
         try:
             message = record.getMessage()
-        except Exception:  # a broken %-format is logging's to report, not ours
-            message = None
-        if message is not None:
+        except Exception:
+            # logging would print msg and args raw in its "--- Logging error ---" report.
+            message = f"{record.msg!s} [unformattable log arguments: {record.args!r}]"
+            record.msg, record.args = REDACTOR.redact(message), ()
+        else:
             clean = REDACTOR.redact(message)
             if clean != message:
                 record.msg, record.args = clean, ()

@@ -157,7 +157,11 @@ def write_private_file(path: Path, data: bytes, *, mode: int = 0o600) -> None:
 
 
 def _read_private_file(path: Path, *, what: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        # O_NOFOLLOW: a key file swapped for a symlink is refused, not followed.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise SecretError(f"cannot open {what} {path}: {exc.strerror or exc}") from exc
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         if mode & 0o077:
@@ -371,7 +375,7 @@ class _FileStore:
                 )
             if key:
                 self._use_key(key, origin="the master key in the OS keyring")
-        elif self.key_path.exists():
+        elif self.key_path.exists() or self.key_path.is_symlink():
             raw = _read_private_file(self.key_path, what="key file")
             self._use_key(raw.decode("ascii", "replace"), origin=str(self.key_path))
         elif create:
@@ -407,6 +411,8 @@ class _FileStore:
             token = self.path.read_bytes()
         except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise SecretError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         cipher = self._cipher(create=False)
         if cipher is None:
             raise SecretError(
@@ -420,7 +426,7 @@ class _FileStore:
         except ValueError as exc:
             raise SecretError(f"{self.path} decrypts but is not a secrets document") from exc
         secrets_ = doc.get("secrets") if isinstance(doc, dict) else None
-        if doc.get("format") != _FILE_FORMAT or not isinstance(secrets_, dict):
+        if not isinstance(secrets_, dict) or doc.get("format") != _FILE_FORMAT:
             raise SecretError(f"{self.path} decrypts but is not a botdesk secrets document")
         return {k: v for k, v in secrets_.items() if isinstance(k, str) and isinstance(v, str)}
 
@@ -428,7 +434,10 @@ class _FileStore:
         cipher = self._cipher(create=True)
         assert cipher is not None
         doc = {"format": _FILE_FORMAT, "version": 1, "secrets": dict(sorted(data.items()))}
-        write_private_file(self.path, cipher.encrypt(json.dumps(doc).encode("utf-8")))
+        try:
+            write_private_file(self.path, cipher.encrypt(json.dumps(doc).encode("utf-8")))
+        except OSError as exc:
+            raise SecretError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
     def get(self, name: str) -> str | None:
         return self.load().get(name)
