@@ -556,6 +556,8 @@ class SecretStore:
             raise SecretError(f"refusing to store an empty value for secret '{name}'")
         self._seen(value)
         self._backend.set(name, value)
+        for key in self._backend.key_material():  # a first set may have created the key
+            self._seen(key)
 
     def delete(self, name: str) -> None:
         validate_name(name)
