@@ -40,7 +40,7 @@ def capture() -> Iterator[Capture]:
 def test_exception_object_as_the_message(capture: Capture) -> None:
     stream = capture("console")
     logging.getLogger("lib").error(ConnectionError(f"lost {URL}"))
-    get_logger("app").error(ConnectionError(f"lost {URL}"))
+    get_logger("app").error(ConnectionError(f"lost {URL}"))  # type: ignore[arg-type]
     out = stream.getvalue()
     assert out.count("lost https://api.telegram.org/bot***/sendMessage") == 2
     assert TOKEN not in out

@@ -34,7 +34,7 @@ class MemoryKeyring(KeyringBackend):
     priority = 5  # type: ignore[assignment]
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.entries: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
@@ -104,8 +104,8 @@ def test_registered_os_keyring_is_used_when_auto(
     [
         PlaintextKeyring(),
         DeclaredInsecureKeyring(),
-        fail.Keyring(),
-        null.Keyring(),
+        fail.Keyring(),  # type: ignore[no-untyped-call]
+        null.Keyring(),  # type: ignore[no-untyped-call]
         LockedKeyring(),
     ],
     ids=["plaintext", "declared-insecure", "fail", "null", "locked"],
@@ -167,7 +167,9 @@ def test_existing_encrypted_file_stays_the_store_when_a_keyring_appears(
 def test_keyring_forced_but_unusable_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SecretError, match="keyring is unusable") as info:
         SecretStore.open(
-            tmp_path, env={"BOTDESK_SECRETS_BACKEND": "keyring"}, keyring_backend=fail.Keyring()
+            tmp_path,
+            env={"BOTDESK_SECRETS_BACKEND": "keyring"},
+            keyring_backend=fail.Keyring(),  # type: ignore[no-untyped-call]
         )
     assert "\n" not in str(info.value)
 

@@ -94,6 +94,9 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(
 class BrokenKeyring(KeyringBackend):
     priority = 5  # type: ignore[assignment]
 
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
     def get_password(self, service: str, username: str) -> str | None:
         return None
 
