@@ -1,0 +1,219 @@
+"""The read side of subscribers and their tags: count, page, stream, tag and untag.
+
+Every function selects through ``segments.audience_filter``, so "who a segment means" has one
+definition. Writes here touch only ``subscriber_tags``; consent (status) belongs to
+``botdesk.subscribers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botdesk.errors import NotFoundError, ValidationError
+from botdesk.segments import Segment, audience_filter, check_tag
+from botdesk.store.db import Database
+from botdesk.store.models import Subscriber, SubscriberTag
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+DEFAULT_STREAM_BATCH = 1000
+
+_subs = Subscriber.__table__
+_tags = SubscriberTag.__table__
+
+_VIEW_COLUMNS = (
+    _subs.c.id,
+    _subs.c.chat_id,
+    _subs.c.status,
+    _subs.c.source,
+    _subs.c.first_name,
+    _subs.c.username,
+    _subs.c.language,
+    _subs.c.joined_at,
+    _subs.c.last_seen_at,
+    _subs.c.left_at,
+)
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    """One subscriber as interfaces show it (no internal ids)."""
+
+    chat_id: int
+    status: str
+    source: str | None
+    first_name: str | None
+    username: str | None
+    language: str | None
+    tags: list[str] = field(default_factory=list)
+    joined_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    left_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO 8601 UTC strings."""
+        out = asdict(self)
+        for name, value in out.items():
+            if isinstance(value, datetime):
+                out[name] = value.isoformat()
+        return out
+
+
+async def count(db: Database, bot_id: int, segment: str | Segment | None, *, now: datetime) -> int:
+    """How many of the bot's subscribers the segment selects (active unless it says)."""
+    where = audience_filter(bot_id, segment, now=now)
+    async with db.read() as conn:
+        n = (await conn.execute(select(func.count()).select_from(_subs).where(where))).scalar()
+    return int(n or 0)
+
+
+async def page(
+    db: Database,
+    bot_id: int,
+    segment: str | Segment | None,
+    *,
+    now: datetime,
+    offset: int = 0,
+    limit: int = DEFAULT_PAGE_SIZE,
+) -> list[SubscriberView]:
+    """One page in a stable order (oldest subscriber row first)."""
+    if offset < 0:
+        raise ValidationError("offset must be 0 or more")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
+    where = audience_filter(bot_id, segment, now=now)
+    stmt = select(*_VIEW_COLUMNS).where(where).order_by(_subs.c.id).offset(offset).limit(limit)
+    async with db.read() as conn:
+        rows = (await conn.execute(stmt)).all()
+        return await _views(conn, rows)
+
+
+async def stream(
+    db: Database,
+    bot_id: int,
+    segment: str | Segment | None,
+    *,
+    now: datetime,
+    batch: int = DEFAULT_STREAM_BATCH,
+) -> AsyncIterator[SubscriberView]:
+    """Every selected subscriber, fetched ``batch`` rows at a time by id (keyset).
+
+    Each batch is its own short read transaction: a long export never pins an old
+    snapshot (which on SQLite would stop WAL checkpoints for the whole export).
+    """
+    if batch < 1:
+        raise ValidationError("batch must be 1 or more")
+    # Parse once, and fix ``now``, so every batch applies the very same filter.
+    where = audience_filter(bot_id, segment, now=now)
+    after = None
+    while True:
+        stmt = select(*_VIEW_COLUMNS).where(where)
+        if after is not None:
+            stmt = stmt.where(_subs.c.id > after)
+        stmt = stmt.order_by(_subs.c.id).limit(batch)
+        async with db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+            views = await _views(conn, rows)
+        for view in views:
+            yield view
+        if len(rows) < batch:
+            return
+        after = rows[-1].id
+
+
+async def _views(conn: AsyncConnection, rows: Sequence[Any]) -> list[SubscriberView]:
+    ids = [r.id for r in rows]
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        tag_rows = await conn.execute(
+            select(_tags.c.subscriber_id, _tags.c.tag)
+            .where(_tags.c.subscriber_id.in_(ids))
+            .order_by(_tags.c.subscriber_id, _tags.c.tag)
+        )
+        for sid, tag_ in tag_rows:
+            tags[sid].append(tag_)
+    return [
+        SubscriberView(
+            chat_id=r.chat_id,
+            status=r.status,
+            source=r.source,
+            first_name=r.first_name,
+            username=r.username,
+            language=r.language,
+            tags=tags[r.id],
+            joined_at=r.joined_at,
+            last_seen_at=r.last_seen_at,
+            left_at=r.left_at,
+        )
+        for r in rows
+    ]
+
+
+# -- tags -------------------------------------------------------------------------------
+
+
+def _insert_tags(db: Database, source: Any) -> Any:
+    """INSERT INTO subscriber_tags SELECT ..., skipping rows a concurrent writer just added."""
+    dialect = postgresql if db.dialect == "postgresql" else sqlite
+    return (
+        dialect.insert(_tags)
+        .from_select(["subscriber_id", "tag"], source)
+        .on_conflict_do_nothing(index_elements=["subscriber_id", "tag"])
+    )
+
+
+def _untagged(tag: str) -> Any:
+    return ~exists(
+        select(_tags.c.subscriber_id).where(_tags.c.subscriber_id == _subs.c.id, _tags.c.tag == tag)
+    ).correlate(_subs)
+
+
+async def _subscriber_id(conn: AsyncConnection, bot_id: int, chat_id: int) -> int:
+    sid = (
+        await conn.execute(
+            select(_subs.c.id).where(_subs.c.bot_id == bot_id, _subs.c.chat_id == chat_id)
+        )
+    ).scalar()
+    if sid is None:
+        raise NotFoundError(f"no subscriber with chat id {chat_id} for this bot")
+    return int(sid)
+
+
+async def tag(db: Database, bot_id: int, chat_id: int, tag: str) -> bool:
+    """Tag one subscriber (any status). True if the tag was new, False if already there."""
+    check_tag(tag)
+    async with db.write() as conn:
+        sid = await _subscriber_id(conn, bot_id, chat_id)
+        source = select(_subs.c.id, literal(tag)).where(_subs.c.id == sid, _untagged(tag))
+        result = await conn.execute(_insert_tags(db, source))
+    return bool(result.rowcount)
+
+
+async def untag(db: Database, bot_id: int, chat_id: int, tag: str) -> bool:
+    """Remove a tag from one subscriber. True if it had the tag."""
+    check_tag(tag)
+    async with db.write() as conn:
+        sid = await _subscriber_id(conn, bot_id, chat_id)
+        result = await conn.execute(
+            delete(SubscriberTag).where(_tags.c.subscriber_id == sid, _tags.c.tag == tag)
+        )
+    return bool(result.rowcount)
+
+
+async def tag_segment(
+    db: Database, bot_id: int, segment: str | Segment | None, tag: str, *, now: datetime
+) -> int:
+    """Tag everyone the segment selects, in one statement; returns how many got it new."""
+    check_tag(tag)
+    where = audience_filter(bot_id, segment, now=now)
+    source = select(_subs.c.id, literal(tag)).where(and_(where, _untagged(tag)))
+    async with db.write() as conn:
+        result = await conn.execute(_insert_tags(db, source))
+    return int(result.rowcount or 0)
