@@ -263,11 +263,16 @@ def _keyring_call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 class _KeyringStore:
-    """Secrets as keyring entries; keyring cannot list, so an index entry keeps the names."""
+    """Secrets as keyring entries; keyring cannot list, so an index entry keeps the names.
 
-    def __init__(self, backend: Any, service: str) -> None:
+    The index is read-modify-write, so writers take the home's lock file like the
+    encrypted file does; otherwise two concurrent ``set`` calls could drop a name.
+    """
+
+    def __init__(self, backend: Any, service: str, home: Path) -> None:
         self._kr = backend
         self._service = service
+        self._home = home
         cls = type(backend)
         self.info = BackendInfo(
             "keyring",
@@ -294,17 +299,19 @@ class _KeyringStore:
         return value if isinstance(value, str) else None
 
     def set(self, name: str, value: str) -> None:
-        _keyring_call("write", self._kr.set_password, self._service, name, value)
-        index = self._index()
-        if name not in index:
-            self._write_index([*index, name])
+        with _locked(self._home):
+            _keyring_call("write", self._kr.set_password, self._service, name, value)
+            index = self._index()
+            if name not in index:
+                self._write_index([*index, name])
 
     def delete(self, name: str) -> bool:
-        if self.get(name) is None:
-            return False
-        _keyring_call("delete", self._kr.delete_password, self._service, name)
-        self._write_index([n for n in self._index() if n != name])
-        return True
+        with _locked(self._home):
+            if self.get(name) is None:
+                return False
+            _keyring_call("delete", self._kr.delete_password, self._service, name)
+            self._write_index([n for n in self._index() if n != name])
+            return True
 
     def names(self) -> list[str]:
         return sorted(n for n in self._index() if self.get(n) is not None)
@@ -507,9 +514,9 @@ class SecretStore:
         if choice == "keyring":
             if keyring is None:
                 raise SecretError(f"{BACKEND_ENV}=keyring but the OS keyring is unusable: {reason}")
-            backend = _KeyringStore(keyring, service)
+            backend = _KeyringStore(keyring, service, home)
         elif choice == "auto" and keyring is not None and not (home / SECRETS_FILE).exists():
-            backend = _KeyringStore(keyring, service)
+            backend = _KeyringStore(keyring, service, home)
         else:
             notes: list[str] = []
             if keyring is None:

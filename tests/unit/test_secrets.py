@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,17 @@ def mode_of(path: Path) -> int:
 
 
 @pytest.fixture
+def eager_thread_switching() -> Iterator[None]:
+    """Switch threads as often as possible so a missing lock shows up as lost writes."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+@pytest.fixture
 def registered_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
@@ -95,8 +107,9 @@ def test_registered_os_keyring_is_used_when_auto(
     assert registered_keyring.entries[("botdesk", "bots.shop.token")] == TOKEN
     assert store.get("bots.shop.token") == TOKEN
     assert store.names() == ["bots.shop.token"]
-    # nothing lands on disk when the keyring holds the secrets
-    assert list(tmp_path.iterdir()) == []
+    # no secret material lands on disk when the keyring holds the secrets
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.lock"]
+    assert (tmp_path / "secrets.lock").stat().st_size == 0
 
 
 @pytest.mark.parametrize(
@@ -175,6 +188,24 @@ def test_keyring_forced_but_unusable_is_one_clear_error(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------- keyring backend
+
+
+def test_concurrent_keyring_writers_keep_every_name(
+    tmp_path: Path, eager_thread_switching: None
+) -> None:
+    kr = MemoryKeyring()
+    stores = [SecretStore.open(tmp_path, env={}, keyring_backend=kr) for _ in range(4)]
+
+    def writer(n: int) -> None:
+        for i in range(10):
+            stores[n].set(f"k{n}.s{i}", f"keyring-value-{n}-{i}")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(stores[0].names()) == 40
 
 
 def test_keyring_delete_and_missing(tmp_path: Path) -> None:
@@ -276,7 +307,7 @@ def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         open_file_store(tmp_path)
 
 
-def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+def test_concurrent_writers_lose_nothing(tmp_path: Path, eager_thread_switching: None) -> None:
     open_file_store(tmp_path).set("seed", "seed-value")
     errors: list[BaseException] = []
 
