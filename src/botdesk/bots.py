@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -68,8 +68,8 @@ def check_name(name: str) -> str:
     return name
 
 
-def _record(row: Bot | object) -> BotRecord:
-    m = row._mapping  # type: ignore[attr-defined]
+def _record(row: Any) -> BotRecord:
+    m = row._mapping
     return BotRecord(
         id=m["id"],
         name=m["name"],

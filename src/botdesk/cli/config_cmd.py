@@ -16,7 +16,8 @@ _SECRET_KEYS = ("token", "api_key", "password", "secret", "key")
 
 def _mask(obj: Any, key: str = "") -> Any:
     if isinstance(obj, dict):
-        return {k: _mask(v, k) for k, v in obj.items()}
+        # TOML has no null: unset optional values are left out of the display
+        return {k: _mask(v, k) for k, v in obj.items() if v is not None}
     if isinstance(obj, list):
         return [_mask(v, key) for v in obj]
     if isinstance(obj, str) and obj and not obj.startswith("secret:"):

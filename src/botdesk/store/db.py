@@ -219,8 +219,12 @@ class Database:
 
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (idempotent)."""
+        import logging
+
         from alembic import command
 
+        # Alembic narrates every plugin at INFO; botdesk reports the outcome itself.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         cfg = self._alembic_config()
 
         def run(sync_conn: Any) -> None:

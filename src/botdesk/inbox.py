@@ -1,0 +1,236 @@
+"""Conversations between a bot and each chat, and the human handoff flag.
+
+Every inbound text and every outbound message of a bot is stored in the conversation of
+that chat. A conversation marked ``needs_human`` keeps the assistant silent until an
+operator releases it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botdesk.errors import NotFoundError
+from botdesk.store.db import Database
+from botdesk.store.models import Bot, Conversation, Message, Subscriber
+
+
+@dataclass(frozen=True)
+class MessageView:
+    direction: str
+    author: str
+    text: str
+    at: datetime
+    telegram_message_id: int | None
+    meta: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "direction": self.direction,
+            "author": self.author,
+            "text": self.text,
+            "at": self.at.isoformat(),
+            "telegram_message_id": self.telegram_message_id,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    bot: str
+    chat_id: int
+    name: str | None
+    needs_human: bool
+    handoff_reason: str | None
+    messages: int
+    last_message_at: datetime
+    last_text: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bot": self.bot,
+            "chat_id": self.chat_id,
+            "name": self.name,
+            "needs_human": self.needs_human,
+            "handoff_reason": self.handoff_reason,
+            "messages": self.messages,
+            "last_message_at": self.last_message_at.isoformat(),
+            "last_text": self.last_text,
+        }
+
+
+async def conversation_id(
+    conn: AsyncConnection, *, bot_id: int, chat_id: int, now: datetime
+) -> tuple[int, bool]:
+    """(id, needs_human) of the chat's conversation, created on first use."""
+    row = (
+        await conn.execute(
+            select(Conversation.id, Conversation.needs_human).where(
+                Conversation.bot_id == bot_id, Conversation.chat_id == chat_id
+            )
+        )
+    ).first()
+    if row:
+        return row[0], bool(row[1])
+    new_id = (
+        await conn.execute(
+            insert(Conversation)
+            .values(bot_id=bot_id, chat_id=chat_id, needs_human=False, last_message_at=now)
+            .returning(Conversation.id)
+        )
+    ).scalar_one()
+    return new_id, False
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    bot_id: int,
+    chat_id: int,
+    direction: str,
+    author: str,
+    text: str,
+    now: datetime,
+    telegram_message_id: int | None = None,
+    update_id: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> bool:
+    """Append a message; returns whether the conversation currently needs a human."""
+    conv, needs_human = await conversation_id(conn, bot_id=bot_id, chat_id=chat_id, now=now)
+    await conn.execute(
+        insert(Message).values(
+            conversation_id=conv,
+            direction=direction,
+            author=author,
+            text=text,
+            telegram_message_id=telegram_message_id,
+            update_id=update_id,
+            meta=meta,
+            at=now,
+        )
+    )
+    await conn.execute(
+        update(Conversation).where(Conversation.id == conv).values(last_message_at=now)
+    )
+    return needs_human
+
+
+async def set_needs_human(
+    conn: AsyncConnection, *, bot_id: int, chat_id: int, reason: str | None, now: datetime
+) -> None:
+    conv, _ = await conversation_id(conn, bot_id=bot_id, chat_id=chat_id, now=now)
+    await conn.execute(
+        update(Conversation)
+        .where(Conversation.id == conv)
+        .values(needs_human=reason is not None, handoff_reason=reason)
+    )
+
+
+async def history(
+    conn: AsyncConnection, *, bot_id: int, chat_id: int, limit: int = 20
+) -> list[MessageView]:
+    """The last ``limit`` messages, oldest first."""
+    rows = (
+        await conn.execute(
+            select(
+                Message.direction,
+                Message.author,
+                Message.text,
+                Message.at,
+                Message.telegram_message_id,
+                Message.meta,
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.bot_id == bot_id, Conversation.chat_id == chat_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [MessageView(*r) for r in reversed(rows)]
+
+
+async def _bot_id(conn: AsyncConnection, name: str) -> int:
+    bot_id = (await conn.execute(select(Bot.id).where(Bot.name == name))).scalar()
+    if bot_id is None:
+        raise NotFoundError(f"no bot named '{name}' (see `botdesk bot list`)")
+    return int(bot_id)
+
+
+async def list_conversations(
+    db: Database, *, bot: str | None = None, needs_human: bool = False, limit: int = 100
+) -> list[ConversationView]:
+    async with db.read() as conn:
+        count = (
+            select(func.count())
+            .where(Message.conversation_id == Conversation.id)
+            .correlate(Conversation)
+            .scalar_subquery()
+        )
+        last_text = (
+            select(Message.text)
+            .where(Message.conversation_id == Conversation.id)
+            .order_by(Message.id.desc())
+            .limit(1)
+            .correlate(Conversation)
+            .scalar_subquery()
+        )
+        q = (
+            select(
+                Bot.name,
+                Conversation.chat_id,
+                Subscriber.first_name,
+                Conversation.needs_human,
+                Conversation.handoff_reason,
+                count,
+                Conversation.last_message_at,
+                last_text,
+            )
+            .join(Bot, Bot.id == Conversation.bot_id)
+            .outerjoin(
+                Subscriber,
+                (Subscriber.bot_id == Conversation.bot_id)
+                & (Subscriber.chat_id == Conversation.chat_id),
+            )
+            .order_by(Conversation.last_message_at.desc())
+            .limit(limit)
+        )
+        if bot is not None:
+            q = q.where(Conversation.bot_id == await _bot_id(conn, bot))
+        if needs_human:
+            q = q.where(Conversation.needs_human.is_(True))
+        rows = (await conn.execute(q)).all()
+    return [ConversationView(*r) for r in rows]
+
+
+async def show(db: Database, *, bot: str, chat_id: int, limit: int = 50) -> list[MessageView]:
+    async with db.read() as conn:
+        bot_id = await _bot_id(conn, bot)
+        exists = (
+            await conn.execute(
+                select(Conversation.id).where(
+                    Conversation.bot_id == bot_id, Conversation.chat_id == chat_id
+                )
+            )
+        ).first()
+        if not exists:
+            raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+        return await history(conn, bot_id=bot_id, chat_id=chat_id, limit=limit)
+
+
+async def release(db: Database, *, bot: str, chat_id: int) -> None:
+    """Hand the conversation back to the assistant."""
+    from botdesk.store.models import utcnow
+
+    async with db.write() as conn:
+        bot_id = await _bot_id(conn, bot)
+        res = await conn.execute(
+            update(Conversation)
+            .where(Conversation.bot_id == bot_id, Conversation.chat_id == chat_id)
+            .values(needs_human=False, handoff_reason=None, last_message_at=utcnow())
+        )
+        if not res.rowcount:
+            raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")

@@ -1,0 +1,44 @@
+"""Builds a ``Runtime`` with the pieces configured for this home: assistant and workers.
+
+Kept apart from ``service.py`` so the runtime itself does not depend on which assistant or
+delivery engine is plugged in; `serve`, `demo` and tests assemble the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from botdesk.app import App
+from botdesk.runtime.ports import AssistantPort
+from botdesk.runtime.service import BotWorker, Runtime
+
+
+async def build_port(app: App) -> AssistantPort | None:
+    """The assistant configured for this home, or None for the plain auto-reply."""
+    return None
+
+
+def build_workers(app: App) -> list[BotWorker]:
+    return []
+
+
+async def build_runtime(
+    app: App,
+    *,
+    bot_names: Sequence[str] = (),
+    webhook_base: str | None = None,
+    listen: str | None = None,
+    metrics_listen: str | None = None,
+    delivery: bool = True,
+    poll_timeout: int = 20,
+) -> Runtime:
+    return Runtime(
+        app,
+        bot_names=bot_names,
+        webhook_base=webhook_base,
+        listen=listen,
+        metrics_listen=metrics_listen,
+        port=await build_port(app),
+        bot_workers=build_workers(app) if delivery else [],
+        poll_timeout=poll_timeout,
+    )

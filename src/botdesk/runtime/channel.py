@@ -1,0 +1,145 @@
+"""One bot's outbound channel: its aiogram ``Bot``, its rate limiter, and replies.
+
+Campaign sends and conversational replies of a bot share the same ``BotRateLimiter`` (replies
+go first). A reply is recorded in the conversation once Telegram confirms it; a reply that
+cannot be confirmed is logged, never resent (at most once, like campaigns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+
+from botdesk import inbox, subscribers
+from botdesk.bots import BotRecord
+from botdesk.clock import Clock
+from botdesk.config import BotOptions
+from botdesk.delivery.ratelimit import BotRateLimiter, Priority
+from botdesk.log import get_logger
+from botdesk.runtime.metrics import Metrics
+from botdesk.store.db import Database
+from botdesk.telegram.gateway import Outcome, OutgoingMessage, SendResult, send
+
+log = get_logger(__name__)
+
+MAX_REPLY_ATTEMPTS = 4
+UNREACHABLE = {
+    Outcome.BLOCKED: "blocked",
+    Outcome.DEACTIVATED: "deactivated",
+    Outcome.CHAT_GONE: "gone",
+    Outcome.NOT_STARTED: "gone",
+}
+
+
+@dataclass
+class ReplyStats:
+    sent: int = 0
+    failed: int = 0
+
+
+class BotChannel:
+    def __init__(
+        self,
+        *,
+        record: BotRecord,
+        bot: Bot,
+        limiter: BotRateLimiter,
+        options: BotOptions,
+        db: Database,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self.record = record
+        self.bot = bot
+        self.limiter = limiter
+        self.options = options
+        self.db = db
+        self.clock = clock
+        self.metrics = metrics
+        self.stats = ReplyStats()
+        self._rng = random.Random()
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    async def send_reply(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        author: str = "bot",
+        meta: dict[str, Any] | None = None,
+        is_group: bool = False,
+        parse_mode: str | None = None,
+    ) -> SendResult:
+        """Send through the limiter with reply priority; record it in the conversation."""
+        msg = OutgoingMessage(chat_id=chat_id, text=text, parse_mode=parse_mode)
+        result = SendResult(outcome=Outcome.CONNECT_FAILED)
+        for attempt in range(1, MAX_REPLY_ATTEMPTS + 1):
+            await self.limiter.acquire(chat_id, is_group=is_group, priority=Priority.REPLY)
+            result = await send(self.bot, msg)
+            if result.outcome is Outcome.RETRY_AFTER:
+                self.limiter.on_rate_limited(result.retry_after or 1.0)
+                continue
+            if result.outcome in (Outcome.CONNECT_FAILED, Outcome.SERVER_ERROR):
+                await self.clock.sleep(min(8.0, 0.25 * 2**attempt) * self._rng.random())
+                continue
+            break
+        self.metrics.replies.labels(self.name, result.outcome.value).inc()
+        now = self.clock.now()
+        if result.outcome is Outcome.SENT:
+            self.stats.sent += 1
+            async with self.db.write() as conn:
+                await inbox.record(
+                    conn,
+                    bot_id=self.record.id,
+                    chat_id=chat_id,
+                    direction="out",
+                    author=author,
+                    text=text,
+                    telegram_message_id=result.message_id,
+                    meta=meta,
+                    now=now,
+                )
+            return result
+        self.stats.failed += 1
+        status = UNREACHABLE.get(result.outcome)
+        if status is not None:
+            async with self.db.write() as conn:
+                await subscribers.mark_unreachable(
+                    conn,
+                    bot_id=self.record.id,
+                    chat_id=chat_id,
+                    status=status,  # type: ignore[arg-type]
+                    reason=result.description or result.outcome.value,
+                    now=now,
+                )
+        log.warning(
+            "reply not delivered",
+            bot=self.name,
+            chat_id=chat_id,
+            outcome=result.outcome.value,
+            description=result.description,
+        )
+        return result
+
+    async def typing(self, chat_id: int) -> None:
+        """Best effort "typing…" indicator; failures only matter to the log."""
+        try:
+            await asyncio.wait_for(self.bot.send_chat_action(chat_id, "typing"), timeout=5)
+        except Exception as exc:  # an indicator must never break the conversation
+            log.debug("typing indicator failed", bot=self.name, error=str(exc))
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        try:
+            await asyncio.wait_for(self.bot.answer_callback_query(callback_id, text=text), 5)
+        except Exception as exc:
+            log.debug("answerCallbackQuery failed", bot=self.name, error=str(exc))
+
+    async def aclose(self) -> None:
+        await self.bot.session.close()

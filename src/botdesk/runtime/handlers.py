@@ -1,0 +1,282 @@
+"""aiogram routers wired to the services.
+
+Handlers run inside the database transaction that also marks their update as processed
+(``updates.UpdateProcessor``), so they only write to the database and queue *effects*
+(replies, assistant questions); effects run after the commit, outside the write lock.
+Each handler receives ``conn`` (the open connection), ``fx`` (the effects list) and ``ctx``
+(the bot's context) from ``Dispatcher.feed_update``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Chat, ChatMemberUpdated, Message, User
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botdesk import inbox, subscribers
+from botdesk.config import BotOptions
+from botdesk.runtime.ports import Inbound
+
+HELP_TEXT = "Send me a message and we will answer. /stop unsubscribes, /start subscribes again."
+
+
+@dataclass(frozen=True)
+class BotContext:
+    bot_id: int
+    name: str
+    options: BotOptions
+    now: datetime
+
+
+@dataclass(frozen=True)
+class SendEffect:
+    chat_id: int
+    text: str
+    author: str = "bot"
+    is_group: bool = False
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AskEffect:
+    inbound: Inbound
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class CallbackEffect:
+    callback_id: str
+
+
+@dataclass
+class Effects:
+    items: list[SendEffect | AskEffect | CallbackEffect] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, change: str) -> None:
+        if change != "none":
+            self.changes[change] = self.changes.get(change, 0) + 1
+
+
+def person(chat: Chat, user: User | None) -> subscribers.Person:
+    is_group = chat.type in ("group", "supergroup")
+    if is_group:
+        return subscribers.Person(chat_id=chat.id, first_name=chat.title, is_group=True)
+    return subscribers.Person(
+        chat_id=chat.id,
+        first_name=user.first_name if user else chat.first_name,
+        username=user.username if user else chat.username,
+        language=user.language_code if user else None,
+    )
+
+
+class _Safe(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def personal(text: str, p: subscribers.Person) -> str:
+    """Fill {first_name}/{username} in configured texts; unknown names become empty."""
+    try:
+        return text.format_map(_Safe(first_name=p.first_name or "", username=p.username or ""))
+    except (ValueError, IndexError):  # a stray brace in an operator's text: send it as written
+        return text
+
+
+def build_router() -> Router:
+    router = Router(name="botdesk")
+
+    @router.message(CommandStart())
+    async def on_start(
+        message: Message,
+        command: CommandObject,
+        conn: AsyncConnection,
+        fx: Effects,
+        ctx: BotContext,
+        event_update: Any,
+    ) -> None:
+        p = person(message.chat, message.from_user)
+        change = await subscribers.start(
+            conn,
+            bot_id=ctx.bot_id,
+            person=p,
+            payload=command.args,
+            update_id=event_update.update_id,
+            now=ctx.now,
+        )
+        fx.count(change)
+        await inbox.record(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=p.chat_id,
+            direction="in",
+            author="user",
+            text=message.text or "/start",
+            telegram_message_id=message.message_id,
+            update_id=event_update.update_id,
+            now=ctx.now,
+        )
+        fx.items.append(
+            SendEffect(p.chat_id, personal(ctx.options.welcome_text, p), is_group=p.is_group)
+        )
+
+    @router.message(Command("stop", "unsubscribe"))
+    async def on_stop(
+        message: Message, conn: AsyncConnection, fx: Effects, ctx: BotContext, event_update: Any
+    ) -> None:
+        p = person(message.chat, message.from_user)
+        change = await subscribers.stop(
+            conn, bot_id=ctx.bot_id, person=p, update_id=event_update.update_id, now=ctx.now
+        )
+        fx.count(change)
+        await inbox.record(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=p.chat_id,
+            direction="in",
+            author="user",
+            text=message.text or "/stop",
+            telegram_message_id=message.message_id,
+            update_id=event_update.update_id,
+            now=ctx.now,
+        )
+        if change != "none":
+            fx.items.append(SendEffect(p.chat_id, personal(ctx.options.stop_text, p)))
+
+    @router.message(Command("help"))
+    async def on_help(message: Message, fx: Effects) -> None:
+        fx.items.append(SendEffect(message.chat.id, HELP_TEXT))
+
+    @router.message(F.text)
+    async def on_text(
+        message: Message, conn: AsyncConnection, fx: Effects, ctx: BotContext, event_update: Any
+    ) -> None:
+        p = person(message.chat, message.from_user)
+        text = message.text or ""
+        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
+        needs_human = await inbox.record(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=p.chat_id,
+            direction="in",
+            author="user",
+            text=text,
+            telegram_message_id=message.message_id,
+            update_id=event_update.update_id,
+            now=ctx.now,
+        )
+        fx.count("message")
+        if text.startswith("/") or needs_human or p.is_group:
+            # Unknown commands are kept but not answered; a human has this conversation;
+            # in groups the bot speaks only when spoken to with a command.
+            return
+        fx.items.append(
+            AskEffect(
+                Inbound(
+                    bot_id=ctx.bot_id,
+                    bot=ctx.name,
+                    chat_id=p.chat_id,
+                    text=text,
+                    language=p.language,
+                    first_name=p.first_name,
+                    update_id=event_update.update_id,
+                    message_id=message.message_id,
+                )
+            )
+        )
+
+    @router.message()
+    async def on_other(
+        message: Message, conn: AsyncConnection, ctx: BotContext, event_update: Any
+    ) -> None:
+        p = person(message.chat, message.from_user)
+        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
+        kind = message.content_type
+        await inbox.record(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=p.chat_id,
+            direction="in",
+            author="user",
+            text=message.caption or f"[{kind}]",
+            telegram_message_id=message.message_id,
+            update_id=event_update.update_id,
+            meta={"content_type": str(kind)},
+            now=ctx.now,
+        )
+
+    @router.edited_message()
+    async def on_edit(
+        message: Message, conn: AsyncConnection, ctx: BotContext, event_update: Any
+    ) -> None:
+        p = person(message.chat, message.from_user)
+        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
+        await inbox.record(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=p.chat_id,
+            direction="in",
+            author="user",
+            text=message.text or message.caption or "",
+            telegram_message_id=message.message_id,
+            update_id=event_update.update_id,
+            meta={"edited": True},
+            now=ctx.now,
+        )
+
+    @router.callback_query()
+    async def on_callback(
+        query: CallbackQuery,
+        conn: AsyncConnection,
+        fx: Effects,
+        ctx: BotContext,
+        event_update: Any,
+    ) -> None:
+        chat = query.message.chat if query.message else None
+        chat_id = chat.id if chat else query.from_user.id
+        p = subscribers.Person(
+            chat_id=chat_id,
+            first_name=query.from_user.first_name,
+            username=query.from_user.username,
+            language=query.from_user.language_code,
+        )
+        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
+        await inbox.record(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=chat_id,
+            direction="in",
+            author="user",
+            text=f"[button] {query.data or ''}",
+            update_id=event_update.update_id,
+            meta={"callback_data": query.data},
+            now=ctx.now,
+        )
+        fx.items.append(CallbackEffect(query.id))
+
+    @router.my_chat_member()
+    async def on_member(
+        event: ChatMemberUpdated,
+        conn: AsyncConnection,
+        fx: Effects,
+        ctx: BotContext,
+        event_update: Any,
+    ) -> None:
+        p = person(event.chat, event.from_user)
+        status = event.new_chat_member.status
+        change = await subscribers.member_status(
+            conn,
+            bot_id=ctx.bot_id,
+            person=p,
+            new_status=str(getattr(status, "value", status)),
+            update_id=event_update.update_id,
+            now=ctx.now,
+        )
+        fx.count(change)
+
+    return router

@@ -1,0 +1,57 @@
+"""The assistant port: what the runtime asks when a subscriber writes to a bot.
+
+The runtime owns idempotency (an update is handled once), silence while a human has the
+conversation, "typing", rate limiting and sending; an ``AssistantPort`` only decides what to
+say. ``AutoReply`` answers with the bot's configured text; the AI assistant plugs in here
+without touching the handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botdesk.inbox import MessageView
+
+
+@dataclass(frozen=True)
+class Inbound:
+    bot_id: int
+    bot: str
+    chat_id: int
+    text: str
+    language: str | None
+    first_name: str | None
+    update_id: int | None
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    author: str = "bot"  # bot | assistant
+    # Set when the conversation must go to a human; the AI stays silent until released.
+    handoff_reason: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AssistantPort(Protocol):
+    async def reply(self, msg: Inbound, history: Sequence[MessageView]) -> Reply | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AutoReply:
+    """Answers every message with the bot's configured auto-reply text."""
+
+    def __init__(self, texts: Mapping[str, str], default: str) -> None:
+        self._texts = dict(texts)
+        self._default = default
+
+    async def reply(self, msg: Inbound, history: Sequence[MessageView]) -> Reply | None:
+        text = self._texts.get(msg.bot, self._default)
+        return Reply(text=text, author="bot", meta={"kind": "auto_reply"}) if text else None
+
+    async def aclose(self) -> None:
+        return None

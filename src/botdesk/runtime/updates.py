@@ -1,0 +1,200 @@
+"""Exactly-once handling of inbound updates, for polling and webhooks alike.
+
+A batch of updates is handled in ONE write transaction that also records the processed
+update ids (and, when polling, the next offset). A crash before the commit loses nothing
+(Telegram redelivers: the offset was not advanced); a redelivered update after the commit is
+found in ``processed_updates`` and skipped. Each update runs under a savepoint, so one that
+makes a handler fail is recorded as processed (and counted) instead of blocking the bot.
+
+Effects (replies, assistant questions) run after the commit: at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiogram import Dispatcher
+from aiogram.types import Update
+from sqlalchemy import delete, insert, select, update
+
+from botdesk import inbox
+from botdesk.log import get_logger
+from botdesk.runtime.channel import BotChannel
+from botdesk.runtime.handlers import AskEffect, BotContext, CallbackEffect, Effects, SendEffect
+from botdesk.runtime.ports import AssistantPort
+from botdesk.store.models import Bot, ProcessedUpdate
+
+log = get_logger(__name__)
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# Processed ids older than this many ids below the newest are pruned: Telegram never
+# redelivers an update that far back once the offset has moved past it.
+PRUNE_KEEP = 100_000
+
+
+def update_type(u: Update) -> str:
+    for name in ("message", "edited_message", "callback_query", "my_chat_member"):
+        if getattr(u, name, None) is not None:
+            return name
+    return "other"
+
+
+class UpdateProcessor:
+    def __init__(
+        self,
+        *,
+        channel: BotChannel,
+        dispatcher: Dispatcher,
+        port: AssistantPort,
+        max_concurrent_effects: int = 64,
+    ) -> None:
+        self.channel = channel
+        self.dp = dispatcher
+        self.port = port
+        self.handled = 0
+        self.duplicates = 0
+        self.errors = 0
+        self._effects: set[asyncio.Task[None]] = set()
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._sem = asyncio.Semaphore(max_concurrent_effects)
+
+    async def process(self, updates: Sequence[Update], *, advance_offset: bool) -> int:
+        """Handle a batch once; returns how many were new. Raises only on database failure."""
+        if not updates:
+            return 0
+        ch = self.channel
+        started = time.perf_counter()
+        ids = [u.update_id for u in updates]
+        fx = Effects()
+        ctx = BotContext(bot_id=ch.record.id, name=ch.name, options=ch.options, now=ch.clock.now())
+        new = 0
+        async with ch.db.write() as conn:
+            seen = set(
+                (
+                    await conn.execute(
+                        select(ProcessedUpdate.update_id).where(
+                            ProcessedUpdate.bot_id == ch.record.id,
+                            ProcessedUpdate.update_id.in_(ids),
+                        )
+                    )
+                ).scalars()
+            )
+            fresh: list[int] = []
+            for u in updates:
+                if u.update_id in seen or u.update_id in fresh:
+                    self.duplicates += 1
+                    ch.metrics.duplicates.labels(ch.name).inc()
+                    continue
+                fresh.append(u.update_id)
+                try:
+                    async with conn.begin_nested():
+                        await self.dp.feed_update(ch.bot, u, conn=conn, fx=fx, ctx=ctx)
+                except Exception as exc:
+                    self.errors += 1
+                    ch.metrics.errors.labels(ch.name, "handler").inc()
+                    log.error(
+                        "update handler failed; update skipped",
+                        bot=ch.name,
+                        update_id=u.update_id,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                ch.metrics.updates.labels(ch.name, update_type(u)).inc()
+            if fresh:
+                await conn.execute(
+                    insert(ProcessedUpdate),
+                    [{"bot_id": ch.record.id, "update_id": i, "at": ctx.now} for i in fresh],
+                )
+                new = len(fresh)
+            if advance_offset:
+                top = max(ids)
+                await conn.execute(
+                    update(Bot).where(Bot.id == ch.record.id).values(update_offset=top + 1)
+                )
+                if top % 1000 < len(ids):  # now and then, keep the table small
+                    await conn.execute(
+                        delete(ProcessedUpdate).where(
+                            ProcessedUpdate.bot_id == ch.record.id,
+                            ProcessedUpdate.update_id < top - PRUNE_KEEP,
+                        )
+                    )
+        self.handled += new
+        if new:
+            ch.metrics.handler_seconds.labels(ch.name).observe(
+                (time.perf_counter() - started) / new
+            )
+        for item in fx.items:
+            self._spawn(item)
+        return new
+
+    def _spawn(self, item: SendEffect | AskEffect | CallbackEffect) -> None:
+        task = asyncio.create_task(self._run_effect(item))
+        self._effects.add(task)
+        task.add_done_callback(self._effects.discard)
+
+    async def _run_effect(self, item: SendEffect | AskEffect | CallbackEffect) -> None:
+        ch = self.channel
+        try:
+            async with self._sem:
+                if isinstance(item, CallbackEffect):
+                    await ch.answer_callback(item.callback_id)
+                    return
+                # One chat's effects run in order: the welcome before the answer to the
+                # first question, and never two assistant calls racing in one chat.
+                lock = self._chat_locks.setdefault(
+                    item.chat_id if isinstance(item, SendEffect) else item.inbound.chat_id,
+                    asyncio.Lock(),
+                )
+                async with lock:
+                    if isinstance(item, SendEffect):
+                        await ch.send_reply(
+                            item.chat_id,
+                            item.text,
+                            author=item.author,
+                            meta=item.meta,
+                            is_group=item.is_group,
+                        )
+                    else:
+                        await self._ask(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            ch.metrics.errors.labels(ch.name, "effect").inc()
+            log.error("reply failed", bot=ch.name, error=f"{type(exc).__name__}: {exc}")
+
+    async def _ask(self, item: AskEffect) -> None:
+        ch = self.channel
+        msg = item.inbound
+        async with ch.db.read() as conn:
+            hist = await inbox.history(conn, bot_id=msg.bot_id, chat_id=msg.chat_id, limit=20)
+        if hist and hist[-1].direction == "in" and hist[-1].author == "user":
+            hist = hist[:-1]  # the question itself is passed separately
+        typing = asyncio.create_task(ch.typing(msg.chat_id))
+        try:
+            reply = await self.port.reply(msg, hist)
+        finally:
+            typing.cancel()
+        if reply is None:
+            return
+        if reply.handoff_reason is not None:
+            async with ch.db.write() as conn:
+                await inbox.set_needs_human(
+                    conn,
+                    bot_id=msg.bot_id,
+                    chat_id=msg.chat_id,
+                    reason=reply.handoff_reason,
+                    now=ch.clock.now(),
+                )
+        await ch.send_reply(msg.chat_id, reply.text, author=reply.author, meta=dict(reply.meta))
+
+    async def drain(self, grace: float) -> None:
+        """Let queued replies finish (graceful shutdown), then cancel what is left."""
+        pending = set(self._effects)
+        if pending:
+            _done, left = await asyncio.wait(pending, timeout=grace)
+            for t in left:
+                t.cancel()
+            if left:
+                await asyncio.gather(*left, return_exceptions=True)
