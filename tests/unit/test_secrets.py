@@ -145,6 +145,20 @@ def test_plaintext_keyring_registered_globally_is_refused(tmp_path: Path) -> Non
     assert "plaintext" in " ".join(store.backend.notes).lower()
 
 
+def test_chained_keyring_skips_its_plaintext_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyring.backends.chainer import ChainerBackend
+
+    plaintext, good = PlaintextKeyring(), MemoryKeyring()
+    # The chain's members normally come from installed plugins; pin them for the test.
+    monkeypatch.setattr(ChainerBackend, "backends", [plaintext, good])
+    store = SecretStore.open(tmp_path, env={}, keyring_backend=ChainerBackend())
+    assert store.backend.name == "keyring" and "MemoryKeyring" in store.backend.protection
+    store.set("a.token", TOKEN)
+    assert plaintext.entries == {} and ("botdesk", "a.token") in good.entries
+
+
 def test_keyring_off_env_disables_the_keyring(
     tmp_path: Path, registered_keyring: MemoryKeyring
 ) -> None:
