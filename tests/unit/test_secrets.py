@@ -153,7 +153,7 @@ def test_chained_keyring_skips_its_plaintext_member(
     plaintext, good = PlaintextKeyring(), MemoryKeyring()
     # The chain's members normally come from installed plugins; pin them for the test.
     monkeypatch.setattr(ChainerBackend, "backends", [plaintext, good])
-    store = SecretStore.open(tmp_path, env={}, keyring_backend=ChainerBackend())
+    store = SecretStore.open(tmp_path, env={}, keyring_backend=ChainerBackend())  # type: ignore[no-untyped-call]
     assert store.backend.name == "keyring" and "MemoryKeyring" in store.backend.protection
     store.set("a.token", TOKEN)
     assert plaintext.entries == {} and ("botdesk", "a.token") in good.entries
