@@ -35,7 +35,9 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x40\x00\x00\x00\x20" + b
 
 
 def keyboard(data: str = "buy") -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="Buy", callback_data=data)]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="Buy", callback_data=data)]]
+    )
 
 
 async def test_get_me_log_out_close(tg: Bot, shop: BotInfo) -> None:
@@ -75,7 +77,9 @@ async def test_send_message_html_records_and_increasing_ids(
 
 
 async def test_markdown_modes(tg: Bot, user: Any) -> None:
-    v2 = await tg.send_message(user.id, "*bold* _it_ \\. [link](https://ex.org)", parse_mode="MarkdownV2")
+    v2 = await tg.send_message(
+        user.id, "*bold* _it_ \\. [link](https://ex.org)", parse_mode="MarkdownV2"
+    )
     assert v2.text == "bold it . link"
     assert [e.type for e in v2.entities or []] == ["bold", "italic", "text_link"]
     v1 = await tg.send_message(user.id, "*bold* `code`", parse_mode="Markdown")
@@ -85,11 +89,27 @@ async def test_markdown_modes(tg: Bot, user: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "mode", "description"),
     [
-        ("<foo>x</foo>", "HTML", 'can\'t parse entities: Unsupported start tag "foo" at byte offset 0'),
-        ("<b>x", "HTML", "can't parse entities: Can't find end tag corresponding to start tag \"b\""),
+        (
+            "<foo>x</foo>",
+            "HTML",
+            'can\'t parse entities: Unsupported start tag "foo" at byte offset 0',
+        ),
+        (
+            "<b>x",
+            "HTML",
+            "can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+        ),
         ("a.b", "MarkdownV2", "can't parse entities: Character '.' is reserved"),
-        ("*x", "MarkdownV2", "can't parse entities: Can't find end of Bold entity at byte offset 0"),
-        ("_x", "Markdown", "can't parse entities: Can't find end of the entity starting at byte offset 0"),
+        (
+            "*x",
+            "MarkdownV2",
+            "can't parse entities: Can't find end of Bold entity at byte offset 0",
+        ),
+        (
+            "_x",
+            "Markdown",
+            "can't parse entities: Can't find end of the entity starting at byte offset 0",
+        ),
         ("x", "Nope", "unsupported parse_mode"),
         ("   ", None, "message text is empty"),
         ("<b></b>", "HTML", "message text is empty"),
@@ -144,7 +164,11 @@ async def test_user_states_answer_like_telegram(sandbox: Sandbox, tg: Bot) -> No
         (blocked.id, TelegramForbiddenError, "Forbidden: bot was blocked by the user"),
         (deactivated.id, TelegramForbiddenError, "Forbidden: user is deactivated"),
         (deleted.id, TelegramBadRequest, "Bad Request: chat not found"),
-        (stranger.id, TelegramForbiddenError, "Forbidden: bot can't initiate conversation with a user"),
+        (
+            stranger.id,
+            TelegramForbiddenError,
+            "Forbidden: bot can't initiate conversation with a user",
+        ),
         (424242, TelegramBadRequest, "Bad Request: chat not found"),
     ]
     for chat_id, kind, description in cases:
@@ -171,7 +195,9 @@ async def test_unauthorized_and_not_found(sandbox: Sandbox, tg: Bot, shop: BotIn
         await tg.get_me()
 
 
-async def test_raw_http_json_get_and_case_insensitive(sandbox: Sandbox, shop: BotInfo, user: Any) -> None:
+async def test_raw_http_json_get_and_case_insensitive(
+    sandbox: Sandbox, shop: BotInfo, user: Any
+) -> None:
     base = f"{sandbox.base_url}/bot{shop.token}"
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/SENDMESSAGE", json={"chat_id": user.id, "text": "j"}) as r:
@@ -208,7 +234,9 @@ async def test_photo_document_and_file_id_reuse(sandbox: Sandbox, tg: Bot, user:
 
 
 async def test_media_group(tg: Bot, user: Any) -> None:
-    media = [InputMediaPhoto(media=BufferedInputFile(PNG, f"{i}.png"), caption=str(i)) for i in range(3)]
+    media = [
+        InputMediaPhoto(media=BufferedInputFile(PNG, f"{i}.png"), caption=str(i)) for i in range(3)
+    ]
     sent = await tg.send_media_group(user.id, media)
     assert len(sent) == 3 and len({m.media_group_id for m in sent}) == 1
     with pytest.raises(TelegramBadRequest, match="media group must contain 2-10 items"):
@@ -243,7 +271,9 @@ async def test_copy_forward_edit_delete(sandbox: Sandbox, tg: Bot, user: Any) ->
 
 async def test_reply_parameters(tg: Bot, user: Any) -> None:
     first = await tg.send_message(user.id, "a")
-    reply = await tg.send_message(user.id, "b", reply_parameters=ReplyParameters(message_id=first.message_id))
+    reply = await tg.send_message(
+        user.id, "b", reply_parameters=ReplyParameters(message_id=first.message_id)
+    )
     assert reply.reply_to_message and reply.reply_to_message.message_id == first.message_id
     with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
         await tg.send_message(user.id, "c", reply_parameters=ReplyParameters(message_id=999))
@@ -257,11 +287,16 @@ async def test_callback_query_answer(sandbox: Sandbox, tg: Bot, user: Any) -> No
         await tg.answer_callback_query(query["id"])
 
 
-async def test_chat_action_commands_chat_member(sandbox: Sandbox, tg: Bot, user: Any, shop: BotInfo) -> None:
+async def test_chat_action_commands_chat_member(
+    sandbox: Sandbox, tg: Bot, user: Any, shop: BotInfo
+) -> None:
     assert await tg.send_chat_action(user.id, "typing") is True
     with pytest.raises(TelegramBadRequest, match="wrong parameter action in request"):
         await tg.send_chat_action(user.id, "dancing")  # type: ignore[arg-type]
-    cmds = [BotCommand(command="start", description="Start"), BotCommand(command="help", description="Help")]
+    cmds = [
+        BotCommand(command="start", description="Start"),
+        BotCommand(command="help", description="Help"),
+    ]
     assert await tg.set_my_commands(cmds) is True
     got = await tg.get_my_commands()
     assert [(c.command, c.description) for c in got] == [("start", "Start"), ("help", "Help")]
