@@ -88,6 +88,8 @@ def test_texts_exist_for_every_key_in_every_language_and_fall_back_to_english() 
     keys = set(TEXTS["en"])
     for lang, texts in TEXTS.items():
         assert set(texts) == keys, lang
-    assert language_of("de-AT") == "de" and language_of("pt-br") == "en" and language_of(None) == "en"
+    assert (
+        language_of("de-AT") == "de" and language_of("pt-br") == "en" and language_of(None) == "en"
+    )
     assert text_for("safety", "uk") != text_for("safety", "en")
     assert text_for("safety", "fr") == text_for("safety", "en")

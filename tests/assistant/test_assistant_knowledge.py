@@ -53,7 +53,11 @@ def test_csv_without_header_with_bad_rows_keeps_good_rows() -> None:
         "Where are you?,Berlin.,stores;contact\n"
     )
     report = parse_knowledge(text, filename="kb.CSV", bot=None)
-    assert [e.question for e in report.entries] == ["How do I pay?", "Multi line?", "Where are you?"]
+    assert [e.question for e in report.entries] == [
+        "How do I pay?",
+        "Multi line?",
+        "Where are you?",
+    ]
     assert report.entries[1].answer == "first line\nsecond line"
     assert report.entries[2].tags == ("stores", "contact")
     assert [p.line for p in report.problems] == [4, 5]

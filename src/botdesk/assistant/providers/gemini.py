@@ -4,6 +4,9 @@ Owns the mapping of google-genai's errors and blocked responses onto ``ProviderF
 The API key arrives as a string (the caller resolves it from the secret store); ``base_url``
 points the SDK at a proxy, a regional endpoint or a local fake in tests. The SDK's own retries
 stay off (no ``HttpRetryOptions``): the service owns retrying.
+
+The SDK is handed its own ``httpx.AsyncClient``: with aiohttp installed it would otherwise
+subclass ``aiohttp.ClientSession``, which aiohttp deprecates (a warning on every first call).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import re
 from typing import Any
 
-import aiohttp
+import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -51,8 +54,12 @@ class GeminiProvider:
         self._timeout = timeout
         self._temperature = temperature
         self._max_output_tokens = max_output_tokens
+        self._http = httpx.AsyncClient(timeout=timeout)
         options = types.HttpOptions(
-            base_url=base_url, api_version=api_version, timeout=int(timeout * 1000)
+            base_url=base_url,
+            api_version=api_version,
+            timeout=int(timeout * 1000),
+            httpx_async_client=self._http,
         )
         self._client = genai.Client(api_key=api_key, http_options=options)
 
@@ -75,11 +82,11 @@ class GeminiProvider:
                 )
         except genai_errors.APIError as exc:
             raise _from_api_error(exc) from exc
-        except TimeoutError as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise ProviderFailure("timeout", f"no answer within {self._timeout:g} s") from exc
-        except aiohttp.ClientConnectionError as exc:
+        except httpx.TransportError as exc:
             raise ProviderFailure("server", f"connection failed: {type(exc).__name__}") from exc
-        except (aiohttp.ClientError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError) as exc:
             raise ProviderFailure("unknown", f"{type(exc).__name__}: {exc}") from exc
         return self._reply(response, req)
 
@@ -103,6 +110,8 @@ class GeminiProvider:
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
+        await self._http.aclose()
+        self._client.close()
 
 
 def _name(value: Any) -> str:
