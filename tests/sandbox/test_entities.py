@@ -52,7 +52,7 @@ def test_wrapped_text_becomes_one_entity(text: str) -> None:
 
 
 def test_utf16_offsets_and_byte_offsets_in_errors() -> None:
-    visible, entities = parse_html("\U0001f600<b>x</b>")
+    _, entities = parse_html("\U0001f600<b>x</b>")
     assert entities == [{"type": "bold", "offset": 2, "length": 1}]
     try:
         parse_html("é<zz>")

@@ -19,7 +19,7 @@ def test_fault_spec_round_trip() -> None:
     assert parse_faults(cfg.to_spec()) == cfg
     with pytest.raises(Exception, match="unknown fault"):
         parse_faults("boom=1")
-    with pytest.raises(Exception, match="within 0..1"):
+    with pytest.raises(Exception, match=r"within 0\.\.1"):
         parse_faults("5xx=2")
 
 

@@ -23,8 +23,15 @@ class Clock:
 
 
 def limiter(clock: Clock, **kw: Any) -> Limiter:
-    args: dict[str, Any] = dict(bot_rate=30.0, bot_burst=10.0, chat_rate=1.0, chat_burst=3.0,
-                                group_per_minute=20.0, group_burst=5.0, paid_rate=1000.0)  # fmt: skip
+    args: dict[str, Any] = {
+        "bot_rate": 30.0,
+        "bot_burst": 10.0,
+        "chat_rate": 1.0,
+        "chat_burst": 3.0,
+        "group_per_minute": 20.0,
+        "group_burst": 5.0,
+        "paid_rate": 1000.0,
+    }
     args.update(kw)
     return Limiter(clock=clock, **args)
 

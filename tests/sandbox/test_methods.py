@@ -58,10 +58,15 @@ async def test_token_shape_and_ids(sandbox: Sandbox, shop: BotInfo, user: Any) -
 async def test_send_message_html_records_and_increasing_ids(
     sandbox: Sandbox, tg: Bot, user: Any
 ) -> None:
-    first = await tg.send_message(user.id, "<b>Hello</b> &amp; welcome", parse_mode="HTML",
-                                  reply_markup=keyboard(), protect_content=True,
-                                  disable_notification=True,
-                                  link_preview_options=LinkPreviewOptions(is_disabled=True))  # fmt: skip
+    first = await tg.send_message(
+        user.id,
+        "<b>Hello</b> &amp; welcome",
+        parse_mode="HTML",
+        reply_markup=keyboard(),
+        protect_content=True,
+        disable_notification=True,
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+    )
     second = await tg.send_message(user.id, "again")
     assert first.text == "Hello & welcome"
     assert first.entities is not None and first.entities[0].type == "bold"
@@ -135,14 +140,22 @@ async def test_length_counts_utf16_after_parsing(sandbox: Sandbox, tg: Bot, user
 @pytest.mark.parametrize(
     ("markup", "description"),
     [
-        (InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="x")]]),
-         "Text buttons are unallowed in the inline keyboard"),
-        (InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="x", callback_data="d" * 65)]]),
-         "BUTTON_DATA_INVALID"),
-        (InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="x", url="ftp://a")]]),
-         "BUTTON_URL_INVALID"),
+        (
+            InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="x")]]),
+            "Text buttons are unallowed in the inline keyboard",
+        ),
+        (
+            InlineKeyboardMarkup(
+                inline_keyboard=[[InlineKeyboardButton(text="x", callback_data="d" * 65)]]
+            ),
+            "BUTTON_DATA_INVALID",
+        ),
+        (
+            InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="x", url="ftp://a")]]),
+            "BUTTON_URL_INVALID",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_bad_inline_keyboards(tg: Bot, user: Any, markup: Any, description: str) -> None:
     with pytest.raises(TelegramBadRequest, match=description):
         await tg.send_message(user.id, "x", reply_markup=markup)
@@ -155,8 +168,9 @@ async def test_reply_keyboards_accepted(tg: Bot, user: Any) -> None:
 
 
 async def test_user_states_answer_like_telegram(sandbox: Sandbox, tg: Bot) -> None:
-    blocked, deactivated, deleted, stranger = sandbox.add_users(4, start_bots=["shop_bot"])[:3] + \
-        sandbox.add_users(1)  # fmt: skip
+    blocked, deactivated, deleted, stranger = sandbox.add_users(4, start_bots=["shop_bot"])[
+        :3
+    ] + sandbox.add_users(1)
     await sandbox.user_block(blocked.id, "shop_bot")
     sandbox.user_deactivate(deactivated.id)
     sandbox.user_delete(deleted.id)
@@ -207,15 +221,19 @@ async def test_raw_http_json_get_and_case_insensitive(
         async with http.get(f"{base}/sendMessage", params={"chat_id": str(user.id)}) as r:
             body = await r.json()
             assert r.status == 400
-            assert body == {"ok": False, "error_code": 400,
-                            "description": "Bad Request: message text is empty"}  # fmt: skip
+            assert body == {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message text is empty",
+            }
         async with http.post(f"{base}/sendMessage", json={"text": "x"}) as r:
             assert (await r.json())["description"] == "Bad Request: chat_id is empty"
 
 
 async def test_photo_document_and_file_id_reuse(sandbox: Sandbox, tg: Bot, user: Any) -> None:
-    photo = await tg.send_photo(user.id, BufferedInputFile(PNG, "p.png"), caption="<i>c</i>",
-                                parse_mode="HTML")  # fmt: skip
+    photo = await tg.send_photo(
+        user.id, BufferedInputFile(PNG, "p.png"), caption="<i>c</i>", parse_mode="HTML"
+    )
     assert photo.photo and (photo.photo[0].width, photo.photo[0].height) == (64, 32)
     assert photo.caption == "c" and photo.caption_entities
     again = await tg.send_photo(user.id, photo.photo[0].file_id)
@@ -229,7 +247,10 @@ async def test_photo_document_and_file_id_reuse(sandbox: Sandbox, tg: Bot, user:
     with pytest.raises(TelegramBadRequest, match="message caption is too long"):
         await tg.send_document(user.id, doc.document.file_id, caption="x" * 1025)
     assert [m["method"] for m in sandbox.messages(chat_id=user.id)] == [
-        "sendPhoto", "sendPhoto", "sendDocument"]  # fmt: skip
+        "sendPhoto",
+        "sendPhoto",
+        "sendDocument",
+    ]
     assert sandbox.messages(chat_id=user.id)[0]["caption"] == "c"
 
 
@@ -242,8 +263,9 @@ async def test_media_group(tg: Bot, user: Any) -> None:
     with pytest.raises(TelegramBadRequest, match="media group must contain 2-10 items"):
         await tg.send_media_group(user.id, media[:1])
     with pytest.raises(TelegramBadRequest, match="can't be mixed"):
-        await tg.send_media_group(user.id, [media[0], InputMediaDocument(
-            media=BufferedInputFile(b"d", "d.txt"))])  # fmt: skip
+        await tg.send_media_group(
+            user.id, [media[0], InputMediaDocument(media=BufferedInputFile(b"d", "d.txt"))]
+        )
 
 
 async def test_copy_forward_edit_delete(sandbox: Sandbox, tg: Bot, user: Any) -> None:

@@ -83,7 +83,9 @@ async def test_block_unblock_and_edit_updates(sandbox: Sandbox, tg: Bot, user: A
     assert edited and edited[0].text == "fixed" and edited[0].edit_date
     members = [u.my_chat_member for u in updates if u.my_chat_member]
     assert [(m.old_chat_member.status, m.new_chat_member.status) for m in members] == [
-        ("member", "kicked"), ("kicked", "member")]  # fmt: skip
+        ("member", "kicked"),
+        ("kicked", "member"),
+    ]
 
 
 class Receiver:
@@ -124,8 +126,9 @@ async def test_webhook_delivery_secret_retries_and_conflict(shop: BotInfo) -> No
                     await bot.set_webhook("https://example.com/hook")
                 user = sb.add_users(1)[0]
                 await sb.user_start(user.id, "hook_bot")
-                assert await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cr3t",
-                                             max_connections=5)  # fmt: skip
+                assert await bot.set_webhook(
+                    f"http://127.0.0.1:{port}/hook", secret_token="s3cr3t", max_connections=5
+                )
                 with pytest.raises(TelegramConflictError, match="webhook is active"):
                     await bot.get_updates()
                 await asyncio.wait_for(receiver.arrived.wait(), 5)
