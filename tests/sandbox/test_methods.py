@@ -255,7 +255,7 @@ async def test_photo_document_and_file_id_reuse(sandbox: Sandbox, tg: Bot, user:
 
 
 async def test_media_group(tg: Bot, user: Any) -> None:
-    media = [
+    media: list[Any] = [
         InputMediaPhoto(media=BufferedInputFile(PNG, f"{i}.png"), caption=str(i)) for i in range(3)
     ]
     sent = await tg.send_media_group(user.id, media)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramConflictError
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiohttp import web
 
 from botdesk.sandbox import BotInfo, Sandbox
@@ -64,9 +65,10 @@ async def test_allowed_updates_filter(sandbox: Sandbox, tg: Bot, user: Any) -> N
     last = (await tg.get_updates())[-1].update_id
     await tg.get_updates(offset=last + 1, allowed_updates=["callback_query"])
     await sandbox.user_send(user.id, "shop_bot", "ignored")
-    msg = await tg.send_message(
-        user.id, "pick", reply_markup={"inline_keyboard": [[{"text": "a", "callback_data": "a"}]]}
-    )  # type: ignore[arg-type]
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="a", callback_data="a")]]
+    )
+    msg = await tg.send_message(user.id, "pick", reply_markup=markup)
     await sandbox.user_press(user.id, "shop_bot", msg.message_id, "a")
     updates = await tg.get_updates(offset=last + 1)
     assert [u.callback_query.data for u in updates if u.callback_query] == ["a"]

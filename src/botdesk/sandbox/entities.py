@@ -169,19 +169,19 @@ def _html_tag(src: str, i: int, out: _Out, stack: list[tuple[str, int, dict[str,
         name = src[i + 2 : close].strip().lower()
         if not stack:
             raise EntityParseError(f"Unexpected end tag at byte offset {at}")
-        tag, start, extra = stack.pop()
+        tag, start, closed = stack.pop()
         if name != tag:
             raise EntityParseError(
                 f'Unmatched end tag at byte offset {at}, expected "</{tag}>", found "</{name}>"'
             )
-        kind = extra.pop("_type")
+        kind = closed.pop("_type")
         parent = stack[-1][2] if stack else {}
         if parent.get("_type") in ("code", "pre"):
             # Nothing nests inside code; <pre><code class="language-x"> names pre's language.
-            if kind == "code" and "language" in extra:
-                parent["language"] = extra["language"]
+            if kind == "code" and "language" in closed:
+                parent["language"] = closed["language"]
         elif kind:
-            out.entity(kind, start, **extra)
+            out.entity(kind, start, **closed)
         return close + 1
     name = _TAG_NAME.match(src, i + 1).group(0).lower()  # type: ignore[union-attr]
     if name not in _HTML_TYPES:
@@ -378,15 +378,15 @@ def parse_markdown(src: str) -> tuple[str, list[Entity]]:
             if end < 0:
                 raise missing
             body = src[j:end]
-            extra: dict[str, str] = {}
+            pre_extra: dict[str, str] = {}
             first, nl, rest = body.partition("\n")
             if nl and _LANGUAGE.fullmatch(first):
                 body = rest
                 if first:
-                    extra["language"] = first
+                    pre_extra["language"] = first
             for c in body:
                 out.add(c)
-            out.entity("pre", start, **extra)
+            out.entity("pre", start, **pre_extra)
             i = end + 3
         elif ch == "[":
             close = src.find("]", i + 1)

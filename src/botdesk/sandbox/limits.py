@@ -93,7 +93,9 @@ class Limiter:
         self._buckets.clear()
         self._blocked_until.clear()
 
-    def _bucket(self, key: tuple[str, int, int], rate: float, burst: float, now: float):
+    def _bucket(
+        self, key: tuple[str, int, int], rate: float, burst: float, now: float
+    ) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(rate, burst, now)

@@ -105,7 +105,12 @@ class BotApi:
         paid: bool,
         params: Params,
     ) -> dict[str, Any]:
-        message = {"message_id": 0, "from": bot.user_json(), "chat": chat, "date": now()}
+        message: dict[str, Any] = {
+            "message_id": 0,
+            "from": bot.user_json(),
+            "chat": chat,
+            "date": now(),
+        }
         message.update(fields)
         if params.flag("protect_content"):
             message["has_protected_content"] = True
@@ -181,7 +186,7 @@ class BotApi:
         elif params is not None:
             raise bad_request("can't parse reply parameters JSON object")
         else:
-            target_id = p.int("reply_to_message_id")
+            target_id = p.integer("reply_to_message_id")
         if target_id is None:
             return {}
         replied = self.world.log(bot, chat_id).messages.get(int(target_id))
@@ -335,7 +340,7 @@ class BotApi:
 
     def _source(self, bot: Bot, p: Params, missing: str) -> dict[str, Any]:
         from_chat = p.chat_id("from_chat_id")
-        message_id = p.int("message_id", required="message identifier is not specified")
+        message_id = p.integer("message_id", required="message identifier is not specified")
         if from_chat < 0:
             if from_chat not in self.world.groups:
                 raise bad_request(CHAT_NOT_FOUND)
@@ -380,7 +385,7 @@ class BotApi:
         if p.get("inline_message_id") is not None:
             raise bad_request("MESSAGE_ID_INVALID")  # the sandbox has no inline messages
         chat_id = p.chat_id()
-        message_id = p.int("message_id", required="message identifier is not specified")
+        message_id = p.integer("message_id", required="message identifier is not specified")
         raw = p.text("text")
         if raw is None:
             raise bad_request("message text is empty")
@@ -419,7 +424,7 @@ class BotApi:
 
     def m_deleteMessage(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
-        message_id = p.int("message_id", required="message identifier is not specified")
+        message_id = p.integer("message_id", required="message identifier is not specified")
         log = self.world.log(bot, chat_id)
         if log.messages.pop(message_id or 0, None) is None:
             raise bad_request("message to delete not found")
@@ -511,7 +516,7 @@ class BotApi:
 
     def m_getChatMember(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
-        user_id = p.int("user_id", required='parameter "user_id" is required')
+        user_id = p.integer("user_id", required='parameter "user_id" is required')
         if user_id == bot.info.id:
             if chat_id < 0:
                 self.target(bot, chat_id)

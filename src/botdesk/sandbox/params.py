@@ -57,7 +57,7 @@ class Params:
             raise bad_request(f"{name} must be encoded in UTF-8") from None
         return value
 
-    def int(self, name: str, *, required: str | None = None) -> int | None:
+    def integer(self, name: str, *, required: str | None = None) -> int | None:
         value = self.get(name)
         if value is None:
             if required:

@@ -108,7 +108,7 @@ class Sandbox:
         self._runner = runner
         server = site._server
         assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         if self._runner is None:

@@ -69,9 +69,9 @@ class Delivery:
     async def get_updates(self, bot: Bot, p: Params) -> Any:
         if bot.webhook.url:
             raise WEBHOOK_CONFLICT
-        offset = p.int("offset") or 0
-        limit = min(100, max(1, p.int("limit") or 100))
-        timeout = min(MAX_POLL_TIMEOUT, max(0, p.int("timeout") or 0))
+        offset = p.integer("offset") or 0
+        limit = min(100, max(1, p.integer("limit") or 100))
+        timeout = min(MAX_POLL_TIMEOUT, max(0, p.integer("timeout") or 0))
         allowed = _allowed(p)
         if allowed is not None:
             # Telegram remembers the list; an empty list means "the default set".
@@ -121,7 +121,7 @@ class Delivery:
         secret = p.text("secret_token") or ""
         if len(secret) > 256 or not set(secret) <= _SECRET_CHARS:
             raise bad_request("secret token contains unallowed characters")
-        max_connections = p.int("max_connections") or 40
+        max_connections = p.integer("max_connections") or 40
         if not 1 <= max_connections <= 100:
             raise bad_request("bad webhook: max_connections must be between 1 and 100")
         allowed = _allowed(p)
