@@ -17,8 +17,8 @@ from botdesk.store.models import Bot, Subscriber, SubscriberTag
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 
 
-def _dt(*a: int) -> datetime:
-    return datetime(*a, tzinfo=UTC)  # type: ignore[misc]
+def _dt(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # chat_id, status, source, language, joined, last_seen, left, tags, fields

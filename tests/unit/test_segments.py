@@ -187,7 +187,7 @@ def test_parser_only_raises_syntax_errors_on_arbitrary_text(text: str) -> None:
 # -- meaning: SQL against an independent reference evaluator ----------------------------
 
 TAGS = ("vip", "beta", "churn")
-LANGS = (None, "en", "en-US", "EN-gb", "de", "pt-br", "eng")
+LANGS = (None, "en", "en-US", "EN-gb", "en_AU", "de", "pt-br", "eng")
 SOURCES = (None, "invalid", "ad1", "ad2")
 STATUSES = ("active", "active", "unsubscribed", "blocked", "deactivated", "gone")
 DATES = (
@@ -244,13 +244,13 @@ def _eval(node: Node, row: dict[str, Any]) -> bool:
     if isinstance(node, Tag):
         return node.value in _tags_of(row["id"])
     if isinstance(node, Source):
-        return row["source"] == node.value
+        return bool(row["source"] == node.value)
     if isinstance(node, Lang):
-        lang = row["language"]
+        lang: str | None = row["language"]
         if node.value is None or lang is None:
             return lang is node.value
         lang = lang.lower()
-        return lang == node.value or lang.startswith(node.value + "-")
+        return lang == node.value or lang.startswith((node.value + "-", node.value + "_"))
     if isinstance(node, Chat):
         return bool(row["chat_id"] == node.value)
     if isinstance(node, Field):
@@ -384,7 +384,7 @@ def test_lang_is_a_subtag_prefix_match(sample_db: Engine) -> None:
     got = {
         rows[i]["language"] for i in _selected(sample_db, parse_segment("lang:en").to_sql(now=NOW))
     }
-    assert got == {"en", "en-US", "EN-gb"}  # not "eng"
+    assert got == {"en", "en-US", "EN-gb", "en_AU"}  # not "eng"
 
 
 def test_bare_dates_cover_the_whole_utc_day(sample_db: Engine) -> None:
