@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from botdesk.app import App
+from sqlalchemy import func, select
+
+from botdesk.app import App, open_app
 from botdesk.bots import BotRegistry
 from botdesk.runtime.assembly import build_runtime
 from botdesk.runtime.service import Runtime
+from botdesk.store.models import ProcessedUpdate
 
 
 async def register(app: App, sb: Any, name: str, username: str) -> Any:
@@ -42,3 +46,53 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(every)
+
+
+FAST_TOML = """
+[delivery]
+rate = 1000.0
+"""
+
+
+def write_config(home: Path, text: str = FAST_TOML) -> None:
+    """botdesk.toml for tests that send many replies: the sandbox's limits are lifted too."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "botdesk.toml").write_text(text, encoding="utf-8")
+
+
+@asynccontextmanager
+async def app_on(home: Path, backend: str, schema: str | None = None) -> AsyncIterator[App]:
+    """An App on SQLite (the home's file) or on PostgreSQL in ``schema``.
+
+    ``open_app`` has no schema parameter, so the PostgreSQL app is assembled here from the
+    same parts: the home's settings and a Database opened with ``schema``.
+    """
+    if backend == "sqlite":
+        async with open_app(home, configure_logs=False) as a:
+            yield a
+        return
+    from tests.conftest import PG_URL
+
+    from botdesk.app import load
+    from botdesk.store.db import Database
+
+    h, settings = load(home)
+    h.ensure()
+    db = Database.open(PG_URL, schema=schema)
+    try:
+        await db.upgrade()
+        yield App(home=h, settings=settings, db=db)
+    finally:
+        await db.close()
+
+
+async def scalar(app: App, stmt: Any) -> Any:
+    async with app.db.read() as conn:
+        return (await conn.execute(stmt)).scalar()
+
+
+async def processed(app: App, bot_id: int | None = None) -> int:
+    q = select(func.count()).select_from(ProcessedUpdate)
+    if bot_id is not None:
+        q = q.where(ProcessedUpdate.bot_id == bot_id)
+    return int(await scalar(app, q))
