@@ -38,10 +38,9 @@ def open_secrets(home: Home) -> SecretStore:
     from botdesk.secrets import SecretStore
 
     home.ensure()
-    store = SecretStore.open(home.path)
-    for value in store.values():
-        REDACTOR.add(value)
-    return store
+    # register= hands every value the store ever reads or writes (and its master key) to the
+    # redactor, so a secret set later in the process cannot leak into logs either.
+    return SecretStore.open(home.path, register=REDACTOR.add)
 
 
 def load(home_path: Path) -> tuple[Home, Settings]:

@@ -117,12 +117,30 @@ def _report_unexpected(exc: BaseException) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    import click
+def _cli_errors() -> tuple[type[BaseException], ...]:
+    """Usage errors of the CLI library; typer >= 0.20 vendors click, older typer uses it."""
+    found: list[type[BaseException]] = []
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
 
+        found.append(VendoredClickException)
+    except ImportError:  # pragma: no cover - depends on the typer release
+        pass
+    try:
+        import click
+
+        found.append(click.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> int:
     from botdesk.errors import UserError
 
+    STATE.home = None  # in-process callers (tests) must not inherit an earlier --home
     args = _extract_home(list(sys.argv[1:] if argv is None else argv))
+    usage_errors = _cli_errors()
     try:
         rv = app(args=args, prog_name="botdesk", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -131,17 +149,22 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stderr.write(f"botdesk: error: {REDACTOR.redact(str(exc))}\n")
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
         sys.stderr.write("botdesk: aborted\n")
         return 1
-    except click.ClickException as exc:
-        exc.show()
-        return 2
     except KeyboardInterrupt:
         sys.stderr.write("botdesk: interrupted\n")
         return 130
+    except usage_errors as exc:
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"botdesk: error: {exc}\n")
+        code = getattr(exc, "exit_code", 2)
+        return int(code) if isinstance(code, int) else 2
     except Exception as exc:
         return _report_unexpected(exc)
 

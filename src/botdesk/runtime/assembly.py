@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from botdesk.app import App
 from botdesk.runtime.ports import AssistantPort
-from botdesk.runtime.service import BotWorker, Runtime
+from botdesk.runtime.service import BotWorker, Runtime, worker_id
 
 
 async def build_port(app: App) -> AssistantPort | None:
@@ -18,8 +18,10 @@ async def build_port(app: App) -> AssistantPort | None:
     return None
 
 
-def build_workers(app: App) -> list[BotWorker]:
-    return []
+def build_workers(app: App, *, owner: str) -> list[BotWorker]:
+    from botdesk.delivery.worker import make_bot_worker
+
+    return [make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner)]
 
 
 async def build_runtime(
@@ -31,7 +33,9 @@ async def build_runtime(
     metrics_listen: str | None = None,
     delivery: bool = True,
     poll_timeout: int = 20,
+    owner: str | None = None,
 ) -> Runtime:
+    owner = owner or worker_id()
     return Runtime(
         app,
         bot_names=bot_names,
@@ -39,6 +43,7 @@ async def build_runtime(
         listen=listen,
         metrics_listen=metrics_listen,
         port=await build_port(app),
-        bot_workers=build_workers(app) if delivery else [],
+        bot_workers=build_workers(app, owner=owner) if delivery else [],
         poll_timeout=poll_timeout,
+        owner=owner,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from aiogram import Bot
 
 from botdesk import inbox, subscribers
+from botdesk.app import App
 from botdesk.bots import BotRecord
 from botdesk.clock import Clock
 from botdesk.config import BotOptions
@@ -128,6 +129,9 @@ class BotChannel:
         )
         return result
 
+    def count_delivery(self, state: str) -> None:
+        self.metrics.deliveries.labels(self.name, state).inc()
+
     async def typing(self, chat_id: int) -> None:
         """Best effort "typing…" indicator; failures only matter to the log."""
         try:
@@ -143,3 +147,31 @@ class BotChannel:
 
     async def aclose(self) -> None:
         await self.bot.session.close()
+
+
+def open_channel(app: App, rec: BotRecord, *, clock: Clock, metrics: Metrics) -> BotChannel:
+    """A channel for a registered bot, configured from the home's settings."""
+    from botdesk.bots import BotRegistry
+    from botdesk.telegram.gateway import make_bot
+
+    s = app.settings
+    opts = s.bot(rec.name)
+    bot = make_bot(
+        BotRegistry(app.db, app.secrets).token(rec),
+        api_base=rec.api_base,
+        connect_timeout=s.network.connect_timeout,
+        read_timeout=s.network.read_timeout,
+        proxy=s.network.proxy or None,
+    )
+    limiter = BotRateLimiter(
+        clock=clock, rate=opts.rate or s.delivery.rate, paid_rate=s.delivery.paid_rate
+    )
+    return BotChannel(
+        record=rec,
+        bot=bot,
+        limiter=limiter,
+        options=opts,
+        db=app.db,
+        clock=clock,
+        metrics=metrics,
+    )

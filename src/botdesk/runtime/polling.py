@@ -19,6 +19,7 @@ from aiogram.exceptions import (
 from aiohttp import ClientError
 from sqlalchemy import select
 
+from botdesk.errors import InvalidToken
 from botdesk.log import get_logger
 from botdesk.runtime.updates import ALLOWED_UPDATES, UpdateProcessor
 from botdesk.store.models import Bot
@@ -30,7 +31,7 @@ BATCH_LIMIT = 100
 MAX_BACKOFF = 30.0
 
 
-class BotStopped(Exception):
+class BotStopped(InvalidToken):
     """The bot cannot run (its token was rejected); the reason is in the message."""
 
 

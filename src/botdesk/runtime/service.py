@@ -21,18 +21,16 @@ from aiogram import Dispatcher
 from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
 from botdesk.clock import Clock, SystemClock
-from botdesk.delivery.ratelimit import BotRateLimiter
-from botdesk.errors import BotdeskError, ValidationError
+from botdesk.errors import BotdeskError, InvalidToken, ValidationError
 from botdesk.log import get_logger
-from botdesk.runtime.channel import BotChannel
+from botdesk.runtime.channel import BotChannel, open_channel
 from botdesk.runtime.handlers import build_router
 from botdesk.runtime.metrics import Metrics, serve_metrics
-from botdesk.runtime.polling import BotStopped, poll
+from botdesk.runtime.polling import poll
 from botdesk.runtime.ports import AssistantPort, AutoReply
 from botdesk.runtime.updates import UpdateProcessor
 from botdesk.runtime.webhook import WebhookServer, parse_listen
 from botdesk.store import leases
-from botdesk.telegram.gateway import make_bot
 
 log = get_logger(__name__)
 
@@ -106,28 +104,7 @@ class Runtime:
         return [await reg.get(n) for n in self.bot_names]
 
     def _channel(self, rec: BotRecord) -> BotChannel:
-        s = self.app.settings
-        opts = s.bot(rec.name)
-        token = BotRegistry(self.app.db, self.app.secrets).token(rec)
-        bot = make_bot(
-            token,
-            api_base=rec.api_base,
-            connect_timeout=s.network.connect_timeout,
-            read_timeout=s.network.read_timeout,
-            proxy=s.network.proxy or None,
-        )
-        limiter = BotRateLimiter(
-            clock=self.clock, rate=opts.rate or s.delivery.rate, paid_rate=s.delivery.paid_rate
-        )
-        return BotChannel(
-            record=rec,
-            bot=bot,
-            limiter=limiter,
-            options=opts,
-            db=self.app.db,
-            clock=self.clock,
-            metrics=self.metrics,
-        )
+        return open_channel(self.app, rec, clock=self.clock, metrics=self.metrics)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -185,7 +162,7 @@ class Runtime:
                 run.state = "serving"
                 self.metrics.bot_up.labels(name).set(1)
                 await self._serve_owned(run)
-        except BotStopped as exc:
+        except InvalidToken as exc:  # BotStopped from polling, or from the delivery worker
             run.state, run.reason = "stopped", str(exc)
             log.error("bot stopped", bot=name, reason=str(exc))
             with contextlib.suppress(BotdeskError):

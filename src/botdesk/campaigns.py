@@ -1,0 +1,556 @@
+"""Campaigns: create and validate, schedule, start (audience snapshot), pause, resume, cancel,
+status and report. The delivery worker (``delivery/worker.py``) does the sending.
+
+Validation happens before anything is sent: the template's variables and markup, the length
+of the text for every recipient after personal variables are filled in, the media file,
+buttons, the segment, and a non-empty audience. The snapshot at start is one
+``INSERT ... SELECT`` inside the database: the audience never passes through Python memory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import func, insert, literal, select, update
+
+from botdesk.bots import BotRecord
+from botdesk.errors import DeliveryError, NotFoundError, TemplateError, ValidationError
+from botdesk.segments import audience_filter, parse_segment
+from botdesk.store.db import Database
+from botdesk.store.models import Bot, Campaign, Delivery, Subscriber
+
+ParseModeName = Literal["plain", "html", "markdownv2"]
+PARSE_MODES: tuple[ParseModeName, ...] = ("plain", "html", "markdownv2")
+TELEGRAM_PARSE_MODE = {"plain": None, "html": "HTML", "markdownv2": "MarkdownV2"}
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+MAX_BUTTONS = 10
+BUTTON_URL_RE = re.compile(r"^(https?|tg)://[^\s]+$")
+FREE_RATE = 30.0
+STAR_PER_PAID_MESSAGE = 0.1
+BUILTIN_FIELDS = ("first_name", "username", "language", "chat_id")
+RATE_WINDOW_S = 10.0
+STATES = ("pending", "sending", "sent", "failed", "suppressed", "uncertain", "cancelled")
+
+
+@dataclass
+class CampaignSpec:
+    bot: str
+    text: str
+    parse_mode: ParseModeName = "plain"
+    photo: Path | None = None
+    document: Path | None = None
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+    segment: str | None = None
+    at: datetime | None = None
+    paid: bool = False
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    bot: str
+    name: str
+    state: str
+    parse_mode: str
+    media_kind: str | None
+    segment: str | None
+    paid: bool
+    audience: int
+    scheduled_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("scheduled_at", "created_at", "started_at", "finished_at"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+@dataclass(frozen=True)
+class Estimate:
+    audience: int
+    stars: float  # estimated Star cost of a paid broadcast (0 if not paid)
+    seconds: float  # estimated delivery time at the bot's limit
+
+
+def estimate_stars(audience: int, *, paid_rate: float = 1000.0) -> float:
+    """Messages above the free rate cost 0.1 Star each; at full paid speed that is most."""
+    if audience <= 0:
+        return 0.0
+    paid_share = max(0.0, 1.0 - FREE_RATE / paid_rate)
+    return round(math.ceil(audience * paid_share) * STAR_PER_PAID_MESSAGE, 1)
+
+
+def _check_buttons(buttons: list[tuple[str, str]]) -> None:
+    if len(buttons) > MAX_BUTTONS:
+        raise ValidationError(f"at most {MAX_BUTTONS} buttons")
+    for label, url in buttons:
+        if not label.strip() or len(label) > 64:
+            raise ValidationError(f"button label must be 1-64 characters: {label!r}")
+        if not BUTTON_URL_RE.match(url):
+            raise ValidationError(f"button URL must start with http://, https:// or tg://: {url!r}")
+
+
+def _check_media(spec: CampaignSpec) -> tuple[str | None, Path | None]:
+    if spec.photo and spec.document:
+        raise ValidationError("give either a photo or a document, not both")
+    path = spec.photo or spec.document
+    if path is None:
+        return None, None
+    kind = "photo" if spec.photo else "document"
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ValidationError(f"cannot read {kind} file {path}: {exc.strerror}") from None
+    if not path.is_file() or size == 0:
+        raise ValidationError(f"{kind} file {path} is empty or not a regular file")
+    limit = PHOTO_MAX_BYTES if kind == "photo" else DOCUMENT_MAX_BYTES
+    if size > limit:
+        raise ValidationError(f"{kind} file {path} is {size} bytes; Telegram allows {limit}")
+    if kind == "photo" and path.suffix.lower() not in PHOTO_SUFFIXES:
+        raise ValidationError(
+            f"photo must be one of {', '.join(sorted(PHOTO_SUFFIXES))}; "
+            "send other files as --document"
+        )
+    return kind, path.resolve()
+
+
+def _info(row: Any) -> CampaignInfo:
+    m = row._mapping
+    return CampaignInfo(
+        id=m["id"],
+        bot=m["bot_name"],
+        name=m["name"],
+        state=m["state"],
+        parse_mode=m["parse_mode"],
+        media_kind=m["media_kind"],
+        segment=m["segment"],
+        paid=bool(m["paid"]),
+        audience=m["audience"],
+        scheduled_at=m["scheduled_at"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+    )
+
+
+def _info_query() -> Any:
+    return select(
+        Campaign.id,
+        Bot.name.label("bot_name"),
+        Campaign.name,
+        Campaign.state,
+        Campaign.parse_mode,
+        Campaign.media_kind,
+        Campaign.segment,
+        Campaign.paid,
+        Campaign.audience,
+        Campaign.scheduled_at,
+        Campaign.created_at,
+        Campaign.started_at,
+        Campaign.finished_at,
+    ).join(Bot, Bot.id == Campaign.bot_id)
+
+
+class Campaigns:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- creation and validation -----------------------------------------------------
+
+    async def validate(self, spec: CampaignSpec, bot: BotRecord, *, now: datetime) -> Estimate:
+        """Everything that can be checked before sending; raises one clear error."""
+        from botdesk.delivery import templates
+
+        if spec.parse_mode not in PARSE_MODES:
+            raise ValidationError(f"parse mode must be one of {', '.join(PARSE_MODES)}")
+        if not spec.text.strip():
+            raise TemplateError("the message text is empty")
+        kind, _path = _check_media(spec)
+        _check_buttons(spec.buttons)
+        if spec.at is not None and spec.at.tzinfo is None:
+            raise ValidationError("--at needs a timezone, e.g. 2026-12-01T09:00:00+00:00 or ...Z")
+        if spec.segment:
+            parse_segment(spec.segment)
+        limit = templates.CAPTION_LIMIT if kind else templates.TEXT_LIMIT
+        used = templates.variables(spec.text)
+        custom = sorted(used - set(BUILTIN_FIELDS))
+        where = audience_filter(bot.id, spec.segment, now=now)
+        async with self.db.read() as conn:
+            audience = int(
+                (
+                    await conn.execute(select(func.count()).select_from(Subscriber).where(where))
+                ).scalar()
+                or 0
+            )
+            if audience == 0:
+                raise DeliveryError(
+                    "the audience is empty: no active subscriber matches"
+                    + (f" segment {spec.segment!r}" if spec.segment else "")
+                )
+            if custom:
+                await self._check_custom_fields(conn, where, custom)
+            # The markup and the length after entity parsing, for every recipient when the
+            # text has personal variables (their values change the length), streamed.
+            sample = {f: "" for f in BUILTIN_FIELDS} | {f: "" for f in custom}
+            self._check_one(templates, spec, sample, limit, who=None)
+            if used:
+                await self._check_all(conn, templates, spec, where, limit)
+        rate = FREE_RATE
+        stars = estimate_stars(audience) if spec.paid else 0.0
+        return Estimate(
+            audience=audience, stars=stars, seconds=audience / (1000.0 if spec.paid else rate)
+        )
+
+    @staticmethod
+    def _check_one(
+        templates: Any,
+        spec: CampaignSpec,
+        values: dict[str, str | None],
+        limit: int,
+        who: int | None,
+    ) -> None:
+        pm = spec.parse_mode
+        try:
+            text = templates.render(spec.text, values, parse_mode=pm)
+            n = templates.visible_length(text, parse_mode=pm)
+        except TemplateError as exc:
+            raise TemplateError(
+                str(exc) + (f" (for chat {who})" if who is not None else "")
+            ) from None
+        if n > limit:
+            what = "caption" if limit == templates.CAPTION_LIMIT else "text"
+            raise TemplateError(
+                f"{what} is {n} characters after formatting"
+                + (f" for chat {who}" if who is not None else "")
+                + f"; Telegram allows {limit}"
+            )
+
+    async def _check_custom_fields(self, conn: Any, where: Any, custom: list[str]) -> None:
+        # A custom variable must exist as a field of at least one recipient; otherwise it is
+        # almost certainly a typo ({frist_name}), which we refuse like an unknown variable.
+        rows = await conn.stream(
+            select(Subscriber.fields).where(where).where(Subscriber.fields.is_not(None))
+        )
+        seen: set[str] = set()
+        async for (fields,) in rows:
+            if isinstance(fields, dict):
+                seen.update(str(k) for k in fields)
+                if seen.issuperset(custom):
+                    return
+        missing = sorted(set(custom) - seen)
+        known = ", ".join(BUILTIN_FIELDS + tuple(sorted(seen)))
+        raise TemplateError(
+            f"unknown variable{'s' if len(missing) > 1 else ''} "
+            f"{', '.join('{' + m + '}' for m in missing)}; "
+            f"known: {known}"
+        )
+
+    async def _check_all(
+        self, conn: Any, templates: Any, spec: CampaignSpec, where: Any, limit: int
+    ) -> None:
+        result = await conn.stream(
+            select(
+                Subscriber.chat_id,
+                Subscriber.first_name,
+                Subscriber.username,
+                Subscriber.language,
+                Subscriber.fields,
+            ).where(where)
+        )
+        async for chat_id, first_name, username, language, fields in result:
+            values: dict[str, str | None] = {}
+            if isinstance(fields, dict):
+                values.update({str(k): None if v is None else str(v) for k, v in fields.items()})
+            values.update(
+                first_name=first_name, username=username, language=language, chat_id=str(chat_id)
+            )
+            self._check_one(templates, spec, values, limit, who=chat_id)
+
+    async def create(self, spec: CampaignSpec, bot: BotRecord, *, now: datetime) -> CampaignInfo:
+        await self.validate(spec, bot, now=now)
+        kind, path = _check_media(spec)
+        scheduled = spec.at is not None
+        async with self.db.write() as conn:
+            cid = (
+                await conn.execute(
+                    insert(Campaign)
+                    .values(
+                        bot_id=bot.id,
+                        name=spec.name or f"{bot.name} {now:%Y-%m-%d %H:%M}",
+                        state="scheduled" if scheduled else "draft",
+                        text=spec.text,
+                        parse_mode=spec.parse_mode,
+                        media_kind=kind,
+                        media_path=str(path) if path else None,
+                        buttons=[list(b) for b in spec.buttons] or None,
+                        segment=spec.segment or None,
+                        paid=spec.paid,
+                        audience=0,
+                        scheduled_at=spec.at,
+                        created_at=now,
+                    )
+                    .returning(Campaign.id)
+                )
+            ).scalar_one()
+        return await self.get(cid)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def get(self, campaign_id: int) -> CampaignInfo:
+        async with self.db.read() as conn:
+            row = (await conn.execute(_info_query().where(Campaign.id == campaign_id))).first()
+        if row is None:
+            raise NotFoundError(f"no campaign with id {campaign_id}")
+        return _info(row)
+
+    async def list(self, *, bot: str | None = None, limit: int = 100) -> list[CampaignInfo]:
+        q = _info_query().order_by(Campaign.id.desc()).limit(limit)
+        if bot is not None:
+            q = q.where(Bot.name == bot)
+        async with self.db.read() as conn:
+            return [_info(r) for r in (await conn.execute(q)).all()]
+
+    async def status(self, campaign_id: int, *, now: datetime) -> dict[str, Any]:
+        from botdesk.delivery import ledger
+
+        info = await self.get(campaign_id)
+        async with self.db.read() as conn:
+            counts = await ledger.counts(conn, campaign_id)
+            recent = int(
+                (
+                    await conn.execute(
+                        select(func.count()).where(
+                            Delivery.campaign_id == campaign_id,
+                            Delivery.state != "pending",
+                            Delivery.updated_at >= now - timedelta(seconds=RATE_WINDOW_S),
+                        )
+                    )
+                ).scalar()
+                or 0
+            )
+        rate = recent / RATE_WINDOW_S if info.state == "running" else 0.0
+        out: dict[str, Any] = {"id": info.id, "state": info.state, "audience": info.audience}
+        for s in STATES:
+            out[s] = counts.get(s, 0)
+        left = out["pending"] + out["sending"]
+        out["rate_per_s"] = round(rate, 2)
+        out["eta_s"] = round(left / rate, 1) if rate > 0 else (0.0 if left == 0 else None)
+        return out
+
+    async def report(self, campaign_id: int) -> dict[str, Any]:
+        info = await self.get(campaign_id)
+        async with self.db.read() as conn:
+            from botdesk.delivery import ledger
+
+            counts = await ledger.counts(conn, campaign_id)
+            reasons = (
+                await conn.execute(
+                    select(Delivery.state, Delivery.error, func.count())
+                    .where(Delivery.campaign_id == campaign_id, Delivery.error.is_not(None))
+                    .group_by(Delivery.state, Delivery.error)
+                    .order_by(func.count().desc())
+                )
+            ).all()
+        return {
+            "campaign": info.as_dict(),
+            "counts": {s: counts.get(s, 0) for s in STATES},
+            "reasons": [{"state": r[0], "reason": r[1], "count": int(r[2])} for r in reasons],
+        }
+
+    async def recipients(self, campaign_id: int) -> AsyncIterator[dict[str, Any]]:
+        """Per-recipient outcomes, streamed (for the CSV report)."""
+        await self.get(campaign_id)
+        async with self.db.read() as conn:
+            result = await conn.stream(
+                select(
+                    Delivery.chat_id,
+                    Subscriber.username,
+                    Delivery.state,
+                    Delivery.attempts,
+                    Delivery.message_id,
+                    Delivery.error,
+                    Delivery.updated_at,
+                )
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
+                .where(Delivery.campaign_id == campaign_id)
+                .order_by(Delivery.id)
+            )
+            async for r in result:
+                yield {
+                    "chat_id": r[0],
+                    "username": r[1] or "",
+                    "state": r[2],
+                    "attempts": r[3],
+                    "message_id": r[4] if r[4] is not None else "",
+                    "error": r[5] or "",
+                    "updated_at": r[6].isoformat() if r[6] else "",
+                }
+
+    # -- state changes ---------------------------------------------------------------
+
+    async def start(self, campaign_id: int, *, now: datetime) -> CampaignInfo:
+        """Snapshot the audience into pending delivery rows and start sending."""
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(Campaign.state, Campaign.bot_id, Campaign.segment).where(
+                        Campaign.id == campaign_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            state, bot_id, segment = row
+            if state not in ("draft", "scheduled"):
+                raise DeliveryError(
+                    f"campaign {campaign_id} is {state}; only a draft or scheduled one starts"
+                )
+            await self._snapshot(conn, campaign_id, bot_id, segment, now=now)
+        return await self.get(campaign_id)
+
+    async def _snapshot(
+        self, conn: Any, campaign_id: int, bot_id: int, segment: str | None, *, now: datetime
+    ) -> int:
+        where = audience_filter(bot_id, segment, now=now)
+        src = select(
+            literal(campaign_id),
+            Subscriber.id,
+            Subscriber.chat_id,
+            literal("pending"),
+            literal(0),
+        ).where(where)
+        res = await conn.execute(
+            insert(Delivery).from_select(
+                ["campaign_id", "subscriber_id", "chat_id", "state", "attempts"], src
+            )
+        )
+        audience = int(res.rowcount or 0)
+        if audience == 0:
+            raise DeliveryError("the audience is empty now: nothing to send, campaign not started")
+        await conn.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(state="running", audience=audience, started_at=now)
+        )
+        return audience
+
+    async def start_due(self, bot_id: int, *, now: datetime) -> list[int]:
+        """Start scheduled campaigns whose time has come (also after a restart)."""
+        started: list[int] = []
+        async with self.db.read() as conn:
+            due = (
+                await conn.execute(
+                    select(Campaign.id, Campaign.segment).where(
+                        Campaign.bot_id == bot_id,
+                        Campaign.state == "scheduled",
+                        Campaign.scheduled_at <= now,
+                    )
+                )
+            ).all()
+        for cid, segment in due:
+            async with self.db.write() as conn:
+                # Claim the start: only one worker moves it out of "scheduled".
+                res = await conn.execute(
+                    update(Campaign)
+                    .where(Campaign.id == cid, Campaign.state == "scheduled")
+                    .values(state="starting")
+                )
+                if not res.rowcount:
+                    continue
+                try:
+                    async with conn.begin_nested():
+                        await self._snapshot(conn, cid, bot_id, segment, now=now)
+                except DeliveryError:
+                    await conn.execute(
+                        update(Campaign)
+                        .where(Campaign.id == cid)
+                        .values(state="completed", audience=0, started_at=now, finished_at=now)
+                    )
+                    continue
+            started.append(cid)
+        return started
+
+    async def _transition(
+        self, campaign_id: int, allowed: tuple[str, ...], target: str, *, now: datetime
+    ) -> CampaignInfo:
+        info = await self.get(campaign_id)
+        if info.state not in allowed:
+            raise DeliveryError(
+                f"campaign {campaign_id} is {info.state}; cannot go to {target} "
+                f"(only from {' or '.join(allowed)})"
+            )
+        async with self.db.write() as conn:
+            values: dict[str, Any] = {"state": target}
+            if target == "cancelled":
+                values["finished_at"] = now
+                await conn.execute(
+                    update(Delivery)
+                    .where(Delivery.campaign_id == campaign_id, Delivery.state == "pending")
+                    .values(state="cancelled", updated_at=now, lease_owner=None)
+                )
+            await conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.state.in_(allowed))
+                .values(**values)
+            )
+        return await self.get(campaign_id)
+
+    async def pause(self, campaign_id: int, *, now: datetime) -> CampaignInfo:
+        return await self._transition(campaign_id, ("running",), "paused", now=now)
+
+    async def resume(self, campaign_id: int, *, now: datetime) -> CampaignInfo:
+        return await self._transition(campaign_id, ("paused",), "running", now=now)
+
+    async def cancel(self, campaign_id: int, *, now: datetime) -> CampaignInfo:
+        return await self._transition(
+            campaign_id, ("draft", "scheduled", "running", "paused"), "cancelled", now=now
+        )
+
+    async def resend_uncertain(self, campaign_id: int, *, now: datetime) -> int:
+        """The operator's explicit decision: send the uncertain recipients again."""
+        info = await self.get(campaign_id)
+        if info.state == "cancelled":
+            raise DeliveryError(f"campaign {campaign_id} is cancelled")
+        async with self.db.write() as conn:
+            res = await conn.execute(
+                update(Delivery)
+                .where(Delivery.campaign_id == campaign_id, Delivery.state == "uncertain")
+                .values(
+                    state="pending", error=None, not_before=None, lease_owner=None, updated_at=now
+                )
+            )
+            n = int(res.rowcount or 0)
+            if n and info.state == "completed":
+                await conn.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign_id)
+                    .values(state="running", finished_at=None)
+                )
+        return n
+
+    async def complete_if_done(self, campaign_id: int, *, now: datetime) -> bool:
+        from botdesk.delivery import ledger
+
+        async with self.db.write() as conn:
+            if await ledger.open_work(conn, campaign_id):
+                return False
+            res = await conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.state == "running")
+                .values(state="completed", finished_at=now)
+            )
+            return bool(res.rowcount)

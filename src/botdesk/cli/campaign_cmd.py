@@ -1,0 +1,345 @@
+"""Campaigns: create, start, pause, resume, cancel, watch, report, run."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from botdesk.cli.common import console, print_json, run, table, with_app
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    from botdesk.errors import ValidationError
+
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"--at must be an ISO 8601 date-time, got {value!r}") from None
+    if at.tzinfo is None:
+        raise ValidationError("--at needs a timezone, e.g. 2026-12-01T09:00:00Z")
+    return at.astimezone(UTC)
+
+
+def _parse_buttons(buttons: list[str]) -> list[tuple[str, str]]:
+    from botdesk.errors import ValidationError
+
+    out = []
+    for b in buttons:
+        label, sep, url = b.partition("=")
+        if not sep or not label or not url:
+            raise ValidationError(f"--button must be LABEL=URL, got {b!r}")
+        out.append((label.strip(), url.strip()))
+    return out
+
+
+@app.command("create")
+def create(
+    bot: str = typer.Option(..., "--bot"),
+    text: str | None = typer.Option(None, "--text", help="Message text (or --text-file)."),
+    text_file: Path | None = typer.Option(None, "--text-file"),
+    parse_mode: str = typer.Option("plain", "--parse-mode", help="html | markdownv2 | plain"),
+    photo: Path | None = typer.Option(None, "--photo"),
+    document: Path | None = typer.Option(None, "--document"),
+    button: list[str] = typer.Option([], "--button", help="LABEL=URL (repeatable)."),
+    segment: str | None = typer.Option(None, "--segment"),
+    at: str | None = typer.Option(None, "--at", help="Start at this ISO 8601 time."),
+    paid: bool = typer.Option(
+        False, "--paid", help="Paid broadcast (up to 1000 msg/s, costs Stars)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the Star cost of --paid."),
+    name: str | None = typer.Option(None, "--name"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a campaign (validated completely; nothing is sent until it starts)."""
+    from botdesk.campaigns import CampaignSpec
+    from botdesk.errors import ValidationError
+
+    if (text is None) == (text_file is None):
+        raise ValidationError("give exactly one of --text or --text-file")
+    if text_file is not None:
+        try:
+            text = text_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"cannot read --text-file {text_file}: {exc}") from None
+    mode = parse_mode.lower()
+    if mode not in ("plain", "html", "markdownv2"):
+        raise ValidationError("--parse-mode must be html, markdownv2 or plain")
+    spec = CampaignSpec(
+        bot=bot,
+        text=text or "",
+        parse_mode=mode,  # type: ignore[arg-type]
+        photo=photo,
+        document=document,
+        buttons=_parse_buttons(button),
+        segment=segment,
+        at=_parse_at(at),
+        paid=paid,
+        name=name,
+    )
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.bots import BotRegistry
+        from botdesk.campaigns import Campaigns
+
+        rec = await BotRegistry(a.db, a.secrets).get(bot)
+        camps = Campaigns(a.db)
+        now = datetime.now(UTC)
+        if paid:
+            est = await camps.validate(spec, rec, now=now)
+            msg = (
+                f"paid broadcast to {est.audience} subscribers: about {est.stars:g} Stars "
+                f"(0.1 Star per message above the free rate)"
+            )
+            if not yes and not (sys.stdin.isatty() and typer.confirm(msg + ". Continue?")):
+                raise ValidationError(msg + "; confirm with --yes")
+        return await camps.create(spec, rec, now=now)
+
+    info = with_app(go)
+    if json_out:
+        print_json(info.as_dict())
+    else:
+        sys.stdout.write(f"{info.id}\n")
+
+
+def _simple(action: str) -> Any:
+    def command(campaign_id: int = typer.Argument(..., metavar="ID")) -> None:
+        async def go(a):  # type: ignore[no-untyped-def]
+            from botdesk.campaigns import Campaigns
+
+            return await getattr(Campaigns(a.db), action)(campaign_id, now=datetime.now(UTC))
+
+        info = with_app(go)
+        extra = f", audience {info.audience}" if action == "start" else ""
+        console().print(f"campaign {info.id}: {info.state}{extra}")
+
+    command.__doc__ = {
+        "start": "Snapshot the audience and start delivering (by `serve` or `campaign run`).",
+        "pause": "Pause a running campaign.",
+        "resume": "Resume a paused campaign.",
+        "cancel": "Cancel: recipients not yet sent are marked cancelled.",
+    }[action]
+    return command
+
+
+for _action in ("start", "pause", "resume", "cancel"):
+    app.command(_action)(_simple(_action))
+
+
+@app.command("list")
+def list_(
+    bot: str | None = typer.Option(None, "--bot"), json_out: bool = typer.Option(False, "--json")
+) -> None:
+    """List campaigns, newest first."""
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.campaigns import Campaigns
+
+        return await Campaigns(a.db).list(bot=bot)
+
+    rows = with_app(go)
+    if json_out:
+        print_json([r.as_dict() for r in rows])
+        return
+    table(
+        None,
+        ["id", "bot", "name", "state", "audience", "created", "scheduled"],
+        [
+            [
+                r.id,
+                r.bot,
+                r.name,
+                r.state,
+                r.audience,
+                f"{r.created_at:%Y-%m-%d %H:%M}",
+                f"{r.scheduled_at:%Y-%m-%d %H:%M}" if r.scheduled_at else "",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("status")
+def status(
+    campaign_id: int = typer.Argument(..., metavar="ID"),
+    json_out: bool = typer.Option(False, "--json"),
+    watch: bool = typer.Option(False, "--watch", help="Live progress bar until it ends."),
+) -> None:
+    """Counts by state, rate and ETA."""
+
+    async def once(a):  # type: ignore[no-untyped-def]
+        from botdesk.campaigns import Campaigns
+
+        return await Campaigns(a.db).status(campaign_id, now=datetime.now(UTC))
+
+    if watch:
+        run(_watch(campaign_id))
+        return
+    st = with_app(once)
+    if json_out:
+        print_json(st)
+        return
+    _print_status(st)
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    eta = "-" if st["eta_s"] is None else f"{st['eta_s']:.0f}s"
+    console().print(
+        f"campaign {st['id']}: {st['state']}  audience {st['audience']}  sent {st['sent']}  "
+        f"pending {st['pending']}  sending {st['sending']}  failed {st['failed']}  "
+        f"suppressed {st['suppressed']}  uncertain {st['uncertain']}  cancelled {st['cancelled']}  "
+        f"rate {st['rate_per_s']}/s  eta {eta}"
+    )
+
+
+async def _watch(campaign_id: int) -> None:
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from botdesk.app import open_app
+    from botdesk.campaigns import Campaigns
+    from botdesk.cli.common import home_path
+
+    async with open_app(home_path()) as a:
+        camps = Campaigns(a.db)
+        st = await camps.status(campaign_id, now=datetime.now(UTC))
+        with Progress(
+            TextColumn("campaign {task.fields[cid]} {task.fields[state]}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[rate]}/s  eta {task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=console(),
+        ) as progress:
+            task = progress.add_task(
+                "",
+                total=max(st["audience"], 1),
+                cid=campaign_id,
+                state=st["state"],
+                rate=0,
+                eta="-",
+            )
+            while True:
+                st = await camps.status(campaign_id, now=datetime.now(UTC))
+                done = st["audience"] - st["pending"] - st["sending"]
+                eta = "-" if st["eta_s"] is None else f"{st['eta_s']:.0f}s"
+                progress.update(
+                    task,
+                    total=max(st["audience"], 1),
+                    completed=done,
+                    state=st["state"],
+                    rate=st["rate_per_s"],
+                    eta=eta,
+                )
+                if st["state"] in ("completed", "cancelled", "draft") or (
+                    st["state"] == "paused" and st["sending"] == 0
+                ):
+                    break
+                await asyncio.sleep(0.5)
+    _print_status(st)
+
+
+@app.command("report")
+def report(
+    campaign_id: int = typer.Argument(..., metavar="ID"),
+    csv_file: Path | None = typer.Option(None, "--csv", help="Write per-recipient outcomes here."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Counts by state and by error reason; per-recipient outcomes with --csv."""
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.campaigns import Campaigns
+
+        camps = Campaigns(a.db)
+        rep = await camps.report(campaign_id)
+        written = 0
+        if csv_file is not None:
+            tmp = csv_file.with_name(csv_file.name + ".tmp")
+            with tmp.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(
+                    fh,
+                    fieldnames=[
+                        "chat_id",
+                        "username",
+                        "state",
+                        "attempts",
+                        "message_id",
+                        "error",
+                        "updated_at",
+                    ],
+                )
+                w.writeheader()
+                async for row in camps.recipients(campaign_id):
+                    w.writerow(row)
+                    written += 1
+            tmp.replace(csv_file)
+        return rep, written
+
+    rep, written = with_app(go)
+    if json_out:
+        print_json(rep)
+    else:
+        c = rep["campaign"]
+        console().print(
+            f"campaign {c['id']} ({c['name']}) on {c['bot']}: {c['state']}, "
+            f"audience {c['audience']}"
+        )
+        table(None, ["state", "count"], [[k, v] for k, v in rep["counts"].items()])
+        if rep["reasons"]:
+            table(
+                "reasons",
+                ["state", "reason", "count"],
+                [[r["state"], r["reason"], r["count"]] for r in rep["reasons"]],
+            )
+    if csv_file is not None:
+        console(stderr=True).print(f"wrote {written} rows to {csv_file}")
+
+
+@app.command("resend-uncertain")
+def resend_uncertain(
+    campaign_id: int = typer.Argument(..., metavar="ID"),
+    yes: bool = typer.Option(False, "--yes", "-y"),
+) -> None:
+    """Send again to recipients whose delivery could not be confirmed (may duplicate)."""
+    if not yes and not typer.confirm(
+        "Uncertain recipients may already have the message; send it again?", default=False
+    ):
+        raise typer.Abort()
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.campaigns import Campaigns
+
+        return await Campaigns(a.db).resend_uncertain(campaign_id, now=datetime.now(UTC))
+
+    n = with_app(go)
+    console().print(f"{n} uncertain recipients queued again")
+
+
+@app.command("run")
+def run_(
+    campaign_id: int = typer.Argument(..., metavar="ID"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Deliver a campaign in the foreground (for scripts and cron); starts a draft."""
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.campaigns import Campaigns
+        from botdesk.runtime.foreground import run_campaign
+
+        await run_campaign(a, campaign_id)
+        return await Campaigns(a.db).status(campaign_id, now=datetime.now(UTC))
+
+    st = with_app(go)
+    if json_out:
+        print_json(st)
+    else:
+        _print_status(st)

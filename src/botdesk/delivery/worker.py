@@ -1,0 +1,511 @@
+"""The delivery engine of one bot: claims ledger rows, sends at the allowed rate, records.
+
+Per bot, one engine runs in the process that holds the bot's lease. A feeder claims pending
+rows of the bot's running campaigns in small batches; a pool of senders takes them one by
+one: wait for the bot's rate limiter, commit ``sending`` (group-committed with other senders'
+rows by ``LedgerWriter``), send, map the outcome to a decision with the pure
+``policy.decide``, and hand the result back to the writer. The in-flight window (senders
+between limiter and answer) hides network latency; batching keeps the database off the
+critical path.
+
+Crash safety: ``sending`` is durable before a request leaves; on takeover, rows found in
+``sending`` become ``uncertain`` (``ledger.recover``) and are never resent automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiogram import Bot
+from sqlalchemy import select, update
+
+from botdesk import subscribers
+from botdesk.bots import BotRecord
+from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns
+from botdesk.clock import Clock
+from botdesk.config import DeliverySettings
+from botdesk.delivery import ledger, policy
+from botdesk.delivery.ratelimit import BotRateLimiter, Priority
+from botdesk.errors import InvalidToken
+from botdesk.log import get_logger
+from botdesk.store.db import Database
+from botdesk.store.models import Campaign
+from botdesk.telegram.gateway import OutgoingMessage, send
+
+log = get_logger(__name__)
+
+CLAIM_EVERY_S = 0.05
+IDLE_POLL_S = 1.0
+PAID_WINDOW_SECONDS = 0.25  # in-flight window for paid broadcasts: rate x latency
+FLUSH_INTERVAL_S = 0.005
+MAX_FLUSH_BATCH = 1000
+
+
+class Channel(Protocol):
+    """What the engine needs of a bot's channel (the runtime's Channel provides it)."""
+
+    record: BotRecord
+    bot: Bot
+    limiter: BotRateLimiter
+    clock: Clock
+
+    @property
+    def name(self) -> str: ...
+
+    def count_delivery(self, state: str) -> None: ...
+
+
+@dataclass
+class CampaignCtx:
+    id: int
+    state: str
+    text: str
+    parse_mode: str
+    media_kind: str | None
+    media_path: str | None
+    file_id: str | None
+    buttons: tuple[tuple[str, str], ...]
+    paid: bool
+    upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class EngineStats:
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    uncertain: int = 0
+    retried: int = 0
+    recovered_uncertain: int = 0
+    by_campaign_sent: dict[int, int] = field(default_factory=dict)
+
+
+class LedgerWriter:
+    """Group commit for the ledger: many senders' updates in one short transaction."""
+
+    def __init__(self, db: Database, clock: Clock, *, bot_id: int) -> None:
+        self.db = db
+        self.clock = clock
+        self.bot_id = bot_id
+        self._marks: list[tuple[int, asyncio.Future[bool]]] = []
+        self._finishes: list[dict[str, Any]] = []
+        self._unreachable: list[tuple[int, str, str]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.transactions = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"ledger-writer:{self.bot_id}")
+
+    async def mark_sending(self, row_id: int) -> bool:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._marks.append((row_id, fut))
+        self._kick()
+        return await fut
+
+    def finish(
+        self, row: dict[str, Any], *, unreachable: tuple[int, str, str] | None = None
+    ) -> None:
+        self._finishes.append(row)
+        if unreachable is not None:
+            self._unreachable.append(unreachable)
+        self._kick()
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        while self._marks or self._finishes or not self._idle.is_set():
+            self._wake.set()
+            await self._idle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(FLUSH_INTERVAL_S)  # let concurrent senders join this batch
+            marks, self._marks = self._marks[:MAX_FLUSH_BATCH], self._marks[MAX_FLUSH_BATCH:]
+            finishes, self._finishes = self._finishes, []
+            unreachable, self._unreachable = self._unreachable, []
+            if marks or finishes:
+                await self._commit(marks, finishes, unreachable)
+            if self._marks or self._finishes:
+                self._wake.set()
+            else:
+                self._idle.set()
+                if self._closed:
+                    return
+
+    async def _commit(
+        self,
+        marks: list[tuple[int, asyncio.Future[bool]]],
+        finishes: list[dict[str, Any]],
+        unreachable: list[tuple[int, str, str]],
+    ) -> None:
+        now = self.clock.now()
+        for attempt in range(5):
+            try:
+                async with self.db.write() as conn:
+                    # Finishes first: a retried row may be marked sending again in this batch.
+                    await ledger.finish(conn, finishes)
+                    ok = (
+                        await ledger.mark_sending(conn, [m[0] for m in marks], now=now)
+                        if marks
+                        else set()
+                    )
+                    for chat_id, status, reason in unreachable:
+                        await subscribers.mark_unreachable(
+                            conn,
+                            bot_id=self.bot_id,
+                            chat_id=chat_id,
+                            status=status,  # type: ignore[arg-type]
+                            reason=reason,
+                            now=now,
+                        )
+                self.transactions += 1
+                break
+            except Exception as exc:
+                if attempt == 4:
+                    for _rid, fut in marks:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    log.error("ledger write failed", error=str(exc))
+                    return
+                await asyncio.sleep(0.1 * 2**attempt)
+        for rid, fut in marks:
+            if not fut.done():
+                fut.set_result(rid in ok)
+
+    async def aclose(self) -> None:
+        await self.flush()
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        *,
+        channel: Channel,
+        db: Database,
+        settings: DeliverySettings,
+        clock: Clock,
+        owner: str,
+        only_campaign: int | None = None,
+        on_progress: Callable[[EngineStats], None] | None = None,
+    ) -> None:
+        self.ch = channel
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.owner = owner
+        self.only = only_campaign
+        self.on_progress = on_progress
+        self.campaigns = Campaigns(db)
+        self.stats = EngineStats()
+        self.retry_policy = policy.RetryPolicy(
+            max_attempts_server=max(1, settings.max_server_retries)
+        )
+        self.rng = random.Random()
+        self.writer = LedgerWriter(db, clock, bot_id=channel.record.id)
+        self.ctx: dict[int, CampaignCtx] = {}
+        self.queue: asyncio.Queue[tuple[CampaignCtx, ledger.Claimed]] = asyncio.Queue()
+        self.free_window = asyncio.Semaphore(settings.in_flight)
+        self.paid_window = asyncio.Semaphore(
+            max(settings.in_flight, math.ceil(settings.paid_rate * PAID_WINDOW_SECONDS))
+        )
+        self._fatal: BaseException | None = None
+        # What each sender holds: ("wait", row) before its request is committed to, then
+        # ("send", row). Shutdown cancels waiters and lets senders finish.
+        self._phase: dict[asyncio.Task[None] | None, tuple[str, int]] = {}
+
+    # -- campaign contexts -------------------------------------------------------------
+
+    async def _refresh(self) -> list[CampaignCtx]:
+        q = select(
+            Campaign.id,
+            Campaign.state,
+            Campaign.text,
+            Campaign.parse_mode,
+            Campaign.media_kind,
+            Campaign.media_path,
+            Campaign.media_file_id,
+            Campaign.buttons,
+            Campaign.paid,
+        ).where(Campaign.bot_id == self.ch.record.id)
+        if self.only is not None:
+            q = q.where(Campaign.id == self.only)
+        else:
+            q = q.where(Campaign.state.in_(("running", "paused")))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.order_by(Campaign.id))).all()
+        seen = set()
+        for r in rows:
+            seen.add(r.id)
+            c = self.ctx.get(r.id)
+            if c is None:
+                self.ctx[r.id] = CampaignCtx(
+                    id=r.id,
+                    state=r.state,
+                    text=r.text,
+                    parse_mode=r.parse_mode,
+                    media_kind=r.media_kind,
+                    media_path=r.media_path,
+                    file_id=r.media_file_id,
+                    buttons=tuple((b[0], b[1]) for b in (r.buttons or [])),
+                    paid=bool(r.paid),
+                )
+            else:
+                c.state = r.state
+        for cid in list(self.ctx):
+            if cid not in seen:
+                self.ctx[cid].state = "gone"
+                del self.ctx[cid]
+        return [c for c in self.ctx.values() if c.state == "running"]
+
+    # -- main loop ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, until_done: bool = False) -> None:
+        async with self.db.write() as conn:
+            n = await ledger.recover(conn, bot_id=self.ch.record.id, now=self.clock.now())
+        if n:
+            self.stats.recovered_uncertain += n
+            log.warning(
+                "rows found in 'sending' after an interruption marked uncertain",
+                bot=self.ch.name,
+                rows=n,
+            )
+        self.writer.start()
+        size = max(
+            self.settings.in_flight, math.ceil(self.settings.paid_rate * PAID_WINDOW_SECONDS)
+        )
+        senders = [asyncio.create_task(self._sender()) for _ in range(size)]
+        try:
+            await self._feed(stop, until_done)
+        finally:
+            await self._shutdown(senders)
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _shutdown(self, senders: list[asyncio.Task[None]]) -> None:
+        """Give back what was not sent; let requests already committed to finish."""
+        waiting = [t for t, (phase, _rid) in self._phase.items() if phase == "wait" and t]
+        released = [rid for t, (phase, rid) in self._phase.items() if phase == "wait" and t]
+        for t in waiting:
+            t.cancel()
+        bound = self.ch.bot.session.timeout + 5  # type: ignore[operator]
+        deadline = self.clock.monotonic() + float(bound)
+        while any(p == "send" for p, _ in self._phase.values()):
+            if self.clock.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        for t in senders:
+            t.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        await self.writer.aclose()
+        await self._return_queued(extra=released)
+
+    async def _return_queued(self, extra: list[int] | None = None) -> None:
+        ids: list[int] = list(extra or [])
+        while not self.queue.empty():
+            _c, row = self.queue.get_nowait()
+            ids.append(row.id)
+        if ids:
+            async with self.db.write() as conn:
+                await ledger.release(conn, ids, not_before=None)
+
+    async def _feed(self, stop: asyncio.Event, until_done: bool) -> None:
+        last_due = -1e9
+        while not stop.is_set() and self._fatal is None:
+            mono = self.clock.monotonic()
+            if self.only is None and mono - last_due >= 1.0:
+                last_due = mono
+                started = await self.campaigns.start_due(self.ch.record.id, now=self.clock.now())
+                for cid in started:
+                    log.info("scheduled campaign started", bot=self.ch.name, campaign=cid)
+            running = await self._refresh()
+            if self.only is not None and self.only not in self.ctx:
+                return
+            claimed = 0
+            # Keep about two windows of work queued: enough to never starve the senders,
+            # little enough that pause and cancel take effect quickly.
+            room = max(0, 2 * self._window_size(running) - self.queue.qsize())
+            for c in running:
+                if room <= 0:
+                    break
+                async with self.db.write() as conn:
+                    rows = await ledger.claim(
+                        conn,
+                        campaign_id=c.id,
+                        owner=self.owner,
+                        limit=min(room, self.settings.batch_size),
+                        now_ts=self.clock.now().timestamp(),
+                        postgres=not self.db.is_sqlite,
+                    )
+                for row in rows:
+                    self.queue.put_nowait((c, row))
+                claimed += len(rows)
+                room -= len(rows)
+            if self.on_progress is not None:
+                self.on_progress(self.stats)
+            if claimed:
+                await _wait(stop, CLAIM_EVERY_S)
+                continue
+            if self.queue.empty() and not self._phase:
+                await self.writer.flush()
+                for c in running:
+                    if await self.campaigns.complete_if_done(c.id, now=self.clock.now()):
+                        log.info("campaign completed", bot=self.ch.name, campaign=c.id)
+                if until_done and self.only is not None:
+                    ctx = self.ctx.get(self.only)
+                    if ctx is not None:
+                        await self._refresh()
+                        ctx = self.ctx.get(self.only)
+                    if ctx is None or ctx.state in ("completed", "cancelled", "paused"):
+                        return
+            await _wait(stop, CLAIM_EVERY_S if running else IDLE_POLL_S)
+
+    def _window_size(self, running: list[CampaignCtx]) -> int:
+        if any(c.paid for c in running):
+            return max(
+                self.settings.in_flight, math.ceil(self.settings.paid_rate * PAID_WINDOW_SECONDS)
+            )
+        return self.settings.in_flight
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        me = asyncio.current_task()
+        while True:
+            c, row = await self.queue.get()
+            self._phase[me] = ("wait", row.id)
+            try:
+                window = self.paid_window if c.paid else self.free_window
+                async with window:
+                    await self._deliver(c, row, me)
+            except InvalidToken as exc:
+                self._fatal = exc
+            except Exception as exc:
+                log.error("delivery step failed", bot=self.ch.name, row=row.id, error=str(exc))
+                self._fatal = exc
+            finally:
+                self._phase.pop(me, None)
+
+    async def _deliver(
+        self, c: CampaignCtx, row: ledger.Claimed, me: asyncio.Task[None] | None
+    ) -> None:
+        if c.state != "running":  # paused or cancelled since the claim
+            async with self.db.write() as conn:
+                await ledger.release(conn, [row.id], not_before=None)
+            return
+        limiter = self.ch.limiter
+        await limiter.acquire(
+            row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN, paid=c.paid
+        )
+        self._phase[me] = ("send", row.id)  # from here on the row is never cancelled
+        if not await self.writer.mark_sending(row.id):
+            return  # cancelled meanwhile: nothing was sent
+        if c.media_path and not c.file_id:
+            async with c.upload_lock:  # upload once, then reuse Telegram's file_id
+                result = await send(self.ch.bot, self._message(c, row))
+                if result.file_id and not c.file_id:
+                    c.file_id = result.file_id
+                    await self._store_file_id(c)
+        else:
+            result = await send(self.ch.bot, self._message(c, row))
+        attempt = row.attempts + 1
+        decision = policy.decide(result, attempt=attempt, policy=self.retry_policy, rng=self.rng)
+        await self._apply(c, row, decision)
+
+    def _message(self, c: CampaignCtx, row: ledger.Claimed) -> OutgoingMessage:
+        from botdesk.delivery import templates
+
+        text = templates.render(c.text, row.values, parse_mode=c.parse_mode)  # type: ignore[arg-type]
+        media: str | Path | None = None
+        if c.media_path:
+            media = c.file_id or Path(c.media_path)
+        return OutgoingMessage(
+            chat_id=row.chat_id,
+            text=text,
+            parse_mode=TELEGRAM_PARSE_MODE[c.parse_mode],
+            photo=media if c.media_kind == "photo" else None,
+            document=media if c.media_kind == "document" else None,
+            buttons=c.buttons,
+            allow_paid_broadcast=c.paid,
+        )
+
+    async def _store_file_id(self, c: CampaignCtx) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(Campaign).where(Campaign.id == c.id).values(media_file_id=c.file_id)
+            )
+
+    async def _apply(self, c: CampaignCtx, row: ledger.Claimed, d: policy.Decision) -> None:
+        now = self.clock.now()
+        base: dict[str, Any] = {"rid": row.id, "updated_at": now}
+        match d:
+            case policy.MarkSent(message_id=mid):
+                self.stats.sent += 1
+                self.stats.by_campaign_sent[c.id] = self.stats.by_campaign_sent.get(c.id, 0) + 1
+                self.writer.finish({**base, "state": "sent", "message_id": mid})
+                self.ch.count_delivery("sent")
+            case policy.Retry(delay_s=delay, pause_bot=pause):
+                self.stats.retried += 1
+                if pause:
+                    self.ch.limiter.on_rate_limited(delay)
+                row.attempts += 1
+                self.writer.finish(
+                    {**base, "state": "pending", "not_before": now.timestamp() + delay}
+                )
+            case policy.Suppress(reason=reason, subscriber_status=status):
+                self.stats.suppressed += 1
+                self.writer.finish(
+                    {**base, "state": "suppressed", "error": reason},
+                    unreachable=(row.chat_id, status, reason),
+                )
+                self.ch.count_delivery("suppressed")
+            case policy.MarkUncertain(reason=reason):
+                self.stats.uncertain += 1
+                self.writer.finish({**base, "state": "uncertain", "error": reason})
+                self.ch.count_delivery("uncertain")
+            case policy.MarkFailed(reason=reason):
+                self.stats.failed += 1
+                self.writer.finish({**base, "state": "failed", "error": reason})
+                self.ch.count_delivery("failed")
+            case policy.StopBot(reason=reason):
+                # 401: the request was refused, nothing was delivered; the row waits.
+                self.writer.finish({**base, "state": "pending"})
+                raise InvalidToken(f"the token was rejected while sending: {reason}")
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def make_bot_worker(
+    *, db: Database, settings: DeliverySettings, owner: str
+) -> Callable[[Channel, asyncio.Event], Any]:
+    """The per-bot job `botdesk serve` runs while it holds the bot's lease."""
+
+    async def worker(channel: Channel, stop: asyncio.Event) -> None:
+        engine = DeliveryEngine(
+            channel=channel, db=db, settings=settings, clock=channel.clock, owner=owner
+        )
+        await engine.run(stop)
+
+    return worker

@@ -1,0 +1,90 @@
+"""`botdesk campaign run`: deliver one campaign in the foreground with the serve engine.
+
+It takes the bot's lease like a `serve` worker would (so the bot's rate limit still holds
+across processes), renews it while it works, and returns when the campaign is completed,
+paused or cancelled. Killing it at any point is safe: the next run (or any serve worker)
+recovers the ledger and continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from botdesk.app import App
+from botdesk.bots import BotRegistry
+from botdesk.campaigns import Campaigns
+from botdesk.clock import Clock, SystemClock
+from botdesk.delivery.worker import DeliveryEngine, EngineStats
+from botdesk.errors import DeliveryError
+from botdesk.runtime.channel import open_channel
+from botdesk.runtime.metrics import Metrics
+from botdesk.runtime.service import worker_id
+from botdesk.store import leases
+from botdesk.store.models import Bot, Campaign
+
+
+async def run_campaign(
+    app: App,
+    campaign_id: int,
+    *,
+    clock: Clock | None = None,
+    on_progress: Callable[[EngineStats], None] | None = None,
+    owner: str | None = None,
+) -> EngineStats:
+    from sqlalchemy import select
+
+    clock = clock or SystemClock()
+    owner = owner or worker_id()
+    camps = Campaigns(app.db)
+    info = await camps.get(campaign_id)
+    if info.state in ("draft", "scheduled"):
+        info = await camps.start(campaign_id, now=clock.now())
+    if info.state not in ("running",):
+        raise DeliveryError(f"campaign {campaign_id} is {info.state}: nothing to deliver")
+    async with app.db.read() as conn:
+        bot_id = (
+            await conn.execute(select(Campaign.bot_id).where(Campaign.id == campaign_id))
+        ).scalar_one()
+        name = (await conn.execute(select(Bot.name).where(Bot.id == bot_id))).scalar_one()
+    rec = await BotRegistry(app.db, app.secrets).get(name)
+    ttl = app.settings.delivery.lease_seconds
+    if not await leases.acquire(app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()):
+        holder = await leases.holder(app.db, bot_id=rec.id, now=clock.now())
+        raise DeliveryError(
+            f"bot '{name}' is being served by {holder}; it delivers this campaign "
+            "(watch it with `botdesk campaign status ID --watch`)"
+        )
+    channel = open_channel(app, rec, clock=clock, metrics=Metrics())
+    stop = asyncio.Event()
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            if not await leases.acquire(
+                app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()
+            ):
+                stop.set()
+                return
+
+    beat = asyncio.create_task(heartbeat())
+    engine = DeliveryEngine(
+        channel=channel,
+        db=app.db,
+        settings=app.settings.delivery,
+        clock=clock,
+        owner=owner,
+        only_campaign=campaign_id,
+        on_progress=on_progress,
+    )
+    try:
+        await engine.run(stop, until_done=True)
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await leases.release(app.db, bot_id=rec.id, owner=owner)
+        await channel.limiter.aclose()
+        await channel.aclose()
+    return engine.stats
