@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -96,3 +99,61 @@ async def processed(app: App, bot_id: int | None = None) -> int:
     if bot_id is not None:
         q = q.where(ProcessedUpdate.bot_id == bot_id)
     return int(await scalar(app, q))
+
+
+class ServeProcess:
+    """`botdesk serve` as a child process, its output in a file; ``stop``/``kill`` end it.
+
+    The pytest event loop keeps running while it waits (asyncio subprocesses), so an
+    in-process sandbox keeps answering the child.
+    """
+
+    def __init__(self, home: Path, *args: str) -> None:
+        self.home = home
+        self.args = args
+        self.log = home / f"serve-{id(self)}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> ServeProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTDESK_")}
+        env.update(BOTDESK_KEYRING="off", BOTDESK_HOME=str(self.home), PYTHONUNBUFFERED="1")
+        with self.log.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "botdesk.cli.main",
+                "--home",
+                str(self.home),
+                "serve",
+                *self.args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+        return self
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    async def signal(self, sig: int, *, within: float = 20.0) -> int:
+        """Send ``sig`` and wait for the exit code (kill -9 after ``within`` seconds)."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"serve did not exit within {within}s of signal {sig}") from None
+
+    async def kill(self) -> None:
+        await self.signal(signal.SIGKILL, within=10)
+
+    async def close(self) -> None:
+        """Whatever happened, the child is gone afterwards."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
