@@ -50,15 +50,23 @@ def load(home_path: Path) -> tuple[Home, Settings]:
 
 @asynccontextmanager
 async def open_app(
-    home_path: Path, *, upgrade: bool = True, configure_logs: bool = True
+    home_path: Path,
+    *,
+    upgrade: bool = True,
+    configure_logs: bool = True,
+    quiet: bool = False,
 ) -> AsyncIterator[App]:
+    """``quiet``: one-shot commands log warnings and errors only (their output is the result)."""
     from botdesk.store.db import Database
 
     home, settings = load(home_path)
     if configure_logs:
         from botdesk.log import configure_logging
 
-        configure_logging(level=settings.log.level, fmt=settings.log.format)
+        level = settings.log.level
+        if quiet and level in ("DEBUG", "INFO"):
+            level = "DEBUG" if level == "DEBUG" else "WARNING"
+        configure_logging(level=level, fmt=settings.log.format)
     home.ensure()
     db = Database.open(
         home.database_url(settings),

@@ -234,3 +234,102 @@ async def release(db: Database, *, bot: str, chat_id: int) -> None:
         )
         if not res.rowcount:
             raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+
+
+# -- operator replies (outbox) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    bot_id: int
+    chat_id: int
+    text: str
+    author: str
+
+
+async def enqueue_reply(db: Database, *, bot: str, chat_id: int, text: str) -> int:
+    """Queue an operator's reply; the process that owns the bot sends it (same limiter).
+
+    Replying takes the conversation over: the assistant stays silent until released.
+    """
+    from botdesk.errors import ValidationError
+    from botdesk.store.models import Outbox, utcnow
+
+    if not text.strip():
+        raise ValidationError("the reply text is empty")
+    if len(text) > 4096:
+        raise ValidationError(f"the reply is {len(text)} characters; Telegram allows 4096")
+    now = utcnow()
+    async with db.write() as conn:
+        bot_id = await _bot_id(conn, bot)
+        known = (
+            await conn.execute(
+                select(Conversation.id).where(
+                    Conversation.bot_id == bot_id, Conversation.chat_id == chat_id
+                )
+            )
+        ).first()
+        if not known:
+            # Only people who wrote to the bot (and so started it) can be answered.
+            raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+        await set_needs_human(conn, bot_id=bot_id, chat_id=chat_id, reason="operator", now=now)
+        return int(
+            (
+                await conn.execute(
+                    insert(Outbox)
+                    .values(
+                        bot_id=bot_id,
+                        chat_id=chat_id,
+                        text=text,
+                        author="operator",
+                        state="pending",
+                        created_at=now,
+                    )
+                    .returning(Outbox.id)
+                )
+            ).scalar_one()
+        )
+
+
+async def pending_replies(db: Database, *, bot_id: int, limit: int = 50) -> list[OutboxItem]:
+    from botdesk.store.models import Outbox
+
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(Outbox.id, Outbox.bot_id, Outbox.chat_id, Outbox.text, Outbox.author)
+                .where(Outbox.bot_id == bot_id, Outbox.state == "pending")
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+        ).all()
+    return [OutboxItem(*r) for r in rows]
+
+
+async def finish_reply(
+    db: Database, *, item_id: int, message_id: int | None, error: str | None, now: datetime
+) -> None:
+    from botdesk.store.models import Outbox
+
+    async with db.write() as conn:
+        await conn.execute(
+            update(Outbox)
+            .where(Outbox.id == item_id)
+            .values(
+                state="sent" if error is None else "failed",
+                message_id=message_id,
+                error=error,
+                sent_at=now,
+            )
+        )
+
+
+async def reply_state(db: Database, item_id: int) -> tuple[str, str | None]:
+    from botdesk.store.models import Outbox
+
+    async with db.read() as conn:
+        row = (
+            await conn.execute(select(Outbox.state, Outbox.error).where(Outbox.id == item_id))
+        ).one()
+    return row[0], row[1]

@@ -45,7 +45,7 @@ def with_app(fn: Callable[[App], Awaitable[T]], *, upgrade: bool = True) -> T:
     from botdesk.app import open_app
 
     async def go() -> T:
-        async with open_app(home_path(), upgrade=upgrade) as app:
+        async with open_app(home_path(), upgrade=upgrade, quiet=True) as app:
             return await fn(app)
 
     return run(go())

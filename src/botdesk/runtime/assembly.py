@@ -14,14 +14,21 @@ from botdesk.runtime.service import BotWorker, Runtime, worker_id
 
 
 async def build_port(app: App) -> AssistantPort | None:
-    """The assistant configured for this home, or None for the plain auto-reply."""
-    return None
+    """The assistant configured for this home (the offline answerer by default)."""
+    from botdesk.runtime.assistant_port import build_assistant_port
+
+    return await build_assistant_port(app)
 
 
-def build_workers(app: App, *, owner: str) -> list[BotWorker]:
+def build_workers(app: App, *, owner: str, delivery: bool = True) -> list[BotWorker]:
+    """Jobs run per bot by the process that owns it: operator replies, and campaigns."""
     from botdesk.delivery.worker import make_bot_worker
+    from botdesk.runtime.outbox import outbox_worker
 
-    return [make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner)]
+    workers: list[BotWorker] = [outbox_worker]
+    if delivery:
+        workers.append(make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner))
+    return workers
 
 
 async def build_runtime(
@@ -43,7 +50,7 @@ async def build_runtime(
         listen=listen,
         metrics_listen=metrics_listen,
         port=await build_port(app),
-        bot_workers=build_workers(app, owner=owner) if delivery else [],
+        bot_workers=build_workers(app, owner=owner, delivery=delivery),
         poll_timeout=poll_timeout,
         owner=owner,
     )

@@ -88,3 +88,26 @@ async def run_campaign(
         await channel.limiter.aclose()
         await channel.aclose()
     return engine.stats
+
+
+async def deliver_replies(app: App, bot: str, *, clock: Clock | None = None) -> int:
+    """Send a bot's queued operator replies now, if no serve process owns the bot.
+
+    Returns how many were sent here; 0 when another process owns the bot (it sends them).
+    """
+    from botdesk.runtime.outbox import send_pending
+
+    clock = clock or SystemClock()
+    owner = worker_id()
+    rec = await BotRegistry(app.db, app.secrets).get(bot)
+    ttl = app.settings.delivery.lease_seconds
+    if not await leases.acquire(app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()):
+        return 0
+    channel = open_channel(app, rec, clock=clock, metrics=Metrics())
+    try:
+        return await send_pending(channel)
+    finally:
+        with contextlib.suppress(Exception):
+            await leases.release(app.db, bot_id=rec.id, owner=owner)
+        await channel.limiter.aclose()
+        await channel.aclose()

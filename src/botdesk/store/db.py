@@ -221,10 +221,10 @@ class Database:
         """Bring the schema to ``revision`` (idempotent)."""
         import logging
 
+        # Alembic narrates every plugin at INFO (some at import); botdesk reports the outcome.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         from alembic import command
 
-        # Alembic narrates every plugin at INFO; botdesk reports the outcome itself.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         cfg = self._alembic_config()
 
         def run(sync_conn: Any) -> None:

@@ -238,6 +238,28 @@ class Message(Base):
     at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
+class Outbox(Base):
+    """Operator replies waiting for the process that owns the bot to send them.
+
+    The owner sends them through the bot's one rate limiter (reply priority); a row is
+    ``pending`` until sent, then ``sent`` (with the message id) or ``failed``.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_bot_state", "bot_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(16), default="operator")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
 class KnowledgeEntryRow(Base):
     __tablename__ = "knowledge_entries"
     __table_args__ = (UniqueConstraint("scope", "key"),)

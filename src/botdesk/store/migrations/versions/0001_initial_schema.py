@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 18:27:47.839616
+Create Date: 2026-11-28
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=True),
         sa.Column("update_offset", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("created_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bots")),
         sa.UniqueConstraint("name", name=op.f("uq_bots_name")),
     )
@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("variants", sa.JSON(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
-        sa.Column("updated_at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("updated_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_entries")),
         sa.UniqueConstraint("scope", "key", name=op.f("uq_knowledge_entries_scope")),
     )
@@ -62,7 +62,7 @@ def upgrade() -> None:
         "bot_leases",
         sa.Column("bot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("owner", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("expires_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["bot_id"], ["bots.id"], name=op.f("fk_bot_leases_bot_id_bots"), ondelete="CASCADE"
         ),
@@ -88,10 +88,10 @@ def upgrade() -> None:
         sa.Column("segment", sa.Text(), nullable=True),
         sa.Column("paid", sa.Boolean(), nullable=False),
         sa.Column("audience", sa.Integer(), nullable=False),
-        sa.Column("scheduled_at", botdesk.store.models.TZDateTime(), nullable=True),
-        sa.Column("created_at", botdesk.store.models.TZDateTime(), nullable=False),
-        sa.Column("started_at", botdesk.store.models.TZDateTime(), nullable=True),
-        sa.Column("finished_at", botdesk.store.models.TZDateTime(), nullable=True),
+        sa.Column("scheduled_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["bot_id"], ["bots.id"], name=op.f("fk_campaigns_bot_id_bots"), ondelete="CASCADE"
         ),
@@ -113,7 +113,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=80), nullable=True),
         sa.Column("update_id", sa.BigInteger(), nullable=True),
-        sa.Column("at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["bot_id"], ["bots.id"], name=op.f("fk_consent_events_bot_id_bots"), ondelete="CASCADE"
         ),
@@ -134,7 +134,9 @@ def upgrade() -> None:
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("needs_human", sa.Boolean(), nullable=False),
         sa.Column("handoff_reason", sa.Text(), nullable=True),
-        sa.Column("last_message_at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column(
+            "last_message_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["bot_id"], ["bots.id"], name=op.f("fk_conversations_bot_id_bots"), ondelete="CASCADE"
         ),
@@ -142,10 +144,35 @@ def upgrade() -> None:
         sa.UniqueConstraint("bot_id", "chat_id", name=op.f("uq_conversations_bot_id")),
     )
     op.create_table(
+        "outbox",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("bot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("chat_id", sa.BigInteger(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("author", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["bot_id"], ["bots.id"], name=op.f("fk_outbox_bot_id_bots"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_bot_state", ["bot_id", "state", "id"], unique=False)
+
+    op.create_table(
         "processed_updates",
         sa.Column("bot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("update_id", sa.BigInteger(), nullable=False),
-        sa.Column("at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["bot_id"],
             ["bots.id"],
@@ -171,10 +198,10 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=16), nullable=True),
         sa.Column("is_group", sa.Boolean(), nullable=False),
         sa.Column("fields", sa.JSON(), nullable=True),
-        sa.Column("joined_at", botdesk.store.models.TZDateTime(), nullable=False),
-        sa.Column("left_at", botdesk.store.models.TZDateTime(), nullable=True),
-        sa.Column("last_seen_at", botdesk.store.models.TZDateTime(), nullable=True),
-        sa.Column("updated_at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("joined_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
+        sa.Column("left_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
+        sa.Column("last_seen_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["bot_id"], ["bots.id"], name=op.f("fk_subscribers_bot_id_bots"), ondelete="CASCADE"
         ),
@@ -203,7 +230,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("not_before", sa.Float(), nullable=True),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("updated_at", botdesk.store.models.TZDateTime(), nullable=True),
+        sa.Column("updated_at", botdesk.store.models.TZDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaigns.id"],
@@ -235,7 +262,7 @@ def upgrade() -> None:
         sa.Column("telegram_message_id", sa.BigInteger(), nullable=True),
         sa.Column("update_id", sa.BigInteger(), nullable=True),
         sa.Column("meta", sa.JSON(), nullable=True),
-        sa.Column("at", botdesk.store.models.TZDateTime(), nullable=False),
+        sa.Column("at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -286,6 +313,10 @@ def downgrade() -> None:
 
     op.drop_table("subscribers")
     op.drop_table("processed_updates")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_bot_state")
+
+    op.drop_table("outbox")
     op.drop_table("conversations")
     with op.batch_alter_table("consent_events", schema=None) as batch_op:
         batch_op.drop_index("ix_consent_bot_chat")

@@ -1,0 +1,163 @@
+"""The operator's knowledge base in the database: import, list, remove, load for retrieval.
+
+Entries belong to one bot (scope = the bot's name) or to the shared base (scope ``*``), which
+every bot also answers from. Re-importing a file updates entries in place by their key (see
+``assistant.knowledge.normalize_key``); the file format parsers live in
+``assistant/knowledge.py`` and report bad rows with their line while keeping good ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, or_, select, update
+
+from botdesk.assistant.knowledge import ImportProblem, KnowledgeEntry, parse_knowledge
+from botdesk.errors import KnowledgeImportError, NotFoundError
+from botdesk.store.db import Database
+from botdesk.store.models import KnowledgeEntryRow
+
+SHARED = "*"
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    updated: int
+    unchanged: int
+    problems: list[ImportProblem]
+
+
+def scope_of(bot: str | None) -> str:
+    return bot if bot else SHARED
+
+
+def read_file(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise KnowledgeImportError(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise KnowledgeImportError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise KnowledgeImportError(f"cannot read {path}: {exc.strerror}") from None
+
+
+async def import_file(db: Database, path: Path, *, bot: str | None, now: datetime) -> ImportResult:
+    report = parse_knowledge(read_file(path), filename=path.name, bot=bot)
+    if not report.entries and report.problems:
+        first = report.problems[0]
+        raise KnowledgeImportError(
+            f"{path}: no valid entries ({len(report.problems)} problems; "
+            f"line {first.line}: {first.reason})"
+        )
+    scope = scope_of(bot)
+    added = updated = unchanged = 0
+    async with db.write() as conn:
+        existing = {
+            r.key: r
+            for r in (
+                await conn.execute(
+                    select(
+                        KnowledgeEntryRow.key,
+                        KnowledgeEntryRow.question,
+                        KnowledgeEntryRow.variants,
+                        KnowledgeEntryRow.answer,
+                        KnowledgeEntryRow.tags,
+                    ).where(KnowledgeEntryRow.scope == scope)
+                )
+            ).all()
+        }
+        for e in report.entries:
+            values = {
+                "question": e.question,
+                "variants": list(e.variants),
+                "answer": e.answer,
+                "tags": list(e.tags),
+            }
+            old = existing.get(e.key)
+            if old is None:
+                await conn.execute(
+                    insert(KnowledgeEntryRow).values(
+                        scope=scope, key=e.key, updated_at=now, **values
+                    )
+                )
+                added += 1
+            elif (old.question, list(old.variants), old.answer, list(old.tags)) != (
+                e.question,
+                list(e.variants),
+                e.answer,
+                list(e.tags),
+            ):
+                await conn.execute(
+                    update(KnowledgeEntryRow)
+                    .where(KnowledgeEntryRow.scope == scope, KnowledgeEntryRow.key == e.key)
+                    .values(updated_at=now, **values)
+                )
+                updated += 1
+            else:
+                unchanged += 1
+    return ImportResult(added, updated, unchanged, list(report.problems))
+
+
+async def entries(
+    db: Database, *, bot: str | None, include_shared: bool = True
+) -> list[KnowledgeEntry]:
+    """Entries a bot answers from: its own and (by default) the shared ones."""
+    scopes = [scope_of(bot)]
+    if bot and include_shared:
+        scopes.append(SHARED)
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    KnowledgeEntryRow.scope,
+                    KnowledgeEntryRow.key,
+                    KnowledgeEntryRow.question,
+                    KnowledgeEntryRow.variants,
+                    KnowledgeEntryRow.answer,
+                    KnowledgeEntryRow.tags,
+                )
+                .where(KnowledgeEntryRow.scope.in_(scopes))
+                .order_by(KnowledgeEntryRow.id)
+            )
+        ).all()
+    return [
+        KnowledgeEntry(
+            key=r.key,
+            question=r.question,
+            variants=tuple(r.variants or ()),
+            answer=r.answer,
+            tags=tuple(r.tags or ()),
+            bot=None if r.scope == SHARED else r.scope,
+        )
+        for r in rows
+    ]
+
+
+async def version(db: Database, *, bot: str) -> tuple[int, str]:
+    """Changes whenever the bot's (or the shared) entries change: rebuild retrieval then."""
+    async with db.read() as conn:
+        n, latest = (
+            await conn.execute(
+                select(func.count(), func.max(KnowledgeEntryRow.updated_at)).where(
+                    or_(KnowledgeEntryRow.scope == bot, KnowledgeEntryRow.scope == SHARED)
+                )
+            )
+        ).one()
+    return int(n), str(latest)
+
+
+async def remove(db: Database, *, bot: str | None, key: str) -> None:
+    async with db.write() as conn:
+        res = await conn.execute(
+            delete(KnowledgeEntryRow).where(
+                KnowledgeEntryRow.scope == scope_of(bot), KnowledgeEntryRow.key == key
+            )
+        )
+    if not res.rowcount:
+        where = f"bot '{bot}'" if bot else "the shared knowledge base"
+        raise NotFoundError(f"no entry with key {key!r} in {where} (see `botdesk kb list`)")

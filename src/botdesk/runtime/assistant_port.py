@@ -1,0 +1,198 @@
+"""The AI assistant plugged into the runtime's assistant port.
+
+Builds the configured provider (offline retrieval, Gemini, or an OpenAI-compatible server),
+keeps one retriever per bot built from the knowledge base in the database (rebuilt in an
+executor when the entries change), and turns the service's answer into a ``Reply``: a
+handoff marks the conversation as needing a human, and the AI stays silent there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from botdesk import knowledge_base
+from botdesk.app import App
+from botdesk.assistant.embeddings import Embedder, load_default_embedder
+from botdesk.assistant.providers.base import Provider, Turn
+from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, Retriever
+from botdesk.assistant.service import AssistantService
+from botdesk.config import AssistantSettings
+from botdesk.errors import ConfigError
+from botdesk.inbox import MessageView
+from botdesk.log import get_logger
+from botdesk.runtime.ports import AutoReply, Inbound, Reply
+from botdesk.store.db import Database
+
+log = get_logger(__name__)
+
+DEFAULT_MODELS = {"gemini": "gemini-2.5-flash"}
+KB_CHECK_EVERY_S = 5.0
+
+
+def build_provider(settings: AssistantSettings, secrets: Any) -> Provider:
+    """The provider named in the configuration; keys come from the secret store."""
+    if settings.provider == "offline":
+        from botdesk.assistant.providers.offline import OfflineProvider
+
+        return OfflineProvider()
+    key = secrets.get(settings.api_key_secret) if settings.api_key_secret else None
+    if settings.provider == "gemini":
+        from botdesk.assistant.providers.gemini import GeminiProvider
+
+        if not key:
+            raise ConfigError(
+                "the gemini provider needs an API key: store it with `botdesk secrets set NAME` "
+                "and set assistant.api_key_secret = NAME",
+                key="assistant.api_key_secret",
+            )
+        return GeminiProvider(
+            api_key=key,
+            model=settings.model or DEFAULT_MODELS["gemini"],
+            base_url=settings.base_url or None,
+            timeout=settings.timeout,
+        )
+    from botdesk.assistant.providers.openai_compat import OpenAICompatProvider
+
+    if not settings.base_url or not settings.model:
+        raise ConfigError(
+            "the openai provider needs assistant.base_url (e.g. http://127.0.0.1:8080/v1) "
+            "and assistant.model",
+            key="assistant.base_url",
+        )
+    return OpenAICompatProvider(
+        base_url=settings.base_url, model=settings.model, api_key=key, timeout=settings.timeout
+    )
+
+
+def _turns(history: Sequence[MessageView]) -> list[Turn]:
+    out: list[Turn] = []
+    for m in history:
+        if m.direction == "in":
+            out.append(Turn("user", m.text))
+        elif m.author == "operator":
+            out.append(Turn("operator", m.text))
+        else:
+            out.append(Turn("assistant", m.text))
+    return out
+
+
+class KnowledgeIndex:
+    """One retriever per bot, rebuilt off the event loop when its entries change."""
+
+    def __init__(
+        self, db: Database, *, embedder: Embedder | None, executor: ThreadPoolExecutor
+    ) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.executor = executor
+        self._retrievers: dict[str, Retriever] = {}
+        self._versions: dict[str, tuple[int, str]] = {}
+        self._checked: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def ensure(self, bot: str) -> Retriever:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if bot in self._retrievers and now - self._checked.get(bot, 0.0) < KB_CHECK_EVERY_S:
+            return self._retrievers[bot]
+        async with self._locks.setdefault(bot, asyncio.Lock()):
+            version = await knowledge_base.version(self.db, bot=bot)
+            self._checked[bot] = loop.time()
+            if bot not in self._retrievers or self._versions.get(bot) != version:
+                entries = await knowledge_base.entries(self.db, bot=bot)
+                self._retrievers[bot] = await loop.run_in_executor(
+                    self.executor, lambda: Retriever.build(entries, embedder=self.embedder)
+                )
+                self._versions[bot] = version
+                log.info("knowledge index built", bot=bot, entries=len(entries))
+        return self._retrievers[bot]
+
+    def get(self, bot: str) -> Retriever:
+        return self._retrievers[bot]
+
+
+class AIAssistantPort:
+    def __init__(
+        self,
+        *,
+        service: AssistantService,
+        index: KnowledgeIndex,
+        fallback: AutoReply,
+        enabled: Mapping[str, bool],
+        default_language: Mapping[str, str],
+    ) -> None:
+        self.service = service
+        self.index = index
+        self.fallback = fallback
+        self.enabled = dict(enabled)
+        self.default_language = dict(default_language)
+
+    async def reply(self, msg: Inbound, history: Sequence[MessageView]) -> Reply | None:
+        if not self.enabled.get(msg.bot, True):
+            return await self.fallback.reply(msg, history)
+        retriever = await self.index.ensure(msg.bot)
+        if not retriever.entries:
+            # Nothing to answer from: behave like a bot without an assistant.
+            return await self.fallback.reply(msg, history)
+        answer = await self.service.respond(
+            bot=msg.bot,
+            chat_id=msg.chat_id,
+            text=msg.text,
+            language=msg.language or self.default_language.get(msg.bot),
+            history=_turns(history),
+        )
+        return Reply(
+            text=answer.text,
+            author="assistant",
+            handoff_reason=(answer.reason or "handoff") if answer.handoff else None,
+            meta={
+                "sources": list(answer.sources),
+                "confidence": round(answer.confidence, 3),
+                "provider": answer.provider,
+                "reason": answer.reason,
+            },
+        )
+
+    async def aclose(self) -> None:
+        await self.service.provider.aclose()
+        self.index.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def open_index(app: App, executor: ThreadPoolExecutor) -> KnowledgeIndex:
+    cfg = app.settings.assistant
+    embedder = None
+    if cfg.embeddings:
+        embedder = load_default_embedder(cache_dir=Path(app.home.path) / "cache" / "embeddings")
+    return KnowledgeIndex(app.db, embedder=embedder, executor=executor)
+
+
+async def build_assistant_port(app: App) -> AIAssistantPort:
+    s = app.settings
+    cfg = s.assistant
+    executor = ThreadPoolExecutor(max_workers=s.executor_size, thread_name_prefix="botdesk-kb")
+    index = open_index(app, executor)
+    service = AssistantService(
+        provider=build_provider(cfg, app.secrets),
+        retriever_for=index.get,
+        per_subscriber_limit=cfg.per_subscriber_limit,
+        per_seconds=cfg.per_seconds,
+        history_token_budget=cfg.history_token_budget,
+        confidence_threshold=cfg.confidence_threshold
+        if cfg.confidence_threshold is not None
+        else DEFAULT_CONFIDENCE_THRESHOLD,
+        logger=get_logger("botdesk.assistant"),
+        executor=executor,
+    )
+    return AIAssistantPort(
+        service=service,
+        index=index,
+        fallback=AutoReply(
+            {n: o.auto_reply for n, o in s.bots.items()}, default=s.bot("").auto_reply
+        ),
+        enabled={n: o.assistant for n, o in s.bots.items()},
+        default_language={n: o.language for n, o in s.bots.items()},
+    )
