@@ -55,6 +55,7 @@ async def open_app(
     upgrade: bool = True,
     configure_logs: bool = True,
     quiet: bool = False,
+    schema: str | None = None,
 ) -> AsyncIterator[App]:
     """``quiet``: one-shot commands log warnings and errors only (their output is the result)."""
     from botdesk.store.db import Database
@@ -72,6 +73,7 @@ async def open_app(
         home.database_url(settings),
         busy_timeout_ms=settings.database.busy_timeout_ms,
         pool_size=settings.database.pool_size,
+        schema=schema,
     )
     try:
         if upgrade:

@@ -112,3 +112,57 @@ def show(
     for m in messages:
         arrow = "<-" if m.direction == "in" else "->"
         out.print(f"{_when(m.at)}  {arrow} {m.author:<9} {_inert(m.text)}")
+
+
+@app.command("reply")
+def reply(
+    text: str = typer.Argument(..., help="The reply, as plain text."),
+    bot: str = typer.Option(..., "--bot"),
+    chat: int = typer.Option(..., "--chat"),
+    wait: float = typer.Option(
+        15.0, "--wait", min=0, help="Seconds to wait for a running `serve` to send it."
+    ),
+) -> None:
+    """Answer a subscriber as the operator; the assistant stays silent until `inbox release`.
+
+    The reply goes through the bot's rate limiter: a running `botdesk serve` that owns the bot
+    sends it; with none running, this command sends it itself.
+    """
+    import asyncio
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk import inbox
+        from botdesk.runtime.foreground import deliver_replies
+
+        item = await inbox.enqueue_reply(a.db, bot=bot, chat_id=chat, text=text)
+        await deliver_replies(a, bot)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        state, error = await inbox.reply_state(a.db, item)
+        while state == "pending" and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+            state, error = await inbox.reply_state(a.db, item)
+        return state, error
+
+    state, error = with_app(go)
+    if state == "sent":
+        console().print(f"sent to chat {chat}; the conversation is now yours (`inbox release`)")
+    elif state == "pending":
+        console().print("queued: the serve process that owns the bot will send it")
+    else:
+        from botdesk.errors import TelegramError
+
+        raise TelegramError(f"the reply was not delivered: {error}")
+
+
+@app.command("release")
+def release(bot: str = typer.Option(..., "--bot"), chat: int = typer.Option(..., "--chat")) -> None:
+    """Hand the conversation back to the assistant."""
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk import inbox
+
+        await inbox.release(a.db, bot=bot, chat_id=chat)
+
+    with_app(go)
+    console().print(f"chat {chat} on '{bot}' is back with the assistant")
