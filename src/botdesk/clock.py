@@ -105,5 +105,6 @@ class ManualClock:
     async def run_until_idle(self, *, limit: float = 1e9) -> None:
         """Advance to each pending wake-up until nobody sleeps (or ``limit`` seconds elapsed)."""
         end = self._now + limit
+        await self.settle()
         while (nxt := self.next_wakeup()) is not None and nxt <= end:
             await self.advance(nxt - self._now)

@@ -1,0 +1,371 @@
+"""The per-bot rate limiter shared by campaigns and conversational replies.
+
+One ``BotRateLimiter`` per bot admits a send only when ALL of these allow it:
+
+- the bot's global bucket (``rate``/s, or ``paid_rate``/s for paid broadcasts), scaled by
+  ``safety`` (stay just under the limit) and by the 429 tuning factor;
+- the chat's own bucket (``chat_rate``/s);
+- for groups, the group bucket (``group_per_minute``/min);
+- no bot-wide pause is active (a 429 pauses every sender of the bot).
+
+Buckets are kept as GCRA "theoretical arrival times" (one float each), so a full bucket is
+just an entry we can forget: per-chat state is swept once buckets refill, which keeps memory
+bounded for a million recipients.
+
+Waiters queue per priority (REPLY before CAMPAIGN), FIFO for the global bucket. A waiter held
+back only by its own chat does not block others (the worker should ask ``chat_ready_at`` and
+pick another recipient meanwhile). One timer task sleeps exactly until the next admission is
+possible: no polling. A waiter cancelled after being admitted gives its tokens back.
+
+Paid broadcasts draw from a separate bucket (Telegram lets them exceed the free limit); free
+sends are also charged to it, so the bot's total stays within ``paid_rate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+
+from botdesk.clock import Clock
+
+DEFAULT_RATE = 30.0
+DEFAULT_BURST_SECONDS = 0.1  # default global burst = max(1, rate * this)
+DEFAULT_CHAT_RATE = 1.0
+DEFAULT_CHAT_BURST = 1.0
+DEFAULT_GROUP_PER_MINUTE = 20.0
+DEFAULT_GROUP_BURST = 1.0
+DEFAULT_PAID_RATE = 1000.0
+DEFAULT_SAFETY = 0.995
+# 429 tuning: multiplicative decrease, floor, then additive increase after a quiet period.
+DEFAULT_DECREASE = 0.9
+DEFAULT_FLOOR = 0.5
+DEFAULT_QUIET_PERIOD = 30.0
+DEFAULT_RECOVERY_PER_S = 0.01  # of the configured rate, per second once quiet
+_EPS = 1e-9
+_SWEEP_MIN = 4096
+
+
+class Priority(IntEnum):
+    REPLY = 0
+    CAMPAIGN = 1
+
+
+@dataclass(frozen=True)
+class LimiterStats:
+    admitted: int
+    waited_s: float
+    effective_rate: float
+    effective_paid_rate: float
+    paused_until: float
+    rate_limited: int
+    waiting: int
+    tracked_chats: int
+
+
+class _Waiter:
+    __slots__ = ("chat_id", "enqueued", "fut", "is_group", "paid")
+
+    def __init__(
+        self, chat_id: int, is_group: bool, paid: bool, enqueued: float, fut: asyncio.Future[None]
+    ) -> None:
+        self.chat_id = chat_id
+        self.is_group = is_group
+        self.paid = paid
+        self.enqueued = enqueued
+        self.fut = fut
+
+
+class BotRateLimiter:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        rate: float = DEFAULT_RATE,
+        burst: float | None = None,
+        chat_rate: float = DEFAULT_CHAT_RATE,
+        chat_burst: float = DEFAULT_CHAT_BURST,
+        group_per_minute: float = DEFAULT_GROUP_PER_MINUTE,
+        group_burst: float = DEFAULT_GROUP_BURST,
+        paid_rate: float = DEFAULT_PAID_RATE,
+        paid_burst: float | None = None,
+        safety: float = DEFAULT_SAFETY,
+        decrease: float = DEFAULT_DECREASE,
+        floor: float = DEFAULT_FLOOR,
+        quiet_period: float = DEFAULT_QUIET_PERIOD,
+        recovery_per_s: float = DEFAULT_RECOVERY_PER_S,
+    ) -> None:
+        for name, value in (
+            ("rate", rate),
+            ("chat_rate", chat_rate),
+            ("group_per_minute", group_per_minute),
+            ("paid_rate", paid_rate),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive")
+        if not 0 < safety <= 1 or not 0 < floor <= 1 or not 0 < decrease <= 1:
+            raise ValueError("safety, floor and decrease must be in (0, 1]")
+        self._clock = clock
+        self.rate = rate
+        self.paid_rate = paid_rate
+        self.burst = burst if burst is not None else max(1.0, rate * DEFAULT_BURST_SECONDS)
+        self.paid_burst = (
+            paid_burst if paid_burst is not None else max(1.0, paid_rate * DEFAULT_BURST_SECONDS)
+        )
+        if min(self.burst, self.paid_burst, chat_burst, group_burst) < 1:
+            raise ValueError("bursts must be at least 1")
+        self.safety = safety
+        self._chat_t = 1.0 / chat_rate
+        self._chat_tau = (chat_burst - 1.0) * self._chat_t
+        self._group_t = 60.0 / group_per_minute
+        self._group_tau = (group_burst - 1.0) * self._group_t
+        self._decrease = decrease
+        self._floor = floor
+        self._quiet = quiet_period
+        self._recovery = recovery_per_s
+        # tuning state: factor right after the last 429, and when it happened
+        self._cut_factor = 1.0
+        self._cut_at = -math.inf
+        now = clock.monotonic()
+        self._tat_free = now
+        self._tat_paid = now
+        self._chats: dict[int, float] = {}
+        self._groups: dict[int, float] = {}
+        self._sweep_at = _SWEEP_MIN
+        self._paused_until = -math.inf
+        self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_when = math.inf
+        self._admitted = 0
+        self._waited = 0.0
+        self._rate_limited = 0
+
+    # -- rates -------------------------------------------------------------------------------
+
+    def _factor(self, now: float) -> float:
+        quiet_for = now - self._cut_at - self._quiet
+        if quiet_for <= 0:
+            return self._cut_factor
+        return min(1.0, self._cut_factor + self._recovery * quiet_for)
+
+    def effective_rate(self, *, paid: bool = False) -> float:
+        base = self.paid_rate if paid else self.rate
+        return base * self.safety * self._factor(self._clock.monotonic())
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    def _global_ready(self, paid: bool, now: float) -> float:
+        if paid:
+            t = 1.0 / (self.paid_rate * self.safety * self._factor(now))
+            ready = self._tat_paid - (self.paid_burst - 1.0) * t
+        else:
+            t = 1.0 / (self.rate * self.safety * self._factor(now))
+            ready = self._tat_free - (self.burst - 1.0) * t
+        return max(ready, self._paused_until)
+
+    def chat_ready_at(self, chat_id: int, is_group: bool = False) -> float:
+        """Monotonic time from which this chat's own limits (chat, group) allow a send."""
+        ready = self._chats.get(chat_id, -math.inf) - self._chat_tau
+        if is_group:
+            ready = max(ready, self._groups.get(chat_id, -math.inf) - self._group_tau)
+        return ready
+
+    def ready_at(self, chat_id: int, *, is_group: bool = False, paid: bool = False) -> float:
+        """Monotonic time from which every limit allows a send to this chat (ignoring queues)."""
+        now = self._clock.monotonic()
+        return max(self._global_ready(paid, now), self.chat_ready_at(chat_id, is_group))
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def _admit(self, chat_id: int, is_group: bool, paid: bool, now: float) -> None:
+        factor = self._factor(now)
+        paid_t = 1.0 / (self.paid_rate * self.safety * factor)
+        self._tat_paid = max(self._tat_paid, now) + paid_t
+        if not paid:
+            self._tat_free = max(self._tat_free, now) + 1.0 / (self.rate * self.safety * factor)
+        self._chats[chat_id] = max(self._chats.get(chat_id, now), now) + self._chat_t
+        if is_group:
+            self._groups[chat_id] = max(self._groups.get(chat_id, now), now) + self._group_t
+        self._admitted += 1
+        if len(self._chats) >= self._sweep_at:
+            self._sweep(now)
+
+    def _refund(self, w: _Waiter) -> None:
+        now = self._clock.monotonic()
+        factor = self._factor(now)
+        self._tat_paid -= 1.0 / (self.paid_rate * self.safety * factor)
+        if not w.paid:
+            self._tat_free -= 1.0 / (self.rate * self.safety * factor)
+        if w.chat_id in self._chats:
+            self._chats[w.chat_id] -= self._chat_t
+        if w.is_group and w.chat_id in self._groups:
+            self._groups[w.chat_id] -= self._group_t
+        self._admitted -= 1
+
+    def _sweep(self, now: float) -> None:
+        # A bucket whose arrival time has passed is full: identical to having no entry.
+        self._chats = {c: t for c, t in self._chats.items() if t > now}
+        self._groups = {c: t for c, t in self._groups.items() if t > now}
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(self._chats))
+
+    def _ready_now(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
+        return (
+            self._global_ready(paid, now) <= now + _EPS
+            and self.chat_ready_at(chat_id, is_group) <= now + _EPS
+        )
+
+    def try_acquire(
+        self,
+        chat_id: int,
+        *,
+        is_group: bool = False,
+        priority: Priority = Priority.CAMPAIGN,
+        paid: bool = False,
+    ) -> bool:
+        """Admit now if every limit allows it and nobody of this or a higher priority waits."""
+        if any(self._queues[p] for p in range(priority + 1)):
+            return False
+        now = self._clock.monotonic()
+        if not self._ready_now(chat_id, is_group, paid, now):
+            return False
+        self._admit(chat_id, is_group, paid, now)
+        return True
+
+    async def acquire(
+        self,
+        chat_id: int,
+        *,
+        is_group: bool = False,
+        priority: Priority = Priority.CAMPAIGN,
+        paid: bool = False,
+    ) -> None:
+        """Wait until a send to ``chat_id`` is allowed under all limits, then take the tokens."""
+        if self.try_acquire(chat_id, is_group=is_group, priority=priority, paid=paid):
+            return
+        now = self._clock.monotonic()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(chat_id, is_group, paid, now, fut)
+        self._queues[priority].append(waiter)
+        self._dispatch()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._refund(waiter)
+            else:
+                self._remove(waiter, priority)
+            self._dispatch()
+            raise
+
+    def _remove(self, waiter: _Waiter, priority: Priority) -> None:
+        try:
+            self._queues[priority].remove(waiter)
+        except ValueError:
+            pass
+
+    def _dispatch(self) -> None:
+        """Admit every waiter that can go now, in order; arm the timer for the next one."""
+        now = self._clock.monotonic()
+        next_wake = math.inf
+        if self._paused_until > now:
+            next_wake = self._paused_until
+        else:
+            blocked: set[bool] = set()  # kinds (paid?) whose global bucket is empty
+            for queue in self._queues:
+                i = 0
+                while i < len(queue) and len(blocked) < 2:
+                    w = queue[i]
+                    if w.fut.done():
+                        del queue[i]
+                        continue
+                    if w.paid in blocked:
+                        i += 1
+                        continue
+                    g_ready = self._global_ready(w.paid, now)
+                    if g_ready > now + _EPS:
+                        blocked.add(w.paid)
+                        next_wake = min(next_wake, g_ready)
+                        i += 1
+                        continue
+                    c_ready = self.chat_ready_at(w.chat_id, w.is_group)
+                    if c_ready > now + _EPS:
+                        next_wake = min(next_wake, c_ready)
+                        i += 1
+                        continue
+                    del queue[i]
+                    self._admit(w.chat_id, w.is_group, w.paid, now)
+                    self._waited += now - w.enqueued
+                    w.fut.set_result(None)
+        if not any(self._queues):
+            self._cancel_timer()
+        elif next_wake < math.inf:
+            self._arm(next_wake)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_when = math.inf
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None and self._timer_when <= when:
+            return
+        self._cancel_timer()
+        self._timer_when = when
+        self._timer = asyncio.get_running_loop().create_task(self._fire(when))
+
+    async def _fire(self, when: float) -> None:
+        await self._clock.sleep(when - self._clock.monotonic())
+        self._timer = None
+        self._timer_when = math.inf
+        self._dispatch()
+
+    # -- 429 handling ------------------------------------------------------------------------
+
+    def pause(self, seconds: float) -> None:
+        """Stop every sender of this bot for ``seconds`` (Telegram's retry_after)."""
+        now = self._clock.monotonic()
+        until = now + max(0.0, seconds)
+        if until <= self._paused_until:
+            return
+        self._paused_until = until
+        # Resume from an empty bucket: a burst right after a 429 would provoke the next one.
+        factor = self._factor(now)
+        tau_free = (self.burst - 1.0) / (self.rate * self.safety * factor)
+        tau_paid = (self.paid_burst - 1.0) / (self.paid_rate * self.safety * factor)
+        self._tat_free = max(self._tat_free, until + tau_free)
+        self._tat_paid = max(self._tat_paid, until + tau_paid)
+
+    def on_rate_limited(self, retry_after: float) -> None:
+        """A 429 arrived anyway: pause the bot and lower its rate (recovering once quiet)."""
+        now = self._clock.monotonic()
+        self._rate_limited += 1
+        self._cut_factor = max(self._floor, self._factor(now) * self._decrease)
+        self._cut_at = now
+        self.pause(retry_after)
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def stats(self) -> LimiterStats:
+        return LimiterStats(
+            admitted=self._admitted,
+            waited_s=self._waited,
+            effective_rate=self.effective_rate(),
+            effective_paid_rate=self.effective_rate(paid=True),
+            paused_until=self._paused_until,
+            rate_limited=self._rate_limited,
+            waiting=sum(len(q) for q in self._queues),
+            tracked_chats=len(self._chats),
+        )
+
+    async def aclose(self) -> None:
+        """Cancel the internal timer (waiters stay queued; cancel them yourself)."""
+        timer = self._timer
+        self._cancel_timer()
+        if timer is not None:
+            try:
+                await timer
+            except asyncio.CancelledError:
+                pass
