@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,7 +219,7 @@ class Campaigns:
     def _check_one(
         templates: Any,
         spec: CampaignSpec,
-        values: dict[str, str | None],
+        values: Mapping[str, str | None],
         limit: int,
         who: int | None,
     ) -> None:
@@ -317,7 +317,8 @@ class Campaigns:
             raise NotFoundError(f"no campaign with id {campaign_id}")
         return _info(row)
 
-    async def list(self, *, bot: str | None = None, limit: int = 100) -> list[CampaignInfo]:
+    async def recent(self, *, bot: str | None = None, limit: int = 100) -> list[CampaignInfo]:
+        """Campaigns, newest first."""
         q = _info_query().order_by(Campaign.id.desc()).limit(limit)
         if bot is not None:
             q = q.where(Bot.name == bot)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.support import eventually, register, running
+
 from botdesk import inbox, knowledge_base
 from botdesk.app import App
 from botdesk.cli.main import main
-from tests.e2e.support import eventually, register, running
 
 KB = """## How much does shipping cost?
 Standard shipping is 4.95 EUR and free for orders over 60 EUR.

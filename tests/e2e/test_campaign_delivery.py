@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.e2e.campaign_support import accounted, copies, create, seed, status
+from tests.e2e.support import register
 
 from botdesk.app import App, open_app
 from botdesk.runtime.foreground import run_campaign
 from botdesk.sandbox.testing import running_sandbox
 from botdesk.store.models import Subscriber
-from tests.e2e.campaign_support import accounted, copies, create, seed, status
-from tests.e2e.support import register
 
 FAST = "[delivery]\nrate = 1000.0\n[network]\nread_timeout = 1.0\nconnect_timeout = 1.0\n"
 
@@ -62,9 +62,7 @@ async def test_unreachable_users_are_suppressed_and_skipped_later(
     st = await status(fast_app, cid)
     assert (st["sent"], st["suppressed"], accounted(st)) == (27, 3, 30)
     async with fast_app.db.read() as conn:
-        rows = dict(
-            (await conn.execute(select(Subscriber.chat_id, Subscriber.status))).all()
-        )
+        rows = dict((await conn.execute(select(Subscriber.chat_id, Subscriber.status))).all())
     assert rows[users[0].id] == "blocked"
     assert rows[users[1].id] == "deactivated"
     assert rows[users[2].id] == "gone"
@@ -114,8 +112,9 @@ async def test_lost_answer_becomes_uncertain_and_is_not_resent(
     # The sandbox recorded the stalled messages: they did arrive, exactly once.
     assert len(got) == 40 and max(got.values()) == 1
     sb.set_faults("")
-    from botdesk.campaigns import Campaigns
     from datetime import UTC, datetime
+
+    from botdesk.campaigns import Campaigns
 
     n = await Campaigns(fast_app.db).resend_uncertain(cid, now=datetime.now(UTC))
     assert n == stalls

@@ -143,7 +143,7 @@ def list_(
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk.campaigns import Campaigns
 
-        return await Campaigns(a.db).list(bot=bot)
+        return await Campaigns(a.db).recent(bot=bot)
 
     rows = with_app(go)
     if json_out:

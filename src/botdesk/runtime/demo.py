@@ -126,7 +126,8 @@ async def _wait_reply(
     while time.monotonic() < deadline:
         msgs = [m for m in sb.messages(bot=USERNAME, chat_id=chat_id) if m["message_id"] > after]
         if msgs:
-            return msgs[-1]
+            last: dict[str, Any] = msgs[-1]
+            return last
         await asyncio.sleep(0.05)
     return None
 
