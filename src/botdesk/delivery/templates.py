@@ -305,12 +305,18 @@ def _html_visible(text: str) -> str:
 # MarkdownV2 ------------------------------------------------------------------------------------
 
 _MDV2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
+_PRE_LANGUAGE = re.compile(r"[A-Za-z0-9_+#.-]*")
 
 
 def _mdv2_code(text: str, i: int, fence: str, out: list[str]) -> int:
     """Consume a code/pre entity starting at ``i`` (just after the fence); return the end."""
     n = len(text)
     j = i
+    if fence == "```":
+        # A first line that looks like a language name is the block's language, not text.
+        nl = text.find("\n", i)
+        if nl >= 0 and _PRE_LANGUAGE.fullmatch(text, i, nl):
+            j = nl + 1
     body: list[str] = []
     while j < n:
         if text[j] == "\\" and j + 1 < n and 1 <= ord(text[j + 1]) <= 126:
@@ -318,15 +324,7 @@ def _mdv2_code(text: str, i: int, fence: str, out: list[str]) -> int:
             j += 2
             continue
         if text.startswith(fence, j):
-            content = "".join(body)
-            if fence == "```":
-                first, nl, rest = content.partition("\n")
-                # The first line of a pre block is its language when a newline follows it.
-                if nl and first and " " not in first:
-                    content = rest
-                elif nl and not first:
-                    content = rest
-            out.append(content)
+            out.append("".join(body))
             return j + len(fence)
         body.append(text[j])
         j += 1
@@ -366,6 +364,7 @@ def _mdv2_visible(text: str) -> str:
         if c == "\\":
             if i + 1 < n and 1 <= ord(text[i + 1]) <= 126:
                 out.append(text[i + 1])
+                line_start = text[i + 1] == "\n"
                 i += 2
                 continue
             # Telegram keeps a backslash that escapes nothing escapable.
@@ -403,14 +402,17 @@ def _mdv2_visible(text: str) -> str:
             i = end
             continue
         if c == "[" or (c == "!" and text.startswith("![", i)):
-            stack.append(("[", i))
+            stack.append(("[" if c == "[" else "![", i))
             i += 1 if c == "[" else 2
             continue
-        if c == "]" and stack and stack[-1][0] == "[":
-            stack.pop()
+        if c == "]" and stack and stack[-1][0] in ("[", "!["):
+            marker, _ = stack.pop()
             i += 1
+            url_start = i
             if i < n and text[i] == "(":
                 i = _mdv2_url(text, i)
+            if marker == "![" and not text.startswith("(tg://emoji?id=", url_start):
+                raise _fail(text, url_start, "custom emoji entity must contain a tg://emoji URL")
             continue
         raise _fail(
             text, i, f"character '{c}' is reserved and must be escaped with the preceding '\\'"
@@ -424,6 +426,7 @@ def _mdv2_visible(text: str) -> str:
             "~": "strikethrough",
             "||": "spoiler",
             "[": "text url",
+            "![": "custom emoji",
         }
         raise _fail(text, at, f"can't find end of {names.get(marker, marker)} entity")
     return "".join(out)
