@@ -47,6 +47,8 @@ class Result:
     seconds: float
     wall: float
     peak_rss_mb: float
+    cpu_drain: float  # CPU seconds the serve process used while draining
+    in_txn: float  # seconds spent inside the batches' transactions (botdesk_handler_seconds)
 
     @property
     def rate(self) -> float:
@@ -110,6 +112,34 @@ async def flood(base: str, users: int, messages: int) -> int:
     return users * messages
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+async def handler_seconds(port: int, updates: int) -> float:
+    """About how long the serve process spent inside update transactions, from /metrics.
+
+    ``botdesk_handler_seconds`` observes one value per batch (its time per update), so the
+    total is sum * updates / count: exact when the batches are the same size.
+    """
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as r,
+    ):
+        text = await r.text()
+    got = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for key in got:
+            if line.startswith(f"botdesk_handler_seconds_{key}{{"):
+                got[key] += float(line.rsplit(" ", 1)[1])
+    return got["sum"] * updates / got["count"] if got["count"] else float("nan")
+
+
 def peak_rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -128,7 +158,7 @@ async def run_one(backend: str, args: argparse.Namespace, pg_url: str | None) ->
     if pg_url:
         toml = f'[database]\nurl = "{pg_url}"\n\n' + toml
     (home / "botdesk.toml").write_text(toml)
-    port = free_port()
+    port, mport = free_port(), free_port()
     sandbox = await start_sandbox(port, home / "sandbox.log")
     serve: asyncio.subprocess.Process | None = None
     try:
@@ -147,9 +177,11 @@ async def run_one(backend: str, args: argparse.Namespace, pg_url: str | None) ->
                 prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
                 serve = await asyncio.create_subprocess_exec(
                     PY, *prof, "-m", "botdesk.cli.main", "--home", str(home), "serve",
-                    "--no-delivery", stdout=out, stderr=out, env=env_for(home),
+                    "--no-delivery", "--metrics", f"127.0.0.1:{mport}",
+                    stdout=out, stderr=out, env=env_for(home),
                 )  # fmt: skip
             first_at = None
+            cpu_at_first = 0.0
             n = 0
             deadline = started + args.timeout
             while n < total:
@@ -159,11 +191,14 @@ async def run_one(backend: str, args: argparse.Namespace, pg_url: str | None) ->
                     n = int((await conn.execute(count)).scalar_one())
                 if n and first_at is None:
                     first_at = time.perf_counter()
+                    cpu_at_first = cpu_seconds(serve.pid)
                 await asyncio.sleep(0.02)
             done_at = time.perf_counter()
             rss = peak_rss_mb(serve.pid)
+            cpu = cpu_seconds(serve.pid) - cpu_at_first
+            in_txn = await handler_seconds(mport, total)
         assert first_at is not None
-        return Result(backend, total, done_at - first_at, done_at - started, rss)
+        return Result(backend, total, done_at - first_at, done_at - started, rss, cpu, in_txn)
     finally:
         for proc in (serve, sandbox):
             if proc is not None and proc.returncode is None:
@@ -235,10 +270,11 @@ def main() -> int:
           f"replies: {'on' if args.replies else 'off'}")  # fmt: skip
     results = asyncio.run(main_async(args))
     print(f"{'backend':<11} {'updates':>8} {'drain s':>8} {'updates/s':>10} "
-          f"{'wall s':>7} {'peak RSS MB':>12}")  # fmt: skip
+          f"{'wall s':>7} {'peak RSS MB':>12} {'serve CPU s':>12} {'in txn s':>9}")  # fmt: skip
     for r in results:
         print(f"{r.backend:<11} {r.updates:>8} {r.seconds:>8.2f} {r.rate:>10.0f} "
-              f"{r.wall:>7.2f} {r.peak_rss_mb:>12.1f}")  # fmt: skip
+              f"{r.wall:>7.2f} {r.peak_rss_mb:>12.1f} {r.cpu_drain:>12.2f} "
+              f"{r.in_txn:>9.2f}")  # fmt: skip
     return 0
 
 
