@@ -17,8 +17,12 @@ back only by its own chat does not block others (the worker should ask ``chat_re
 pick another recipient meanwhile). One timer task sleeps exactly until the next admission is
 possible: no polling. A waiter cancelled after being admitted gives its tokens back.
 
-Paid broadcasts draw from a separate bucket (Telegram lets them exceed the free limit); free
-sends are also charged to it, so the bot's total stays within ``paid_rate``.
+Paid broadcasts draw from a separate bucket (Telegram lets them exceed the free limit). Like
+Telegram (and the sandbox), a paid send uses up a free token whenever one is available (that
+message is then not billed), so during a paid campaign the free bucket is drained. To keep
+replies first, a free reply waiting for a free token holds paid admissions back until it got
+it; free campaign sends simply wait for the paid campaign. Free sends are also charged to the
+paid bucket, so the bot's total stays within ``paid_rate``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ DEFAULT_DECREASE = 0.9
 DEFAULT_FLOOR = 0.5
 DEFAULT_QUIET_PERIOD = 30.0
 DEFAULT_RECOVERY_PER_S = 0.01  # of the configured rate, per second once quiet
-_EPS = 1e-9
+# Wake a microsecond after the exact refill time: float rounding (ours or the server's bucket)
+# must never turn "exactly one token" into 0.9999999.
+_MARGIN = 1e-6
 _SWEEP_MIN = 4096
 
 
@@ -66,7 +72,7 @@ class LimiterStats:
 
 
 class _Waiter:
-    __slots__ = ("chat_id", "enqueued", "fut", "is_group", "paid")
+    __slots__ = ("chat_id", "enqueued", "fut", "is_group", "paid", "took_free")
 
     def __init__(
         self, chat_id: int, is_group: bool, paid: bool, enqueued: float, fut: asyncio.Future[None]
@@ -76,6 +82,7 @@ class _Waiter:
         self.paid = paid
         self.enqueued = enqueued
         self.fut = fut
+        self.took_free = False
 
 
 class BotRateLimiter:
@@ -179,24 +186,28 @@ class BotRateLimiter:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def _admit(self, chat_id: int, is_group: bool, paid: bool, now: float) -> None:
+    def _admit(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
+        """Take the tokens; return whether the free bucket was charged."""
         factor = self._factor(now)
         paid_t = 1.0 / (self.paid_rate * self.safety * factor)
         self._tat_paid = max(self._tat_paid, now) + paid_t
-        if not paid:
-            self._tat_free = max(self._tat_free, now) + 1.0 / (self.rate * self.safety * factor)
+        free_t = 1.0 / (self.rate * self.safety * factor)
+        took_free = not paid or self._global_ready(False, now) <= now
+        if took_free:
+            self._tat_free = max(self._tat_free, now) + free_t
         self._chats[chat_id] = max(self._chats.get(chat_id, now), now) + self._chat_t
         if is_group:
             self._groups[chat_id] = max(self._groups.get(chat_id, now), now) + self._group_t
         self._admitted += 1
         if len(self._chats) >= self._sweep_at:
             self._sweep(now)
+        return took_free
 
     def _refund(self, w: _Waiter) -> None:
         now = self._clock.monotonic()
         factor = self._factor(now)
         self._tat_paid -= 1.0 / (self.paid_rate * self.safety * factor)
-        if not w.paid:
+        if w.took_free:
             self._tat_free -= 1.0 / (self.rate * self.safety * factor)
         if w.chat_id in self._chats:
             self._chats[w.chat_id] -= self._chat_t
@@ -211,10 +222,7 @@ class BotRateLimiter:
         self._sweep_at = max(_SWEEP_MIN, 2 * len(self._chats))
 
     def _ready_now(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
-        return (
-            self._global_ready(paid, now) <= now + _EPS
-            and self.chat_ready_at(chat_id, is_group) <= now + _EPS
-        )
+        return self._global_ready(paid, now) <= now and self.chat_ready_at(chat_id, is_group) <= now
 
     def try_acquire(
         self,
@@ -263,7 +271,7 @@ class BotRateLimiter:
         try:
             self._queues[priority].remove(waiter)
         except ValueError:
-            pass
+            pass  # already dropped by _dispatch
 
     def _dispatch(self) -> None:
         """Admit every waiter that can go now, in order; arm the timer for the next one."""
@@ -284,24 +292,27 @@ class BotRateLimiter:
                         i += 1
                         continue
                     g_ready = self._global_ready(w.paid, now)
-                    if g_ready > now + _EPS:
+                    if g_ready > now:
                         blocked.add(w.paid)
+                        if queue is self._queues[Priority.REPLY] and not w.paid:
+                            # Paid sends would take the free token this reply waits for.
+                            blocked.add(True)
                         next_wake = min(next_wake, g_ready)
                         i += 1
                         continue
                     c_ready = self.chat_ready_at(w.chat_id, w.is_group)
-                    if c_ready > now + _EPS:
+                    if c_ready > now:
                         next_wake = min(next_wake, c_ready)
                         i += 1
                         continue
                     del queue[i]
-                    self._admit(w.chat_id, w.is_group, w.paid, now)
+                    w.took_free = self._admit(w.chat_id, w.is_group, w.paid, now)
                     self._waited += now - w.enqueued
                     w.fut.set_result(None)
         if not any(self._queues):
             self._cancel_timer()
         elif next_wake < math.inf:
-            self._arm(next_wake)
+            self._arm(next_wake + _MARGIN)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -177,7 +177,7 @@ async def test_cancelled_waiter_does_not_take_a_token() -> None:
     await clock.settle()
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
-    await clock.advance(1.0)
+    await clock.advance(1.01)
     # The token at t=1 goes to the next waiter, not to the cancelled one.
     assert second.done()
     assert limiter.stats().admitted == 2
@@ -278,3 +278,26 @@ def test_bad_configuration_is_rejected() -> None:
         BotRateLimiter(clock=clock, burst=0.5)
     with pytest.raises(ValueError):
         BotRateLimiter(clock=clock, safety=1.5)
+
+
+async def test_reply_during_a_paid_campaign_waits_at_most_one_free_token() -> None:
+    clock = ManualClock()
+    limiter = BotRateLimiter(clock=clock, rate=30.0, paid_rate=1000.0)
+    admitted: dict[str, float] = {}
+
+    async def campaign() -> None:
+        for i in range(2000):
+            await limiter.acquire(10_000 + i, paid=True)
+        admitted["campaign"] = clock.monotonic()
+
+    async def reply() -> None:
+        await clock.sleep(0.5)
+        await limiter.acquire(1, priority=Priority.REPLY)
+        admitted["reply"] = clock.monotonic()
+
+    tasks = [asyncio.create_task(campaign()), asyncio.create_task(reply())]
+    await clock.run_until_idle()
+    await asyncio.gather(*tasks)
+    # Paid sends drained the free bucket; the reply waits for the next free token only.
+    assert 0.5 < admitted["reply"] <= 0.5 + 1 / (30 * 0.995) + 1e-3
+    assert admitted["campaign"] < 2000 / (1000 * 0.995 * 0.99)
