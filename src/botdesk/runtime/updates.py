@@ -12,18 +12,22 @@ Effects (replies, assistant questions) run after the commit: at most once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 
 from aiogram import Dispatcher
 from aiogram.types import Update
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk import inbox
+from botdesk.inbox import MessageView
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel
 from botdesk.runtime.handlers import AskEffect, BotContext, CallbackEffect, Effects, SendEffect
 from botdesk.runtime.ports import AssistantPort
+from botdesk.store.db import Database
 from botdesk.store.models import Bot, ProcessedUpdate
 
 log = get_logger(__name__)
@@ -32,6 +36,82 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 # Processed ids older than this many ids below the newest are pruned: Telegram never
 # redelivers an update that far back once the offset has moved past it.
 PRUNE_KEEP = 100_000
+HISTORY_LIMIT = 20  # messages of context given to the assistant port
+
+
+class _QuietPerUpdateLines(logging.Filter):
+    """Drops aiogram's one INFO line per update ("Update id=... is handled").
+
+    At a thousand updates a second it would be most of the log and a good share of the CPU;
+    the runtime's own summary lines and metrics count updates instead. Kept at DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith("Update id="):
+            return True
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+_AIOGRAM_EVENTS = logging.getLogger("aiogram.event")
+if not any(isinstance(f, _QuietPerUpdateLines) for f in _AIOGRAM_EVENTS.filters):
+    _AIOGRAM_EVENTS.addFilter(_QuietPerUpdateLines())
+
+
+class HistoryReader:
+    """Reads conversation histories for concurrent effects, many per read transaction.
+
+    Every AskEffect needs its chat's recent history, read after its update committed and
+    after the previous reply in that chat was recorded. One read transaction each costs a
+    connection per message on SQLite; here the requests that arrive while a read is under
+    way share the next one.
+    """
+
+    def __init__(self, db: Database, *, limit: int = HISTORY_LIMIT) -> None:
+        self.db = db
+        self.limit = limit
+        self._wanted: dict[tuple[int, int], list[asyncio.Future[list[MessageView]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, bot_id: int, chat_id: int) -> list[MessageView]:
+        fut: asyncio.Future[list[MessageView]] = asyncio.get_running_loop().create_future()
+        self._wanted.setdefault((bot_id, chat_id), []).append(fut)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._serve())
+        return await fut
+
+    async def _serve(self) -> None:
+        await asyncio.sleep(0)  # let the other effects of the same batch ask first
+        while self._wanted:
+            wanted, self._wanted = self._wanted, {}
+            try:
+                async with self.db.read() as conn:
+                    for (bot_id, chat_id), futs in wanted.items():
+                        if all(f.done() for f in futs):
+                            continue
+                        hist = await inbox.history(
+                            conn, bot_id=bot_id, chat_id=chat_id, limit=self.limit
+                        )
+                        for f in futs:
+                            if not f.done():
+                                f.set_result(list(hist))
+            except Exception as exc:
+                for futs in wanted.values():
+                    for f in futs:
+                        if not f.done():
+                            f.set_exception(exc)
+            finally:  # cancelled mid-read: nobody may wait forever
+                for futs in wanted.values():
+                    for f in futs:
+                        f.cancel()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for futs in self._wanted.values():
+            for f in futs:
+                f.cancel()
+        self._wanted.clear()
 
 
 def update_type(u: Update) -> str:
@@ -59,6 +139,7 @@ class UpdateProcessor:
         self._effects: set[asyncio.Task[None]] = set()
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._sem = asyncio.Semaphore(max_concurrent_effects)
+        self._histories = HistoryReader(channel.db)
 
     async def process(self, updates: Sequence[Update], *, advance_offset: bool) -> int:
         """Handle a batch once; returns how many were new. Raises only on database failure."""
@@ -81,25 +162,26 @@ class UpdateProcessor:
                     )
                 ).scalars()
             )
-            fresh: list[int] = []
+            batch: list[Update] = []
             for u in updates:
-                if u.update_id in seen or u.update_id in fresh:
+                if u.update_id in seen:
                     self.duplicates += 1
                     ch.metrics.duplicates.labels(ch.name).inc()
                     continue
-                fresh.append(u.update_id)
-                try:
-                    async with conn.begin_nested():
+                seen.add(u.update_id)
+                batch.append(u)
+            fresh = [u.update_id for u in batch]
+            try:
+                # One savepoint for the whole batch: two statements instead of two per update.
+                async with conn.begin_nested():
+                    for u in batch:
                         await self.dp.feed_update(ch.bot, u, conn=conn, fx=fx, ctx=ctx)
-                except Exception as exc:
-                    self.errors += 1
-                    ch.metrics.errors.labels(ch.name, "handler").inc()
-                    log.error(
-                        "update handler failed; update skipped",
-                        bot=ch.name,
-                        update_id=u.update_id,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+            except Exception:
+                # Some update makes its handler fail: redo the batch one savepoint per update,
+                # so only that update is skipped (and its effects dropped with it).
+                fx = Effects()
+                await self._one_by_one(conn, batch, fx, ctx)
+            for u in batch:
                 ch.metrics.updates.labels(ch.name, update_type(u)).inc()
             if fresh:
                 await conn.execute(
@@ -127,6 +209,28 @@ class UpdateProcessor:
         for item in fx.items:
             self._spawn(item)
         return new
+
+    async def _one_by_one(
+        self, conn: AsyncConnection, batch: Sequence[Update], fx: Effects, ctx: BotContext
+    ) -> None:
+        ch = self.channel
+        for u in batch:
+            mark, changes = len(fx.items), dict(fx.changes)
+            try:
+                async with conn.begin_nested():
+                    await self.dp.feed_update(ch.bot, u, conn=conn, fx=fx, ctx=ctx)
+            except Exception as exc:
+                # The update's writes were rolled back: so are the effects it queued.
+                del fx.items[mark:]
+                fx.changes = changes
+                self.errors += 1
+                ch.metrics.errors.labels(ch.name, "handler").inc()
+                log.error(
+                    "update handler failed; update skipped",
+                    bot=ch.name,
+                    update_id=u.update_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
 
     def _spawn(self, item: SendEffect | AskEffect | CallbackEffect) -> None:
         task = asyncio.create_task(self._run_effect(item))
@@ -167,8 +271,7 @@ class UpdateProcessor:
     async def _ask(self, item: AskEffect) -> None:
         ch = self.channel
         msg = item.inbound
-        async with ch.db.read() as conn:
-            hist = await inbox.history(conn, bot_id=msg.bot_id, chat_id=msg.chat_id, limit=20)
+        hist = await self._histories.get(msg.bot_id, msg.chat_id)
         if hist and hist[-1].direction == "in" and hist[-1].author == "user":
             hist = hist[:-1]  # the question itself is passed separately
         typing = asyncio.create_task(ch.typing(msg.chat_id))
@@ -198,3 +301,4 @@ class UpdateProcessor:
                 t.cancel()
             if left:
                 await asyncio.gather(*left, return_exceptions=True)
+        await self._histories.aclose()
