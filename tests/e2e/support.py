@@ -51,10 +51,18 @@ async def eventually(
         await asyncio.sleep(every)
 
 
-FAST_TOML = """
+# No embedding model: these tests are about updates, and loading it costs seconds per start.
+QUICK_TOML = """
+[assistant]
+embeddings = false
+"""
+FAST_TOML = (
+    QUICK_TOML
+    + """
 [delivery]
 rate = 1000.0
 """
+)
 
 
 def write_config(home: Path, text: str = FAST_TOML) -> None:

@@ -4,14 +4,21 @@ only its own bot, with the reason recorded, while the other keeps serving.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
-from tests.e2e.support import eventually, processed, register, running
+from tests.e2e.support import QUICK_TOML, eventually, processed, register, running, write_config
 
 from botdesk.app import App
 from botdesk.bots import BotRegistry
 from botdesk.store.models import Subscriber
+
+
+@pytest.fixture(autouse=True)
+def _quick_home(home: Path) -> None:
+    write_config(home, QUICK_TOML)  # autouse: written before the app fixture opens the home
 
 
 async def _subs(app: App, bot_id: int) -> dict[int, str]:

@@ -7,16 +7,31 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select
-from tests.e2e.support import eventually, processed, register, running, scalar
+from tests.e2e.support import (
+    QUICK_TOML,
+    eventually,
+    processed,
+    register,
+    running,
+    scalar,
+    write_config,
+)
 
 from botdesk.app import App
 from botdesk.store.models import Message
 
 BOT = "shop_bot"
+
+
+@pytest.fixture(autouse=True)
+def _quick_home(home: Path) -> None:
+    write_config(home, QUICK_TOML)  # autouse: written before the app fixture opens the home
 
 
 def free_port() -> int:

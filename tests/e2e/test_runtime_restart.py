@@ -24,6 +24,9 @@ BOT = "shop_bot"
 # Short leases: the killed process cannot release its lease, the restarted one (another
 # pid, so another owner) waits for it to expire.
 QUIET_TOML = """
+[assistant]
+embeddings = false
+
 [delivery]
 rate = 1000.0
 lease_seconds = 2
@@ -32,6 +35,9 @@ lease_seconds = 2
 auto_reply = ""
 """
 REPLYING_TOML = """
+[assistant]
+embeddings = false
+
 [delivery]
 rate = 1000.0
 lease_seconds = 2

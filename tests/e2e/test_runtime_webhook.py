@@ -5,17 +5,32 @@ with a wrong or missing secret get 401, an unknown bot 404, and none of them is 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select
-from tests.e2e.support import eventually, processed, register, running, scalar
+from tests.e2e.support import (
+    QUICK_TOML,
+    eventually,
+    processed,
+    register,
+    running,
+    scalar,
+    write_config,
+)
 
 from botdesk.app import App
 from botdesk.runtime.webhook import SECRET_HEADER
 from botdesk.store.models import Message, Subscriber
 
 BOT = "shop_bot"
+
+
+@pytest.fixture(autouse=True)
+def _quick_home(home: Path) -> None:
+    write_config(home, QUICK_TOML)  # autouse: written before the app fixture opens the home
 
 
 def free_port() -> int:
