@@ -25,7 +25,7 @@ from aiogram.types import (
 from aiogram.utils.token import TokenValidationError
 from aiohttp import ClientError
 
-from botdesk.errors import InvalidToken, TelegramUnreachable
+from botdesk.errors import ConfigError, InvalidToken, TelegramUnreachable
 from botdesk.telegram.outcomes import Outcome, SendResult, classify_exception, redact
 from botdesk.telegram.session import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -61,12 +61,18 @@ def make_bot(
     """Build a ``Bot``; the caller closes it (``await bot.session.close()``) or uses
     ``bot_session``.
 
-    Raises ``InvalidToken`` for a token aiogram rejects by shape (before any request).
+    Raises ``InvalidToken`` for a token aiogram rejects by shape (before any request) and
+    ``ConfigError`` for a proxy that cannot be used.
     """
     api = TelegramAPIServer.from_base(api_base) if api_base else PRODUCTION
-    session = SplitTimeoutSession(
-        api=api, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
-    )
+    try:
+        session = SplitTimeoutSession(
+            api=api, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
+        )
+    except RuntimeError as exc:  # aiogram's way of saying aiohttp-socks is missing
+        raise ConfigError("a proxy needs the aiohttp-socks package", key="network.proxy") from exc
+    except ValueError as exc:
+        raise ConfigError(f"invalid proxy URL: {redact(str(exc))}", key="network.proxy") from exc
     try:
         return Bot(token, session=session)
     except TokenValidationError as exc:

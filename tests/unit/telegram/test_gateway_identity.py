@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tg_fake_api import TOKEN, FakeBotApi
 
-from botdesk.errors import InvalidToken, TelegramUnreachable, UserError
+from botdesk.errors import ConfigError, InvalidToken, TelegramUnreachable, UserError
 from botdesk.telegram.gateway import BotIdentity, bot_session, get_me, make_bot
 from botdesk.telegram.session import SplitTimeoutSession
 
@@ -66,3 +66,13 @@ async def test_bot_session_closes_on_exit(fake_api: FakeBotApi) -> None:
         assert isinstance(inner, SplitTimeoutSession)
         aio = inner._session
     assert aio is not None and aio.closed
+
+
+def test_proxy_without_aiohttp_socks_is_a_config_error() -> None:
+    try:
+        import aiohttp_socks  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="aiohttp-socks"):
+            make_bot(TOKEN, proxy="socks5://127.0.0.1:1080")
+    else:
+        pytest.skip("aiohttp-socks is installed")
