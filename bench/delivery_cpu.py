@@ -1,0 +1,141 @@
+"""CPU per delivered message: botdesk's engine next to a bare aiogram send loop.
+
+    .venv/bin/python bench/delivery_cpu.py [--messages 5000] [--concurrency 16] [--rounds 3]
+        [--backend sqlite|postgresql] [--pg-url URL]
+
+The sandbox runs in its own process with every limit lifted and no latency, so both sides
+do the same N sendMessage calls as fast as they can and only their own work is measured:
+this process's CPU time (``resource.getrusage``: user + system, every thread, so SQLite's
+worker threads count against botdesk) around
+
+- ``bare``: ``await bot.send_message(chat, text)`` over the recipients from ``concurrency``
+  tasks sharing one aiogram ``Bot`` (what a hand-written broadcast does, minus any ledger);
+- ``botdesk``: ``run_campaign`` of a campaign with the same recipients and text, default
+  delivery settings except ``rate = 1000`` (the maximum; the sandbox does not limit) and
+  ``in_flight = concurrency``; subscribers are seeded and the campaign created beforehand,
+  the snapshot, ledger, limiter, templates and completion are inside the measurement.
+
+Both are warmed up first (imports, pydantic schemas, connection pool). Rounds alternate and
+the median of each side is reported; the goal is botdesk <= 1.3x bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+from _common import (
+    DEFAULT_PG_URL,
+    Backend,
+    SandboxProcess,
+    banner,
+    botdesk_app,
+    create_campaign,
+    register_bot,
+    seed_subscribers,
+    token_for,
+)
+
+BOT = "cpu_bot"
+TEXT = "Spring sale: 20% off everything this week."
+GOAL_RATIO = 1.3
+
+
+def cpu_self() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def bare_loop(bot: Any, chats: list[int], concurrency: int) -> tuple[float, float, int]:
+    it = iter(chats)
+    sent = 0
+
+    async def worker() -> None:
+        nonlocal sent
+        for chat in it:
+            await bot.send_message(chat, TEXT)
+            sent += 1
+
+    cpu0, t0 = cpu_self(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return cpu_self() - cpu0, time.perf_counter() - t0, sent
+
+
+async def botdesk_run(app: Any, bot: Any) -> tuple[float, float, int]:
+    from botdesk.runtime.foreground import run_campaign
+
+    cid = await create_campaign(app, bot, TEXT)
+    cpu0, t0 = cpu_self(), time.perf_counter()
+    stats = await run_campaign(app, cid)
+    return cpu_self() - cpu0, time.perf_counter() - t0, stats.sent
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    token = token_for(60)
+    backend = Backend(args.backend, url=args.pg_url if args.backend == "postgresql" else None)
+    toml = (f"[delivery]\nrate = 1000.0\nin_flight = {args.concurrency}\n"
+            "[network]\nconnect_timeout = 5.0\nread_timeout = 10.0\n")  # fmt: skip
+    async with SandboxProcess(bots=[(BOT, token)], latency=(0.0, 0.0), limits=False) as sb:
+        chats = await sb.add_users(args.messages, BOT)
+        session = AiohttpSession(api=TelegramAPIServer.from_base(sb.base))
+        bare_bot = Bot(token, session=session)
+        try:
+            async with botdesk_app(toml, backend=backend) as app:
+                bot = await register_bot(app, "cpu", token, sb.base)
+                await seed_subscribers(app, bot.id, chats)
+                print(f"sandbox pid {sb.pid} (no limits, no latency); {len(chats)} messages per "
+                      f"run, concurrency {args.concurrency}, backend {args.backend}",
+                      flush=True)  # fmt: skip
+                await bare_loop(bare_bot, chats[:300], args.concurrency)  # warm-up
+                await botdesk_run(app, bot)  # warm-up: a whole campaign
+                bare: list[tuple[float, float, int]] = []
+                eng: list[tuple[float, float, int]] = []
+                for k in range(args.rounds):
+                    bare.append(await bare_loop(bare_bot, chats, args.concurrency))
+                    eng.append(await botdesk_run(app, bot))
+                    print(f"  round {k + 1}: bare {bare[-1][0]:.2f} s CPU ({bare[-1][2]} sent, "
+                          f"{bare[-1][1]:.2f} s wall); botdesk {eng[-1][0]:.2f} s CPU "
+                          f"({eng[-1][2]} sent, {eng[-1][1]:.2f} s wall)", flush=True)  # fmt: skip
+        finally:
+            await session.close()
+    n = args.messages
+    b = statistics.median(x[0] for x in bare)
+    e = statistics.median(x[0] for x in eng)
+    print(
+        f"\nbare aiogram loop : {1e6 * b / n:7.0f} us CPU per message "
+        f"(median of {args.rounds}; {n / statistics.median(x[1] for x in bare):,.0f} msg/s)"
+    )
+    print(
+        f"botdesk engine    : {1e6 * e / n:7.0f} us CPU per message "
+        f"(median of {args.rounds}; {n / statistics.median(x[1] for x in eng):,.0f} msg/s)"
+    )
+    print(f"ratio botdesk/bare: {e / b:.2f}x (goal <= {GOAL_RATIO}x): "
+          f"{'MET' if e / b <= GOAL_RATIO else 'NOT MET'}")  # fmt: skip
+    print(f"load average during the run: {os.getloadavg()[0]:.2f} (2 cores shared)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--pg-url", default=os.environ.get("BOTDESK_BENCH_PG_URL", DEFAULT_PG_URL))
+    args = ap.parse_args()
+    banner(sys.argv)
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
