@@ -353,8 +353,13 @@ class BotRateLimiter:
         """A 429 arrived anyway: pause the bot and lower its rate (recovering once quiet)."""
         now = self._clock.monotonic()
         self._rate_limited += 1
-        self._cut_factor = max(self._floor, self._factor(now) * self._decrease)
-        self._cut_at = now
+        if now >= self._paused_until:
+            # One decrease per episode: the other in-flight sends of the same burst answer 429
+            # too, and counting each of them would drop straight to the floor.
+            self._cut_factor = max(self._floor, self._factor(now) * self._decrease)
+        else:
+            self._cut_factor = self._factor(now)
+        self._cut_at = now  # every 429 restarts the quiet period
         self.pause(retry_after)
 
     # -- introspection -----------------------------------------------------------------------

@@ -301,3 +301,16 @@ async def test_reply_during_a_paid_campaign_waits_at_most_one_free_token() -> No
     # Paid sends drained the free bucket; the reply waits for the next free token only.
     assert 0.5 < admitted["reply"] <= 0.5 + 1 / (30 * 0.995) + 1e-3
     assert admitted["campaign"] < 2000 / (1000 * 0.995 * 0.99)
+
+
+async def test_429s_of_one_burst_tune_the_rate_once() -> None:
+    clock = ManualClock()
+    limiter = BotRateLimiter(clock=clock, rate=30.0, safety=1.0)
+    for _ in range(64):  # the whole in-flight window answers 429 within a few ms
+        limiter.on_rate_limited(3.0)
+        await clock.advance(0.001)
+    assert limiter.effective_rate() == pytest.approx(27.0)
+    assert limiter.stats().paused_until == pytest.approx(3.063)
+    await clock.advance(5.0)
+    limiter.on_rate_limited(1.0)  # a new episode after the pause: one more step
+    assert limiter.effective_rate() == pytest.approx(24.3)
