@@ -46,6 +46,10 @@ __all__ = [
     "send",
 ]
 
+# aiogram's default is 100 connections; paid broadcasts (1000/s) with 100+ ms round trips need
+# more requests in flight than that.
+DEFAULT_CONNECTION_LIMIT = 256
+
 # Errors a Bot API call can raise for a Telegram/network reason; anything else is a bug.
 _CALL_ERRORS = (AiogramError, ClientError, OSError, TimeoutError)
 
@@ -57,6 +61,7 @@ def make_bot(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     proxy: str | None = None,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
 ) -> Bot:
     """Build a ``Bot``; the caller closes it (``await bot.session.close()``) or uses
     ``bot_session``.
@@ -67,7 +72,11 @@ def make_bot(
     api = TelegramAPIServer.from_base(api_base) if api_base else PRODUCTION
     try:
         session = SplitTimeoutSession(
-            api=api, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
+            api=api,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            proxy=proxy,
+            limit=connection_limit,
         )
     except RuntimeError as exc:  # aiogram's way of saying aiohttp-socks is missing
         raise ConfigError("a proxy needs the aiohttp-socks package", key="network.proxy") from exc
@@ -87,6 +96,7 @@ async def bot_session(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     proxy: str | None = None,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
 ) -> AsyncIterator[Bot]:
     """``make_bot`` whose session is closed on exit."""
     bot = make_bot(
@@ -95,6 +105,7 @@ async def bot_session(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         proxy=proxy,
+        connection_limit=connection_limit,
     )
     try:
         yield bot

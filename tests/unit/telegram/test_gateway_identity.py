@@ -55,6 +55,7 @@ async def test_make_bot_session_has_split_timeouts() -> None:
         polling = session.client_timeout(40)
         assert (polling.sock_connect, polling.sock_read) == (2.0, 40.0)
         assert session.api.api_url(TOKEN, "getMe") == f"http://127.0.0.1:1/bot{TOKEN}/getMe"
+        assert session._connector_init["limit"] == 256
     finally:
         await bot.session.close()
 
