@@ -1,7 +1,8 @@
 """Inbound updates handled per second by one `botdesk serve` process, and its peak memory.
 
 Usage: .venv/bin/python bench/inbound_updates.py [--backend sqlite|postgresql|both]
-           [--users 200] [--messages 50] [--replies] [--pg-url URL] [--profile FILE]
+           [--users 200] [--messages 50] [--replies] [--no-embeddings] [--pg-url URL]
+           [--profile FILE]
 
 The sandbox runs as its own process (its CPU does not count against the runtime's), with
 rate limits lifted and no latency. N users each send M messages through the sandbox's
@@ -153,6 +154,8 @@ def peak_rss_mb(pid: int) -> float:
 async def run_one(backend: str, args: argparse.Namespace, pg_url: str | None) -> Result:
     home = Path(tempfile.mkdtemp(prefix=f"bench-inbound-{backend}-"))
     toml = "[delivery]\nrate = 1000.0\n"
+    if args.no_embeddings:
+        toml += "\n[assistant]\nembeddings = false\n"
     if not args.replies:
         toml += '\n[bots.bench]\nauto_reply = ""\n'
     if pg_url:
@@ -259,6 +262,11 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=50, help="messages per user")
     ap.add_argument("--replies", action="store_true", help="also auto-reply to every message")
     ap.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="assistant.embeddings = false: the MiniLM model is not loaded (memory)",
+    )
+    ap.add_argument(
         "--pg-url",
         default=os.environ.get("BOTDESK_BENCH_PG_URL") or os.environ.get("BOTDESK_TEST_PG_URL"),
     )
@@ -267,7 +275,8 @@ def main() -> int:
     args = ap.parse_args()
     print("command:", shlex.join([Path(PY).name, *sys.argv]))
     print(f"cpus: {os.cpu_count()}  users: {args.users}  messages/user: {args.messages}  "
-          f"replies: {'on' if args.replies else 'off'}")  # fmt: skip
+          f"replies: {'on' if args.replies else 'off'}  "
+          f"embeddings: {'off' if args.no_embeddings else 'on'}")  # fmt: skip
     results = asyncio.run(main_async(args))
     print(f"{'backend':<11} {'updates':>8} {'drain s':>8} {'updates/s':>10} "
           f"{'wall s':>7} {'peak RSS MB':>12} {'serve CPU s':>12} {'in txn s':>9}")  # fmt: skip
