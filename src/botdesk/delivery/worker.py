@@ -340,8 +340,12 @@ class DeliveryEngine:
                 return
             claimed = 0
             # Keep about two windows of work queued: enough to never starve the senders,
-            # little enough that pause and cancel take effect quickly.
-            room = max(0, 2 * self._window_size(running) - self.queue.qsize())
+            # little enough that pause, cancel and a /stop take effect quickly. Rows a sender
+            # already took (waiting for the window or in flight) count too: there are far
+            # more senders than a free window, and they would otherwise drain the queue
+            # into themselves and claim much of the campaign ahead of time.
+            held = self.queue.qsize() + len(self._phase)
+            room = max(0, 2 * self._window_size(running) - held)
             for c in running:
                 if room <= 0:
                     break
