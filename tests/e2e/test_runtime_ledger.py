@@ -75,7 +75,7 @@ async def test_500_start_50_stop_20_block_10_unblock(ledger_app: App, fast_sandb
     await register(app, sb, "shop", BOT)
     users = [u.id for u in sb.add_users(500)]
     stoppers, blockers, unblockers = users[400:450], users[450:470], users[450:460]
-    async with running(app):
+    async with running(app) as rt:
         for i, uid in enumerate(users):
             await sb.user_start(uid, BOT, payload=_payload(i))
 
@@ -96,6 +96,14 @@ async def test_500_start_50_stop_20_block_10_unblock(ledger_app: App, fast_sandb
             return await processed(app) == 580 and len(sb.messages(bot=BOT)) >= 550
 
         await eventually(all_done, within=60)
+        processor = rt.runs["shop"].processor
+
+        async def effects_finished() -> bool:
+            return not processor._effects
+
+        await eventually(effects_finished)
+        # per-chat ordering locks are dropped once unused: memory does not grow per chat
+        assert processor._chat_locks == {}
 
     subs = await _subscribers(app)
     assert len(subs) == 500

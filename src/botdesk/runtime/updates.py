@@ -137,7 +137,9 @@ class UpdateProcessor:
         self.duplicates = 0
         self.errors = 0
         self._effects: set[asyncio.Task[None]] = set()
-        self._chat_locks: dict[int, asyncio.Lock] = {}
+        # chat id -> (lock, effects using it); dropped when unused, or a bot with a million
+        # chats would keep a million locks for ever.
+        self._chat_locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._sem = asyncio.Semaphore(max_concurrent_effects)
         self._histories = HistoryReader(channel.db)
 
@@ -246,21 +248,27 @@ class UpdateProcessor:
                     return
                 # One chat's effects run in order: the welcome before the answer to the
                 # first question, and never two assistant calls racing in one chat.
-                lock = self._chat_locks.setdefault(
-                    item.chat_id if isinstance(item, SendEffect) else item.inbound.chat_id,
-                    asyncio.Lock(),
-                )
-                async with lock:
-                    if isinstance(item, SendEffect):
-                        await ch.send_reply(
-                            item.chat_id,
-                            item.text,
-                            author=item.author,
-                            meta=item.meta,
-                            is_group=item.is_group,
-                        )
+                chat = item.chat_id if isinstance(item, SendEffect) else item.inbound.chat_id
+                lock, users = self._chat_locks.get(chat) or (asyncio.Lock(), 0)
+                self._chat_locks[chat] = (lock, users + 1)
+                try:
+                    async with lock:
+                        if isinstance(item, SendEffect):
+                            await ch.send_reply(
+                                item.chat_id,
+                                item.text,
+                                author=item.author,
+                                meta=item.meta,
+                                is_group=item.is_group,
+                            )
+                        else:
+                            await self._ask(item)
+                finally:
+                    lock, users = self._chat_locks[chat]
+                    if users > 1:
+                        self._chat_locks[chat] = (lock, users - 1)
                     else:
-                        await self._ask(item)
+                        del self._chat_locks[chat]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
