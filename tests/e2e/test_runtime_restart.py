@@ -1,16 +1,19 @@
 """`botdesk serve` as a real process: kill -9 mid-flood loses nothing and repeats nothing;
-SIGTERM and SIGINT end it cleanly (exit 0, lease released) within a bound.
+SIGTERM and SIGINT end it cleanly (exit 0, lease released) within a bound; a revoked token
+is logged with its reason while the other bot keeps serving, as /metrics shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 from tests.e2e.support import ServeProcess, eventually, processed, register, scalar, write_config
@@ -150,3 +153,54 @@ async def test_signal_stops_cleanly(replying_app: App, sb: Any, home: Path, sig:
     n = await processed(app)
     assert 20 <= n <= 40
     assert len(await _inbound_texts(app)) == n
+
+
+async def test_revoked_token_is_logged_and_the_other_bot_keeps_serving(
+    quiet_app: App, sb: Any, home: Path
+) -> None:
+    app = quiet_app
+    await register(app, sb, "news", "news_bot")
+    reg = BotRegistry(app.db, app.secrets)
+    shop, news = (await reg.get("shop")).id, (await reg.get("news")).id
+    user = sb.add_users(1)[0].id
+    mport = free_port()
+    serve = await ServeProcess(home, "--metrics", f"127.0.0.1:{mport}").start()
+    try:
+        await sb.user_start(user, BOT)
+        await sb.user_start(user, "news_bot")
+        await eventually(lambda: _at_least(app, 2), within=30)
+        sb.revoke_token("news_bot")
+        # wakes the long poll already held open (accepted before the revocation), so the
+        # next getUpdates meets the 401 now instead of after the 20 s poll timeout
+        await sb.user_send(user, "news_bot", "anyone?")
+        await eventually(lambda: _logged(serve, "bot stopped"), within=30)
+        await sb.user_send(user, BOT, "still here")
+        await eventually(lambda: _processed_for(app, shop, 2), within=30)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{mport}/metrics") as resp,
+        ):
+            metrics = await resp.text()
+        assert await serve.signal(signal.SIGTERM) == 0
+    finally:
+        await serve.close()
+    line = next(ln for ln in serve.output.splitlines() if "bot stopped" in ln)
+    assert "bot=news" in line and "401" in line and "token was rejected" in line
+    assert await processed(app, news) == 2
+    assert (await reg.get("news")).status == "unauthorized"
+    assert 'botdesk_bot_up{bot="shop"} 1.0' in metrics
+    assert 'botdesk_bot_up{bot="news"} 0.0' in metrics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _logged(serve: ServeProcess, needle: str) -> bool:
+    return needle in serve.output
+
+
+async def _processed_for(app: App, bot_id: int, n: int) -> bool:
+    return await processed(app, bot_id) == n
