@@ -196,7 +196,12 @@ async def member_status(
     if person.is_group:
         if present and (existing is None or existing[1] != "active"):
             return await start(
-                conn, bot_id=bot_id, person=person, payload=None, update_id=update_id, now=now
+                conn,
+                bot_id=bot_id,
+                person=person,
+                payload=GROUP_SOURCE,
+                update_id=update_id,
+                now=now,
             )
         if not present and existing is not None and existing[1] == "active":
             await _set_status(conn, existing[0], "gone", now)

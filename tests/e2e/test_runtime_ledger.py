@@ -182,3 +182,22 @@ async def test_consent_transitions(ledger_app: App, fast_sandbox: Any) -> None:
 
 async def _processed_is(app: App, n: int) -> bool:
     return await processed(app) == n
+
+
+async def test_group_added_is_a_group_subscriber(ledger_app: App, fast_sandbox: Any) -> None:
+    app, sb = ledger_app, fast_sandbox
+    await register(app, sb, "shop", BOT)
+    members = [u.id for u in sb.add_users(2)]
+    async with running(app):
+        gid = sb.add_group("Support team", members, BOT)
+        await eventually(lambda: _processed_is(app, 1))
+    async with app.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    Subscriber.status, Subscriber.source, Subscriber.is_group, Subscriber.first_name
+                ).where(Subscriber.chat_id == gid)
+            )
+        ).one()
+    assert tuple(row) == ("active", "group", True, "Support team")
+    assert [(c, k, s) for c, k, s, _u in await _events(app)] == [(gid, "subscribe", "group")]
