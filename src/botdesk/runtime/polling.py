@@ -19,7 +19,7 @@ from aiogram.exceptions import (
 from aiohttp import ClientError
 from sqlalchemy import select
 
-from botdesk.errors import InvalidToken
+from botdesk.errors import InvalidToken, StoreError
 from botdesk.log import get_logger
 from botdesk.runtime.updates import ALLOWED_UPDATES, UpdateProcessor
 from botdesk.store.models import Bot
@@ -47,6 +47,7 @@ async def poll(
     delay = 0.0
     rng = random.Random()
     webhook_checked = False
+    store_failures = 0
     read_timeout = getattr(ch.bot.session, "read_timeout", 30.0)
     while not stop.is_set():
         if delay:
@@ -102,6 +103,21 @@ async def poll(
             continue
         delay = 0.0
         if updates:
-            # Shielded: a shutdown waits for the batch's transaction instead of tearing it.
-            await asyncio.shield(processor.process(updates, advance_offset=True))
+            try:
+                # Shielded: a shutdown waits for the batch's transaction instead of tearing it.
+                await asyncio.shield(processor.process(updates, advance_offset=True))
+            except StoreError as exc:
+                # Nothing was committed and the offset did not move: the same updates come
+                # back on the next call, once the database accepts writes again.
+                store_failures += 1
+                delay = min(MAX_BACKOFF, 0.5 * 2**store_failures) * (0.5 + rng.random() / 2)
+                ch.metrics.errors.labels(ch.name, "store").inc()
+                log.error(
+                    "could not record updates; retrying",
+                    bot=ch.name,
+                    error=str(exc),
+                    retry_in=round(delay, 2),
+                )
+                continue
+            store_failures = 0
             offset = max(u.update_id for u in updates) + 1

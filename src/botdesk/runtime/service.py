@@ -46,7 +46,7 @@ def worker_id() -> str:
 class BotRun:
     channel: BotChannel
     processor: UpdateProcessor
-    state: str = "starting"  # starting | standby | serving | stopped
+    state: str = "starting"  # starting | standby | serving | paused | stopped
     reason: str | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -146,22 +146,32 @@ class Runtime:
         name = ch.name
         try:
             while not run.stop.is_set():
-                owned = await leases.acquire(
-                    self.app.db,
-                    bot_id=ch.record.id,
-                    owner=self.owner,
-                    ttl=self.lease_ttl,
-                    now=self.clock.now(),
-                )
-                if not owned:
-                    if run.state != "standby":
-                        log.info("bot owned by another worker; standing by", bot=name)
-                    run.state = "standby"
+                try:
+                    owned = await leases.acquire(
+                        self.app.db,
+                        bot_id=ch.record.id,
+                        owner=self.owner,
+                        ttl=self.lease_ttl,
+                        now=self.clock.now(),
+                    )
+                    if not owned:
+                        if run.state != "standby":
+                            log.info("bot owned by another worker; standing by", bot=name)
+                        run.state = "standby"
+                        await _wait(run.stop, self.lease_ttl / 3)
+                        continue
+                    run.state = "serving"
+                    self.metrics.bot_up.labels(name).set(1)
+                    await self._serve_owned(run)
+                except InvalidToken:
+                    raise
+                except BotdeskError as exc:
+                    # The database refused (locked past every retry, unreachable): pause and
+                    # try again. An unrenewed lease expires, so no two workers serve the bot.
+                    self.metrics.bot_up.labels(name).set(0)
+                    run.state = "paused"
+                    log.error("bot paused; retrying", bot=name, error=str(exc))
                     await _wait(run.stop, self.lease_ttl / 3)
-                    continue
-                run.state = "serving"
-                self.metrics.bot_up.labels(name).set(1)
-                await self._serve_owned(run)
         except InvalidToken as exc:  # BotStopped from polling, or from the delivery worker
             run.state, run.reason = "stopped", str(exc)
             log.error("bot stopped", bot=name, reason=str(exc))
