@@ -11,6 +11,7 @@ import asyncio
 import csv
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,14 @@ async def test_campaign_cli_errors_are_one_line(
         code, out, err = await cli(*args)
         assert code == 2 and out == "", (args, out, err)
         assert err.count("\n") == 1 and expected in err, (args, err)
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    sched = await cli.json(
+        "campaign", "create", "--bot", "shop", "--text", "later", "--at", at.isoformat()
+    )
+    assert sched["state"] == "scheduled"
+    assert datetime.fromisoformat(sched["scheduled_at"]).astimezone(UTC) == at
+    code, out, _err = await cli("campaign", "cancel", str(sched["id"]))
+    assert code == 0 and "cancelled" in out
     code, out, _err = await cli("campaign", "cancel", cid)
     assert code == 0 and f"campaign {cid}: cancelled" in out
     code, _out, err = await cli("campaign", "run", cid)
