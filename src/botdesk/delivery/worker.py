@@ -41,9 +41,20 @@ from botdesk.telegram.gateway import OutgoingMessage, send
 log = get_logger(__name__)
 
 CLAIM_EVERY_S = 0.05
+# Campaign states (pause, cancel) are re-read at least this often while sending, and a
+# campaign with nothing due is asked again after this long: each is a database round trip.
+REFRESH_EVERY_S = 0.25
 IDLE_POLL_S = 1.0
-PAID_WINDOW_SECONDS = 0.25  # in-flight window for paid broadcasts: rate x latency
+PAID_WINDOW_SECONDS = 0.5  # in-flight window for paid broadcasts: rate x latency
 FLUSH_INTERVAL_S = 0.005
+# A batch of marks is committed once it holds ``batch_target`` rows or its first row has
+# waited this long. A commit costs far more than a row in it; the wait is invisible to the
+# wire because ``WirePacer`` re-spaces what one commit releases, and the in-flight window
+# is sized to cover it.
+MAX_COLLECT_S = 0.1
+# Finished rows are not urgent (a lost finish only turns a sent row uncertain after a crash):
+# they ride along with the next batch of marks, or go on their own after this delay.
+FINISH_DELAY_S = 0.1
 MAX_FLUSH_BATCH = 1000
 
 
@@ -86,6 +97,30 @@ class EngineStats:
     by_campaign_sent: dict[int, int] = field(default_factory=dict)
 
 
+class WirePacer:
+    """Restores, after the group commit, the spacing the rate limiter chose.
+
+    Senders are admitted by the limiter one by one, but leave only once their ``sending`` mark
+    is committed, and one commit releases every sender waiting for it at the same instant: the
+    evenly spaced admissions would hit the wire as bursts (the sandbox answers 429 to bursts
+    over its bucket). Each sender reserves its departure here, GCRA-style, at the limiter's
+    current rate and burst; a sender whose commit was quick leaves at once.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._tat: dict[bool, float] = {}
+
+    def departure(self, *, paid: bool, rate: float, burst: float) -> float:
+        """Monotonic time at which this send may leave; reserves it."""
+        now = self._clock.monotonic()
+        t = 1.0 / rate
+        tat = max(self._tat.get(paid, now), now)
+        at = max(now, tat - (burst - 1.0) * t)
+        self._tat[paid] = max(tat, at) + t
+        return at
+
+
 class LedgerWriter:
     """Group commit for the ledger: many senders' updates in one short transaction."""
 
@@ -97,11 +132,14 @@ class LedgerWriter:
         self._finishes: list[dict[str, Any]] = []
         self._unreachable: list[tuple[int, str, str]] = []
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._finish_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self.transactions = 0
+        self.batch_target = 1  # the engine raises it with its in-flight window
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"ledger-writer:{self.bot_id}")
@@ -109,6 +147,8 @@ class LedgerWriter:
     async def mark_sending(self, row_id: int) -> bool:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._marks.append((row_id, fut))
+        if len(self._marks) >= self.batch_target:
+            self._full.set()
         self._kick()
         return await fut
 
@@ -118,7 +158,15 @@ class LedgerWriter:
         self._finishes.append(row)
         if unreachable is not None:
             self._unreachable.append(unreachable)
-        self._kick()
+        self._idle.clear()
+        if len(self._finishes) >= MAX_FLUSH_BATCH:
+            self._kick()
+        else:
+            self._arm_finish()
+
+    def _arm_finish(self) -> None:
+        if self._finish_timer is None:
+            self._finish_timer = asyncio.get_running_loop().call_later(FINISH_DELAY_S, self._kick)
 
     def _kick(self) -> None:
         self._idle.clear()
@@ -126,6 +174,7 @@ class LedgerWriter:
 
     async def flush(self) -> None:
         while self._marks or self._finishes or not self._idle.is_set():
+            self._full.set()
             self._wake.set()
             await self._idle.wait()
 
@@ -134,13 +183,26 @@ class LedgerWriter:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(FLUSH_INTERVAL_S)  # let concurrent senders join this batch
+            if self._marks and not self._full.is_set():
+                try:
+                    await asyncio.wait_for(self._full.wait(), MAX_COLLECT_S - FLUSH_INTERVAL_S)
+                except TimeoutError:
+                    pass
+            self._full.clear()
             marks, self._marks = self._marks[:MAX_FLUSH_BATCH], self._marks[MAX_FLUSH_BATCH:]
             finishes, self._finishes = self._finishes, []
+            if self._finish_timer is not None:
+                self._finish_timer.cancel()
+                self._finish_timer = None
             unreachable, self._unreachable = self._unreachable, []
             if marks or finishes:
                 await self._commit(marks, finishes, unreachable)
-            if self._marks or self._finishes:
+            if self._marks:
+                if len(self._marks) >= self.batch_target:
+                    self._full.set()
                 self._wake.set()
+            elif self._finishes:
+                self._arm_finish()
             else:
                 self._idle.set()
                 if self._closed:
@@ -189,6 +251,9 @@ class LedgerWriter:
     async def aclose(self) -> None:
         await self.flush()
         self._closed = True
+        if self._finish_timer is not None:
+            self._finish_timer.cancel()
+            self._finish_timer = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -220,6 +285,7 @@ class DeliveryEngine:
         )
         self.rng = random.Random()
         self.writer = LedgerWriter(db, clock, bot_id=channel.record.id)
+        self.pacer = WirePacer(clock)
         self.ctx: dict[int, CampaignCtx] = {}
         self.queue: asyncio.Queue[tuple[CampaignCtx, ledger.Claimed]] = asyncio.Queue()
         self.free_window = asyncio.Semaphore(settings.in_flight)
@@ -327,7 +393,8 @@ class DeliveryEngine:
                 await ledger.release(conn, ids, not_before=None)
 
     async def _feed(self, stop: asyncio.Event, until_done: bool) -> None:
-        last_due = -1e9
+        last_due = last_refresh = drained_at = -1e9
+        running: list[CampaignCtx] = []
         while not stop.is_set() and self._fatal is None:
             mono = self.clock.monotonic()
             if self.only is None and mono - last_due >= 1.0:
@@ -335,17 +402,28 @@ class DeliveryEngine:
                 started = await self.campaigns.start_due(self.ch.record.id, now=self.clock.now())
                 for cid in started:
                     log.info("scheduled campaign started", bot=self.ch.name, campaign=cid)
-            running = await self._refresh()
-            if self.only is not None and self.only not in self.ctx:
-                return
-            claimed = 0
+                if started:
+                    last_refresh = -1e9
             # Keep about two windows of work queued: enough to never starve the senders,
             # little enough that pause, cancel and a /stop take effect quickly. Rows a sender
             # already took (waiting for the window or in flight) count too: there are far
             # more senders than a free window, and they would otherwise drain the queue
-            # into themselves and claim much of the campaign ahead of time.
+            # into themselves and claim much of the campaign ahead of time. Claims wait until
+            # the rows held fall to one window, then top up to two: a claim is a write
+            # transaction, so it should bring a batch, not a row or two every iteration.
             held = self.queue.qsize() + len(self._phase)
-            room = max(0, 2 * self._window_size(running) - held)
+            want = held <= self._window_size(running) and mono - drained_at >= REFRESH_EVERY_S
+            if want or not running or mono - last_refresh >= REFRESH_EVERY_S:
+                running = await self._refresh()
+                last_refresh = mono
+                if self.only is not None and self.only not in self.ctx:
+                    return
+            claimed = 0
+            window = self._window_size(running)
+            self.writer.batch_target = max(1, window // 4)
+            room = 2 * window - held if want else 0
+            if running and room > 0:
+                drained_at = mono  # until a claim below finds rows
             for c in running:
                 if room <= 0:
                     break
@@ -360,6 +438,8 @@ class DeliveryEngine:
                     )
                 for row in rows:
                     self.queue.put_nowait((c, row))
+                if rows:
+                    drained_at = -1e9
                 claimed += len(rows)
                 room -= len(rows)
             if self.on_progress is not None:
@@ -421,6 +501,14 @@ class DeliveryEngine:
         self._phase[me] = ("send", row.id)  # from here on the row is never cancelled
         if not await self.writer.mark_sending(row.id):
             return  # cancelled meanwhile: nothing was sent
+        leave = self.pacer.departure(
+            paid=c.paid,
+            rate=limiter.effective_rate(paid=c.paid),
+            burst=limiter.paid_burst if c.paid else limiter.burst,
+        )
+        wait = leave - self.clock.monotonic()
+        if wait > 0:
+            await self.clock.sleep(wait)
         if c.media_path and not c.file_id:
             async with c.upload_lock:  # upload once, then reuse Telegram's file_id
                 result = await send(self.ch.bot, self._message(c, row))
