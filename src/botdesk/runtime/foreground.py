@@ -2,7 +2,8 @@
 
 It takes the bot's lease like a `serve` worker would (so the bot's rate limit still holds
 across processes), renews it while it works, and returns when the campaign is completed,
-paused or cancelled. Killing it at any point is safe: the next run (or any serve worker)
+paused or cancelled. If the lease is lost (not renewed, or taken over) it stops and raises
+``DeliveryError``. Killing it at any point is safe: the next run (or any serve worker)
 recovers the ledger and continues.
 """
 
@@ -58,13 +59,23 @@ async def run_campaign(
         )
     channel = open_channel(app, rec, clock=clock, metrics=Metrics())
     stop = asyncio.Event()
+    lost: list[str] = []
 
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(ttl / 3)
-            if not await leases.acquire(
-                app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()
-            ):
+            try:
+                ok = await leases.acquire(
+                    app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()
+                )
+            except Exception as exc:
+                # Not renewed means another process may own the bot soon: stop like a loss,
+                # or two processes would send the same campaign.
+                lost.append(f"the lease could not be renewed: {exc}")
+                stop.set()
+                return
+            if not ok:
+                lost.append("another process took the bot's lease over")
                 stop.set()
                 return
 
@@ -87,6 +98,11 @@ async def run_campaign(
             await leases.release(app.db, bot_id=rec.id, owner=owner)
         await channel.limiter.aclose()
         await channel.aclose()
+    if lost:
+        raise DeliveryError(
+            f"stopped delivering campaign {campaign_id}: {lost[0]}; "
+            "the owner of the bot continues it"
+        )
     return engine.stats
 
 
