@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from tests.e2e.campaign_support import accounted, copies, create, seed, status
 from tests.e2e.support import eventually, register, running
 
@@ -23,7 +23,7 @@ from botdesk.campaigns import Campaigns
 from botdesk.errors import DeliveryError
 from botdesk.runtime.foreground import run_campaign
 from botdesk.sandbox.testing import running_sandbox
-from botdesk.store.models import Campaign, Delivery, Subscriber
+from botdesk.store.models import BotLease, Campaign, Delivery, Subscriber
 
 IN_FLIGHT = 8
 TOML = f"""
@@ -209,6 +209,35 @@ async def test_a_subscriber_who_stops_mid_campaign_is_skipped(lc_app: App, limit
     # The next campaign does not include them.
     cid2 = await create(app, "shop", "after stop")
     assert (await Campaigns(app.db).start(cid2, now=_now())).audience == 119
+
+
+async def test_foreground_run_stops_when_its_lease_is_taken(lc_app: App, limited: Any) -> None:
+    app, sb = lc_app, limited
+    await register(app, sb, "shop", "shop_bot")
+    users = await seed(app, sb, "shop", "shop_bot", 100)
+    cid = await create(app, "shop", "lease news")
+    task = asyncio.create_task(run_campaign(app, cid))
+    try:
+        await eventually(lambda: _at_least_sent(app, cid, 10), within=30)
+        async with app.db.write() as conn:  # another process takes the bot over
+            await conn.execute(
+                update(BotLease).values(owner="elsewhere:1", expires_at=_now() + timedelta(60))
+            )
+        with pytest.raises(DeliveryError, match="another process took the bot's lease over"):
+            await asyncio.wait_for(task, 20)
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    st = await status(app, cid)
+    # It stopped cleanly: what it had sent is recorded, the rest waits for the new owner.
+    assert st["state"] == "running" and st["sending"] == 0 and st["pending"] > 0
+    assert st["sent"] == len(sb.messages(bot="shop_bot"))
+    async with app.db.write() as conn:
+        await conn.execute(delete(BotLease))
+    await asyncio.wait_for(run_campaign(app, cid), 30)
+    got = copies(sb, "shop_bot", "lease news")
+    assert set(got) == {u.id for u in users} and set(got.values()) == {1}
 
 
 async def _state_is(app: App, cid: int, state: str) -> bool:
