@@ -221,7 +221,9 @@ async def test_foreground_run_stops_when_its_lease_is_taken(lc_app: App, limited
         await eventually(lambda: _at_least_sent(app, cid, 10), within=30)
         async with app.db.write() as conn:  # another process takes the bot over
             await conn.execute(
-                update(BotLease).values(owner="elsewhere:1", expires_at=_now() + timedelta(60))
+                update(BotLease).values(
+                    owner="elsewhere:1", expires_at=_now() + timedelta(seconds=60)
+                )
             )
         with pytest.raises(DeliveryError, match="another process took the bot's lease over"):
             await asyncio.wait_for(task, 20)
