@@ -63,6 +63,74 @@ class ConversationView:
         }
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    chat_id: int
+    direction: str
+    author: str
+    text: str
+    telegram_message_id: int | None = None
+    update_id: int | None = None
+    meta: dict[str, Any] | None = None
+
+
+async def record_many(
+    conn: AsyncConnection, *, bot_id: int, rows: list[NewMessage], now: datetime
+) -> dict[int, bool]:
+    """Append many messages in a few set-based statements; returns needs_human per chat.
+
+    The inbound path of a busy bot writes a whole batch of updates this way: one statement
+    per kind of write instead of four per message.
+    """
+    if not rows:
+        return {}
+    chats = sorted({r.chat_id for r in rows})
+
+    async def known() -> dict[int, tuple[int, bool]]:
+        found = (
+            await conn.execute(
+                select(Conversation.chat_id, Conversation.id, Conversation.needs_human).where(
+                    Conversation.bot_id == bot_id, Conversation.chat_id.in_(chats)
+                )
+            )
+        ).all()
+        return {r[0]: (r[1], bool(r[2])) for r in found}
+
+    convs = await known()
+    missing = [c for c in chats if c not in convs]
+    if missing:
+        await conn.execute(
+            insert(Conversation),
+            [
+                {"bot_id": bot_id, "chat_id": c, "needs_human": False, "last_message_at": now}
+                for c in missing
+            ],
+        )
+        convs = await known()
+    await conn.execute(
+        insert(Message),
+        [
+            {
+                "conversation_id": convs[r.chat_id][0],
+                "direction": r.direction,
+                "author": r.author,
+                "text": r.text,
+                "telegram_message_id": r.telegram_message_id,
+                "update_id": r.update_id,
+                "meta": r.meta,
+                "at": now,
+            }
+            for r in rows
+        ],
+    )
+    await conn.execute(
+        update(Conversation)
+        .where(Conversation.id.in_([convs[c][0] for c in chats]))
+        .values(last_message_at=now)
+    )
+    return {c: convs[c][1] for c in chats}
+
+
 async def conversation_id(
     conn: AsyncConnection, *, bot_id: int, chat_id: int, now: datetime
 ) -> tuple[int, bool]:

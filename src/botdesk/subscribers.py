@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.store.models import ConsentEvent, Subscriber
@@ -282,6 +282,33 @@ async def touch(conn: AsyncConnection, *, bot_id: int, person: Person, now: date
         .values(**_fresh_fields(person, now))
     )
     return bool(res.rowcount)
+
+
+async def touch_many(
+    conn: AsyncConnection, *, bot_id: int, people: list[Person], now: datetime
+) -> None:
+    """``touch`` for a whole batch of updates: one executemany, latest values per chat."""
+    if not people:
+        return
+    latest: dict[int, Person] = {}
+    for p in people:
+        latest[p.chat_id] = p
+    # Rows differ in which fields they know; group by that shape so each group is one
+    # executemany with the same columns (usually a single group).
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for p in latest.values():
+        values = _fresh_fields(p, now)
+        cols = tuple(sorted(values))
+        shapes.setdefault(cols, []).append(
+            {"b_chat": p.chat_id, **{f"b_{k}": v for k, v in values.items()}}
+        )
+    for cols, params in shapes.items():
+        await conn.execute(
+            update(Subscriber)
+            .where(Subscriber.bot_id == bot_id, Subscriber.chat_id == bindparam("b_chat"))
+            .values({c: bindparam(f"b_{c}") for c in cols}),
+            params,
+        )
 
 
 async def mark_unreachable(

@@ -24,7 +24,7 @@ from botdesk.config import AssistantSettings
 from botdesk.errors import ConfigError
 from botdesk.inbox import MessageView
 from botdesk.log import get_logger
-from botdesk.runtime.ports import AutoReply, Inbound, Reply
+from botdesk.runtime.ports import AutoReply, Inbound, Reply, ReplyContext
 from botdesk.store.db import Database
 
 log = get_logger(__name__)
@@ -131,13 +131,15 @@ class AIAssistantPort:
         self.enabled = dict(enabled)
         self.default_language = dict(default_language)
 
-    async def reply(self, msg: Inbound, history: Sequence[MessageView]) -> Reply | None:
+    async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         if not self.enabled.get(msg.bot, True):
-            return await self.fallback.reply(msg, history)
+            return await self.fallback.reply(msg, ctx)
         retriever = await self.index.ensure(msg.bot)
         if not retriever.entries:
             # Nothing to answer from: behave like a bot without an assistant.
-            return await self.fallback.reply(msg, history)
+            return await self.fallback.reply(msg, ctx)
+        ctx.typing()
+        history = await ctx.history()
         answer = await self.service.respond(
             bot=msg.bot,
             chat_id=msg.chat_id,

@@ -3,6 +3,8 @@
 Handlers run inside the database transaction that also marks their update as processed
 (``updates.UpdateProcessor``), so they only write to the database and queue *effects*
 (replies, assistant questions); effects run after the commit, outside the write lock.
+Consent changes are written by the handlers in order; inbox rows and subscriber touches
+are queued in ``Effects`` and written once per batch.
 Each handler receives ``conn`` (the open connection), ``fx`` (the effects list) and ``ctx``
 (the bot's context) from ``Dispatcher.feed_update``.
 """
@@ -55,12 +57,59 @@ class CallbackEffect:
 
 @dataclass
 class Effects:
+    """What a batch of handlers asks for. Inbox rows and subscriber touches are written once
+    per batch (``UpdateProcessor`` flushes them with executemany); consent changes are
+    written by the handlers themselves, in order."""
+
     items: list[SendEffect | AskEffect | CallbackEffect] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
+    records: list[inbox.NewMessage] = field(default_factory=list)
+    touches: list[subscribers.Person] = field(default_factory=list)
+    # Questions for the assistant (also in ``items``); dropped at the flush where a human
+    # has the conversation.
+    asks: list[AskEffect] = field(default_factory=list)
 
     def count(self, change: str) -> None:
         if change != "none":
             self.changes[change] = self.changes.get(change, 0) + 1
+
+    def record(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        message_id: int | None,
+        update_id: int,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.records.append(
+            inbox.NewMessage(
+                chat_id=chat_id,
+                direction="in",
+                author="user",
+                text=text,
+                telegram_message_id=message_id,
+                update_id=update_id,
+                meta=meta,
+            )
+        )
+
+    def mark(self) -> tuple[int, int, int, int, dict[str, int]]:
+        return (
+            len(self.items),
+            len(self.records),
+            len(self.touches),
+            len(self.asks),
+            dict(self.changes),
+        )
+
+    def rollback(self, mark: tuple[int, int, int, int, dict[str, int]]) -> None:
+        """Forget what one failed update queued (its writes were rolled back too)."""
+        del self.items[mark[0] :]
+        del self.records[mark[1] :]
+        del self.touches[mark[2] :]
+        del self.asks[mark[3] :]
+        self.changes = mark[4]
 
 
 def person(chat: Chat, user: User | None) -> subscribers.Person:
@@ -110,16 +159,11 @@ def build_router() -> Router:
             now=ctx.now,
         )
         fx.count(change)
-        await inbox.record(
-            conn,
-            bot_id=ctx.bot_id,
-            chat_id=p.chat_id,
-            direction="in",
-            author="user",
-            text=message.text or "/start",
-            telegram_message_id=message.message_id,
+        fx.record(
+            p.chat_id,
+            message.text or "/start",
+            message_id=message.message_id,
             update_id=event_update.update_id,
-            now=ctx.now,
         )
         fx.items.append(
             SendEffect(p.chat_id, personal(ctx.options.welcome_text, p), is_group=p.is_group)
@@ -134,16 +178,11 @@ def build_router() -> Router:
             conn, bot_id=ctx.bot_id, person=p, update_id=event_update.update_id, now=ctx.now
         )
         fx.count(change)
-        await inbox.record(
-            conn,
-            bot_id=ctx.bot_id,
-            chat_id=p.chat_id,
-            direction="in",
-            author="user",
-            text=message.text or "/stop",
-            telegram_message_id=message.message_id,
+        fx.record(
+            p.chat_id,
+            message.text or "/stop",
+            message_id=message.message_id,
             update_id=event_update.update_id,
-            now=ctx.now,
         )
         if change != "none":
             fx.items.append(SendEffect(p.chat_id, personal(ctx.options.stop_text, p)))
@@ -153,109 +192,74 @@ def build_router() -> Router:
         fx.items.append(SendEffect(message.chat.id, HELP_TEXT))
 
     @router.message(F.text)
-    async def on_text(
-        message: Message, conn: AsyncConnection, fx: Effects, ctx: BotContext, event_update: Any
-    ) -> None:
+    async def on_text(message: Message, fx: Effects, ctx: BotContext, event_update: Any) -> None:
         p = person(message.chat, message.from_user)
         text = message.text or ""
-        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
-        needs_human = await inbox.record(
-            conn,
-            bot_id=ctx.bot_id,
-            chat_id=p.chat_id,
-            direction="in",
-            author="user",
-            text=text,
-            telegram_message_id=message.message_id,
-            update_id=event_update.update_id,
-            now=ctx.now,
-        )
+        fx.touches.append(p)
+        fx.record(p.chat_id, text, message_id=message.message_id, update_id=event_update.update_id)
         fx.count("message")
-        if text.startswith("/") or needs_human or p.is_group:
-            # Unknown commands are kept but not answered; a human has this conversation;
-            # in groups the bot speaks only when spoken to with a command.
+        if text.startswith("/") or p.is_group:
+            # Unknown commands are kept but not answered; in groups the bot speaks only when
+            # spoken to with a command.
             return
-        fx.items.append(
-            AskEffect(
-                Inbound(
-                    bot_id=ctx.bot_id,
-                    bot=ctx.name,
-                    chat_id=p.chat_id,
-                    text=text,
-                    language=p.language,
-                    first_name=p.first_name,
-                    update_id=event_update.update_id,
-                    message_id=message.message_id,
-                )
+        ask = AskEffect(
+            Inbound(
+                bot_id=ctx.bot_id,
+                bot=ctx.name,
+                chat_id=p.chat_id,
+                text=text,
+                language=p.language,
+                first_name=p.first_name,
+                update_id=event_update.update_id,
+                message_id=message.message_id,
             )
         )
+        fx.items.append(ask)  # in order with the chat's other effects
+        fx.asks.append(ask)
 
     @router.message()
-    async def on_other(
-        message: Message, conn: AsyncConnection, ctx: BotContext, event_update: Any
-    ) -> None:
+    async def on_other(message: Message, fx: Effects, event_update: Any) -> None:
         p = person(message.chat, message.from_user)
-        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
+        fx.touches.append(p)
         kind = message.content_type
-        await inbox.record(
-            conn,
-            bot_id=ctx.bot_id,
-            chat_id=p.chat_id,
-            direction="in",
-            author="user",
-            text=message.caption or f"[{kind}]",
-            telegram_message_id=message.message_id,
+        fx.record(
+            p.chat_id,
+            message.caption or f"[{kind}]",
+            message_id=message.message_id,
             update_id=event_update.update_id,
             meta={"content_type": str(kind)},
-            now=ctx.now,
         )
 
     @router.edited_message()
-    async def on_edit(
-        message: Message, conn: AsyncConnection, ctx: BotContext, event_update: Any
-    ) -> None:
+    async def on_edit(message: Message, fx: Effects, event_update: Any) -> None:
         p = person(message.chat, message.from_user)
-        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
-        await inbox.record(
-            conn,
-            bot_id=ctx.bot_id,
-            chat_id=p.chat_id,
-            direction="in",
-            author="user",
-            text=message.text or message.caption or "",
-            telegram_message_id=message.message_id,
+        fx.touches.append(p)
+        fx.record(
+            p.chat_id,
+            message.text or message.caption or "",
+            message_id=message.message_id,
             update_id=event_update.update_id,
             meta={"edited": True},
-            now=ctx.now,
         )
 
     @router.callback_query()
-    async def on_callback(
-        query: CallbackQuery,
-        conn: AsyncConnection,
-        fx: Effects,
-        ctx: BotContext,
-        event_update: Any,
-    ) -> None:
+    async def on_callback(query: CallbackQuery, fx: Effects, event_update: Any) -> None:
         chat = query.message.chat if query.message else None
         chat_id = chat.id if chat else query.from_user.id
-        p = subscribers.Person(
-            chat_id=chat_id,
-            first_name=query.from_user.first_name,
-            username=query.from_user.username,
-            language=query.from_user.language_code,
+        fx.touches.append(
+            subscribers.Person(
+                chat_id=chat_id,
+                first_name=query.from_user.first_name,
+                username=query.from_user.username,
+                language=query.from_user.language_code,
+            )
         )
-        await subscribers.touch(conn, bot_id=ctx.bot_id, person=p, now=ctx.now)
-        await inbox.record(
-            conn,
-            bot_id=ctx.bot_id,
-            chat_id=chat_id,
-            direction="in",
-            author="user",
-            text=f"[button] {query.data or ''}",
+        fx.record(
+            chat_id,
+            f"[button] {query.data or ''}",
+            message_id=None,
             update_id=event_update.update_id,
             meta={"callback_data": query.data},
-            now=ctx.now,
         )
         fx.items.append(CallbackEffect(query.id))
 

@@ -8,7 +8,7 @@ without touching the handlers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,8 +36,18 @@ class Reply:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a port may ask of the runtime, only if it needs it: the conversation so far
+    (oldest first, without the question itself) and a "typing…" indicator while it works.
+    A port that answers at once (``AutoReply``) costs no query and no extra request."""
+
+    history: Callable[[], Awaitable[Sequence[MessageView]]]
+    typing: Callable[[], None]
+
+
 class AssistantPort(Protocol):
-    async def reply(self, msg: Inbound, history: Sequence[MessageView]) -> Reply | None: ...
+    async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -49,7 +59,7 @@ class AutoReply:
         self._texts = dict(texts)
         self._default = default
 
-    async def reply(self, msg: Inbound, history: Sequence[MessageView]) -> Reply | None:
+    async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         text = self._texts.get(msg.bot, self._default)
         return Reply(text=text, author="bot", meta={"kind": "auto_reply"}) if text else None
 

@@ -21,12 +21,12 @@ from aiogram.types import Update
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import inbox
+from botdesk import inbox, subscribers
 from botdesk.inbox import MessageView
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel
 from botdesk.runtime.handlers import AskEffect, BotContext, CallbackEffect, Effects, SendEffect
-from botdesk.runtime.ports import AssistantPort
+from botdesk.runtime.ports import AssistantPort, ReplyContext
 from botdesk.store.db import Database
 from botdesk.store.models import Bot, ProcessedUpdate
 
@@ -183,6 +183,7 @@ class UpdateProcessor:
                 # so only that update is skipped (and its effects dropped with it).
                 fx = Effects()
                 await self._one_by_one(conn, batch, fx, ctx)
+            await self._flush(conn, fx, ctx)
             for u in batch:
                 ch.metrics.updates.labels(ch.name, update_type(u)).inc()
             if fresh:
@@ -212,19 +213,32 @@ class UpdateProcessor:
             self._spawn(item)
         return new
 
+    async def _flush(self, conn: AsyncConnection, fx: Effects, ctx: BotContext) -> None:
+        """The batch's inbox rows and subscriber touches, in a few set-based statements."""
+        bot_id = self.channel.record.id
+        needs_human = await inbox.record_many(conn, bot_id=bot_id, rows=fx.records, now=ctx.now)
+        await subscribers.touch_many(conn, bot_id=bot_id, people=fx.touches, now=ctx.now)
+        if fx.asks and any(needs_human.values()):
+            # A human has these conversations: the assistant stays silent there.
+            silent = {c for c, flag in needs_human.items() if flag}
+            fx.items = [
+                i
+                for i in fx.items
+                if not (isinstance(i, AskEffect) and i.inbound.chat_id in silent)
+            ]
+
     async def _one_by_one(
         self, conn: AsyncConnection, batch: Sequence[Update], fx: Effects, ctx: BotContext
     ) -> None:
         ch = self.channel
         for u in batch:
-            mark, changes = len(fx.items), dict(fx.changes)
+            mark = fx.mark()
             try:
                 async with conn.begin_nested():
                     await self.dp.feed_update(ch.bot, u, conn=conn, fx=fx, ctx=ctx)
             except Exception as exc:
                 # The update's writes were rolled back: so are the effects it queued.
-                del fx.items[mark:]
-                fx.changes = changes
+                fx.rollback(mark)
                 self.errors += 1
                 ch.metrics.errors.labels(ch.name, "handler").inc()
                 log.error(
@@ -279,14 +293,23 @@ class UpdateProcessor:
     async def _ask(self, item: AskEffect) -> None:
         ch = self.channel
         msg = item.inbound
-        hist = await self._histories.get(msg.bot_id, msg.chat_id)
-        if hist and hist[-1].direction == "in" and hist[-1].author == "user":
-            hist = hist[:-1]  # the question itself is passed separately
-        typing = asyncio.create_task(ch.typing(msg.chat_id))
+        typing: list[asyncio.Task[None]] = []
+
+        async def history() -> Sequence[MessageView]:
+            hist = await self._histories.get(msg.bot_id, msg.chat_id)
+            if hist and hist[-1].direction == "in" and hist[-1].author == "user":
+                return hist[:-1]  # the question itself is passed separately
+            return hist
+
+        def start_typing() -> None:
+            if not typing:
+                typing.append(asyncio.create_task(ch.typing(msg.chat_id)))
+
         try:
-            reply = await self.port.reply(msg, hist)
+            reply = await self.port.reply(msg, ReplyContext(history=history, typing=start_typing))
         finally:
-            typing.cancel()
+            for t in typing:
+                t.cancel()
         if reply is None:
             return
         if reply.handoff_reason is not None:
