@@ -1,5 +1,6 @@
 """A campaign's life against the sandbox: pause and resume, cancel, scheduled start (also when
-serve comes back after the time has passed), and a subscriber who /stops mid-campaign.
+serve comes back after the time has passed), a subscriber who /stops mid-campaign, and a
+foreground run whose lease is taken over.
 
 The sandbox keeps Telegram's limits (30 msg/s per bot) where a campaign must still be running
 when the test acts on it; elsewhere the limits are lifted to keep the tests short.
