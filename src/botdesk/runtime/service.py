@@ -36,6 +36,8 @@ log = get_logger(__name__)
 
 BotWorker = Callable[[BotChannel, asyncio.Event], Coroutine[Any, Any, None]]
 SHUTDOWN_GRACE = 10.0
+# Rounds (of lease_ttl/3) a worker over its fair share leaves a free bot to others.
+SHARE_PATIENCE = 4
 
 
 def worker_id() -> str:
@@ -48,6 +50,11 @@ class BotRun:
     processor: UpdateProcessor
     state: str = "starting"  # starting | standby | serving | paused | stopped
     reason: str | None = None
+    # Set by the heartbeat when this worker holds more than its fair share of bots: the bot
+    # is handed over (lease released) so a less busy worker takes it.
+    handover: bool = False
+    share_waits: int = 0
+    forced: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -93,6 +100,7 @@ class Runtime:
         self.runs: dict[str, BotRun] = {}
         self._metrics_runner: object | None = None
         self._summary: asyncio.Task[None] | None = None
+        self._presence_task: asyncio.Task[None] | None = None
         self.lease_ttl = app.settings.delivery.lease_seconds
 
     # -- building --------------------------------------------------------------------
@@ -117,6 +125,8 @@ class Runtime:
             self._metrics_runner = await serve_metrics(self.metrics, host, port)
         if self.webhook is not None:
             await self.webhook.start()
+        await leases.beat(self.app.db, owner=self.owner, now=self.clock.now())
+        self._presence_task = asyncio.create_task(self._presence())
         for rec in records:
             ch = self._channel(rec)
             run = BotRun(
@@ -147,6 +157,26 @@ class Runtime:
         try:
             while not run.stop.is_set():
                 try:
+                    if run.handover:
+                        run.handover = False
+                        await leases.release(self.app.db, bot_id=ch.record.id, owner=self.owner)
+                        log.info("bot handed over to a less busy worker", bot=name)
+                        run.state = "standby"
+                        await _wait(run.stop, self.lease_ttl / 3)
+                        continue
+                    if not await self._may_take(ch.record.id):
+                        # Over our share; but a bot nobody takes (the others do not serve
+                        # it) is taken anyway after a few rounds: sharing must not strand it.
+                        free = await leases.holder(
+                            self.app.db, bot_id=ch.record.id, now=self.clock.now()
+                        )
+                        run.share_waits = run.share_waits + 1 if free is None else 0
+                        if run.share_waits < SHARE_PATIENCE:
+                            run.state = "standby"
+                            await _wait(run.stop, self.lease_ttl / 3)
+                            continue
+                        run.forced = True  # never handed over again: nobody else took it
+                    run.share_waits = 0
                     owned = await leases.acquire(
                         self.app.db,
                         bot_id=ch.record.id,
@@ -219,6 +249,35 @@ class Runtime:
         if error is not None:
             raise error
 
+    async def _may_take(self, bot_id: int) -> bool:
+        """Take a bot only within this worker's fair share (renewals always pass)."""
+        now = self.clock.now()
+        if bot_id in await leases.mine(self.app.db, owner=self.owner, now=now):
+            return True
+        held, fair = await leases.share(
+            self.app.db, owner=self.owner, bots=len(self.runs), ttl=self.lease_ttl, now=now
+        )
+        return held < fair
+
+    async def _over_share(self, bot_id: int) -> bool:
+        """Is this the one bot to hand over? (the highest id, one per round)"""
+        now = self.clock.now()
+        held, fair = await leases.share(
+            self.app.db, owner=self.owner, bots=len(self.runs), ttl=self.lease_ttl, now=now
+        )
+        if held <= fair:
+            return False
+        ours = await leases.mine(self.app.db, owner=self.owner, now=now)
+        return bool(ours) and ours[-1] == bot_id
+
+    async def _presence(self) -> None:
+        while True:
+            try:
+                await leases.beat(self.app.db, owner=self.owner, now=self.clock.now())
+            except BotdeskError as exc:
+                log.warning("worker heartbeat failed", error=str(exc))
+            await asyncio.sleep(self.lease_ttl / 3)
+
     async def _heartbeat(self, run: BotRun, lost: asyncio.Event) -> None:
         while not run.stop.is_set():
             await _wait(run.stop, self.lease_ttl / 3)
@@ -239,6 +298,13 @@ class Runtime:
                 log.warning("lease lost; handing the bot over", bot=run.channel.name)
                 lost.set()
                 return
+            try:
+                if not run.forced and await self._over_share(run.channel.record.id):
+                    run.handover = True
+                    lost.set()
+                    return
+            except BotdeskError as exc:
+                log.warning("share check failed", bot=run.channel.name, error=str(exc))
 
     async def _summarise(self) -> None:
         while True:
@@ -266,9 +332,12 @@ class Runtime:
             await asyncio.gather(*tasks, return_exceptions=True)
         for run in self.runs.values():
             await run.processor.drain(grace=5)
-        if self._summary is not None:
-            self._summary.cancel()
-            await asyncio.gather(self._summary, return_exceptions=True)
+        for side in (self._summary, self._presence_task):
+            if side is not None:
+                side.cancel()
+                await asyncio.gather(side, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await leases.leave(self.app.db, owner=self.owner)
         if self.webhook is not None:
             await self.webhook.stop()
         for run in self.runs.values():

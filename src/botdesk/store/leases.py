@@ -60,3 +60,53 @@ async def holder(db: Database, *, bot_id: int, now: datetime) -> str | None:
             )
         ).first()
     return row[0] if row else None
+
+
+async def beat(db: Database, *, owner: str, now: datetime) -> None:
+    """Say this worker is alive (``workers`` row), for fair sharing of bots."""
+    from botdesk.store.models import Worker
+
+    async with db.write() as conn:
+        res = await conn.execute(update(Worker).where(Worker.owner == owner).values(seen_at=now))
+        if not res.rowcount:
+            await conn.execute(insert(Worker).values(owner=owner, seen_at=now))
+
+
+async def leave(db: Database, *, owner: str) -> None:
+    from botdesk.store.models import Worker
+
+    async with db.write() as conn:
+        await conn.execute(delete(Worker).where(Worker.owner == owner))
+
+
+async def share(
+    db: Database, *, owner: str, bots: int, ttl: float, now: datetime
+) -> tuple[int, int]:
+    """(bots this owner holds, its fair share = ceil(bots / live workers))."""
+    from sqlalchemy import func
+
+    from botdesk.store.models import Worker
+
+    async with db.read() as conn:
+        live = (
+            await conn.execute(
+                select(func.count()).where(Worker.seen_at >= now - timedelta(seconds=ttl))
+            )
+        ).scalar() or 0
+        held = (
+            await conn.execute(
+                select(func.count()).where(BotLease.owner == owner, BotLease.expires_at >= now)
+            )
+        ).scalar() or 0
+    live = max(1, int(live))
+    return int(held), -(-bots // live)
+
+
+async def mine(db: Database, *, owner: str, now: datetime) -> list[int]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(BotLease.bot_id)
+            .where(BotLease.owner == owner, BotLease.expires_at >= now)
+            .order_by(BotLease.bot_id)
+        )
+        return [int(r) for r in rows.scalars()]

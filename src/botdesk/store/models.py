@@ -211,6 +211,15 @@ class BotLease(Base):
     expires_at: Mapped[datetime] = mapped_column(TZDateTime())
 
 
+class Worker(Base):
+    """Live `botdesk serve` processes (heartbeat), so they can share the bots fairly."""
+
+    __tablename__ = "workers"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(TZDateTime())
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (UniqueConstraint("bot_id", "chat_id"),)

@@ -59,6 +59,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("scope", "key", name=op.f("uq_knowledge_entries_scope")),
     )
     op.create_table(
+        "workers",
+        sa.Column("owner", sa.String(length=64), nullable=False),
+        sa.Column("seen_at", botdesk.store.models.TZDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("owner", name=op.f("pk_workers")),
+    )
+    op.create_table(
         "bot_leases",
         sa.Column("bot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("owner", sa.String(length=64), nullable=False),
@@ -327,6 +333,7 @@ def downgrade() -> None:
 
     op.drop_table("campaigns")
     op.drop_table("bot_leases")
+    op.drop_table("workers")
     op.drop_table("knowledge_entries")
     op.drop_table("bots")
     # ### end Alembic commands ###
