@@ -60,6 +60,9 @@ FLUSH_INTERVAL_S = 0.005
 # wire because ``WirePacer`` re-spaces what one commit releases, and the in-flight window
 # is sized to cover it.
 MAX_COLLECT_S = 0.1
+# Commits in flight at once: the next batch is prepared (connection, BEGIN) while the previous
+# one is written. Safe because a row's finish is only queued after its mark has committed.
+MAX_CONCURRENT_COMMITS = 2
 # Finished rows are not urgent (a lost finish only turns a sent row uncertain after a crash):
 # they ride along with the next batch of marks, or go on their own after this delay.
 FINISH_DELAY_S = 0.1
@@ -146,6 +149,9 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self._finish_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMITS)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._committing = 0
         self.transactions = 0
         self.batch_target = 1  # the engine raises it with its in-flight window
 
@@ -197,6 +203,7 @@ class LedgerWriter:
                 except TimeoutError:
                     pass
             self._full.clear()
+            await self._slots.acquire()  # rows keep joining this batch meanwhile
             marks, self._marks = self._marks[:MAX_FLUSH_BATCH], self._marks[MAX_FLUSH_BATCH:]
             finishes, self._finishes = self._finishes, []
             if self._finish_timer is not None:
@@ -204,17 +211,39 @@ class LedgerWriter:
                 self._finish_timer = None
             unreachable, self._unreachable = self._unreachable, []
             if marks or finishes:
-                await self._commit(marks, finishes, unreachable)
-            if self._marks:
-                if len(self._marks) >= self.batch_target:
-                    self._full.set()
-                self._wake.set()
-            elif self._finishes:
-                self._arm_finish()
+                self._committing += 1
+                task = asyncio.create_task(self._commit_then_settle(marks, finishes, unreachable))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
             else:
-                self._idle.set()
-                if self._closed:
-                    return
+                self._slots.release()
+            self._settle()
+            if self._closed and self._idle.is_set():
+                return
+
+    async def _commit_then_settle(
+        self,
+        marks: list[tuple[int, asyncio.Future[bool]]],
+        finishes: list[dict[str, Any]],
+        unreachable: list[tuple[int, str, str]],
+    ) -> None:
+        try:
+            await self._commit(marks, finishes, unreachable)
+        finally:
+            self._committing -= 1
+            self._slots.release()
+            self._settle()
+
+    def _settle(self) -> None:
+        """Schedule what is left, or declare the writer idle."""
+        if self._marks:
+            if len(self._marks) >= self.batch_target:
+                self._full.set()
+            self._wake.set()
+        elif self._finishes:
+            self._arm_finish()
+        elif self._committing == 0:
+            self._idle.set()
 
     async def _commit(
         self,
