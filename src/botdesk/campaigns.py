@@ -9,6 +9,7 @@ buttons, the segment, and a non-empty audience. The snapshot at start is one
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import LargeBinary, String, cast, func, insert, literal, select, update
 
 from botdesk.bots import BotRecord
 from botdesk.errors import DeliveryError, NotFoundError, TemplateError, ValidationError
@@ -207,7 +208,7 @@ class Campaigns:
             # text has personal variables (their values change the length), streamed.
             sample = {f: "" for f in BUILTIN_FIELDS} | {f: "" for f in custom}
             self._check_one(templates, spec, sample, limit, who=None)
-            if used:
+            if used and not await self._fits_everyone(conn, templates, spec, where, limit, used):
                 await self._check_all(conn, templates, spec, where, limit)
         rate = FREE_RATE
         stars = estimate_stars(audience) if spec.paid else 0.0
@@ -258,6 +259,52 @@ class Campaigns:
             f"{', '.join('{' + m + '}' for m in missing)}; "
             f"known: {known}"
         )
+
+    async def _fits_everyone(
+        self, conn: Any, templates: Any, spec: CampaignSpec, where: Any, limit: int, used: set[str]
+    ) -> bool:
+        """True when no recipient can exceed ``limit``, proven without rendering each one.
+
+        Values are escaped for the parse mode, so each occurrence of a variable adds exactly
+        its value's UTF-16 length to the visible text (or its default's, when empty). A value's
+        UTF-8 byte length is never below its UTF-16 length, so rendering every variable as the
+        longest byte length among the recipients (or as empty, which selects the default) gives
+        an upper bound: one aggregate query instead of a million renders. Custom fields live in
+        JSON and are not bounded here; when the bound does not fit, ``_check_all`` decides.
+        """
+        names = sorted(used)
+        if not set(names) <= set(BUILTIN_FIELDS):
+            return False
+        columns = {
+            "first_name": Subscriber.first_name,
+            "username": Subscriber.username,
+            "language": Subscriber.language,
+            "chat_id": cast(Subscriber.chat_id, String),
+        }
+
+        def octets(col: Any) -> Any:
+            if self.db.is_sqlite:
+                return func.length(cast(col, LargeBinary))
+            return func.octet_length(col)
+
+        row = (
+            await conn.execute(select(*(func.max(octets(columns[n])) for n in names)).where(where))
+        ).one()
+        longest = [int(v or 0) for v in row]
+        pm = spec.parse_mode
+        for choice in itertools.product((False, True), repeat=len(names)):
+            values = {
+                n: "x" * m if on else "" for n, m, on in zip(names, longest, choice, strict=True)
+            }
+            try:
+                length = templates.visible_length(
+                    templates.render(spec.text, values, parse_mode=pm), parse_mode=pm
+                )
+            except TemplateError:
+                return False
+            if length > limit:
+                return False
+        return True
 
     async def _check_all(
         self, conn: Any, templates: Any, spec: CampaignSpec, where: Any, limit: int
