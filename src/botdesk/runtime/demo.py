@@ -64,11 +64,13 @@ class Feed:
 
     phase: str = "starting"
     lines: list[str] = field(default_factory=list)
+    transcript: list[str] = field(default_factory=list)
     campaign: int | None = None
 
     def say(self, line: str) -> None:
         self.lines.append(line)
-        del self.lines[:-8]
+        self.transcript.append(line)
+        del self.lines[:-12]
 
 
 async def _counts(app: App) -> dict[str, int]:
@@ -233,6 +235,12 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
         return sum((await _counts(app)).values()) >= n
 
     await _until(all_in, 60)
+    feed.phase = f"welcoming {n} subscribers at Telegram's pace (30 msg/s per bot)"
+
+    async def welcomed() -> bool:
+        return sum(1 for m in sb.messages(bot=USERNAME) if "Welcome" in (m.get("text") or "")) >= n
+
+    await _until(welcomed, 120)
     feed.phase = "subscribers ask questions"
     askers = rng.sample(people, len(QUESTIONS) + 2)
     await asyncio.gather(
@@ -279,6 +287,7 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
     feed.phase = "done"
     report = await camps.report(info.id)
     return {
+        "transcript": list(feed.transcript),
         "subscribers": await _counts(app),
         "sources": await _sources(app),
         "campaign": report,
@@ -287,6 +296,7 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:
+    console.print(Panel("\n".join(s["transcript"]), title="what the assistant said"))
     t = Table(title="subscribers by status")
     t.add_column("status")
     t.add_column("count", justify="right")
