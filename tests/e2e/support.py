@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,13 @@ from botdesk.bots import BotRegistry
 from botdesk.runtime.assembly import build_runtime
 from botdesk.runtime.service import Runtime
 from botdesk.store.models import ProcessedUpdate
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def register(app: App, sb: Any, name: str, username: str) -> Any:

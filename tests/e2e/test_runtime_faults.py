@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from sqlalchemy import func, select
 from tests.e2e.support import (
     QUICK_TOML,
     eventually,
+    free_port,
     processed,
     register,
     running,
@@ -32,12 +32,6 @@ BOT = "shop_bot"
 @pytest.fixture(autouse=True)
 def _quick_home(home: Path) -> None:
     write_config(home, QUICK_TOML)  # autouse: written before the app fixture opens the home
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -190,12 +189,6 @@ async def test_revoked_token_is_logged_and_the_other_bot_keeps_serving(
     assert (await reg.get("news")).status == "unauthorized"
     assert 'botdesk_bot_up{bot="shop"} 1.0' in metrics
     assert 'botdesk_bot_up{bot="news"} 0.0' in metrics
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _logged(serve: ServeProcess, needle: str) -> bool:

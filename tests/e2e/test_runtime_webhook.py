@@ -4,7 +4,6 @@ with a wrong or missing secret get 401, an unknown bot 404, and none of them is 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import func, select
 from tests.e2e.support import (
     QUICK_TOML,
     eventually,
+    free_port,
     processed,
     register,
     running,
@@ -31,12 +31,6 @@ BOT = "shop_bot"
 @pytest.fixture(autouse=True)
 def _quick_home(home: Path) -> None:
     write_config(home, QUICK_TOML)  # autouse: written before the app fixture opens the home
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fake_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
