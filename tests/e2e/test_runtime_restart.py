@@ -15,7 +15,15 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import func, select
-from tests.e2e.support import ServeProcess, eventually, processed, register, scalar, write_config
+from tests.e2e.support import (
+    ServeProcess,
+    eventually,
+    free_port,
+    processed,
+    register,
+    scalar,
+    write_config,
+)
 
 from botdesk.app import App, open_app
 from botdesk.bots import BotRegistry
