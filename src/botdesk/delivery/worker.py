@@ -450,7 +450,7 @@ class DeliveryEngine:
             # transaction, so it should bring a batch, not a row or two every iteration.
             held = self.queue.qsize() + len(self._phase)
             want = held <= self._window_size(running) and mono - drained_at >= REFRESH_EVERY_S
-            if want or not running or mono - last_refresh >= REFRESH_EVERY_S:
+            if not running or mono - last_refresh >= REFRESH_EVERY_S:
                 running = await self._refresh()
                 last_refresh = mono
                 if self.only is not None and self.only not in self.ctx:
