@@ -72,7 +72,16 @@ class LimiterStats:
 
 
 class _Waiter:
-    __slots__ = ("chat_id", "enqueued", "fut", "is_group", "paid", "took_free")
+    __slots__ = (
+        "chat_id",
+        "enqueued",
+        "fut",
+        "is_group",
+        "paid",
+        "prev_chat",
+        "prev_group",
+        "took_free",
+    )
 
     def __init__(
         self, chat_id: int, is_group: bool, paid: bool, enqueued: float, fut: asyncio.Future[None]
@@ -83,6 +92,10 @@ class _Waiter:
         self.enqueued = enqueued
         self.fut = fut
         self.took_free = False
+        # The chat's (and group's) bucket state before this waiter was admitted, restored
+        # exactly if it is cancelled before it could send (subtracting floats would not be).
+        self.prev_chat: float | None = None
+        self.prev_group: float | None = None
 
 
 class BotRateLimiter:
@@ -195,9 +208,14 @@ class BotRateLimiter:
         took_free = not paid or self._global_ready(False, now) <= now
         if took_free:
             self._tat_free = max(self._tat_free, now) + free_t
-        self._chats[chat_id] = max(self._chats.get(chat_id, now), now) + self._chat_t
+        # Chat and group buckets run at exactly Telegram's rate (no safety factor): a margin
+        # per admission keeps the next one from landing on the refill instant itself, which
+        # another implementation of the same bucket may round to one ulp short of a token.
+        self._chats[chat_id] = max(self._chats.get(chat_id, now), now) + self._chat_t + _MARGIN
         if is_group:
-            self._groups[chat_id] = max(self._groups.get(chat_id, now), now) + self._group_t
+            self._groups[chat_id] = (
+                max(self._groups.get(chat_id, now), now) + self._group_t + _MARGIN
+            )
         self._admitted += 1
         if len(self._chats) >= self._sweep_at:
             self._sweep(now)
@@ -209,11 +227,28 @@ class BotRateLimiter:
         self._tat_paid -= 1.0 / (self.paid_rate * self.safety * factor)
         if w.took_free:
             self._tat_free -= 1.0 / (self.rate * self.safety * factor)
-        if w.chat_id in self._chats:
-            self._chats[w.chat_id] -= self._chat_t
-        if w.is_group and w.chat_id in self._groups:
-            self._groups[w.chat_id] -= self._group_t
+        self._restore(self._chats, w.chat_id, w.prev_chat, self._chat_t + _MARGIN, now)
+        if w.is_group:
+            self._restore(self._groups, w.chat_id, w.prev_group, self._group_t + _MARGIN, now)
         self._admitted -= 1
+
+    @staticmethod
+    def _restore(
+        tats: dict[int, float], key: int, prev: float | None, step: float, now: float
+    ) -> None:
+        current = tats.get(key)
+        if current is None:
+            return
+        later = current - step  # what later admissions (if any) added on top
+        if prev is None:
+            # It was a full bucket (no entry). Keep an entry only if others were admitted
+            # after this waiter; a full bucket is identical to no entry.
+            if later <= now + _MARGIN:
+                del tats[key]
+            else:
+                tats[key] = later
+        else:
+            tats[key] = max(prev, later)
 
     def _sweep(self, now: float) -> None:
         # A bucket whose arrival time has passed is full: identical to having no entry.
@@ -306,6 +341,8 @@ class BotRateLimiter:
                         i += 1
                         continue
                     del queue[i]
+                    w.prev_chat = self._chats.get(w.chat_id)
+                    w.prev_group = self._groups.get(w.chat_id) if w.is_group else None
                     w.took_free = self._admit(w.chat_id, w.is_group, w.paid, now)
                     self._waited += now - w.enqueued
                     w.fut.set_result(None)

@@ -106,7 +106,7 @@ async def test_one_chat_gets_at_most_one_per_second() -> None:
     times = await _run(limiter, clock, [(0.0, 7, False, False)] * 10)
     gaps = [b - a for a, b in zip(sorted(times), sorted(times)[1:], strict=False)]
     assert all(g >= 1.0 - 1e-9 for g in gaps)
-    assert max(times) == pytest.approx(9.0)
+    assert max(times) == pytest.approx(9.0, abs=1e-3)  # plus a microsecond margin per send
 
 
 async def test_group_gets_at_most_twenty_per_minute() -> None:
@@ -114,7 +114,7 @@ async def test_group_gets_at_most_twenty_per_minute() -> None:
     limiter = BotRateLimiter(clock=clock, rate=30.0)
     times = await _run(limiter, clock, [(0.0, -1001, True, False)] * 45)
     assert _max_in_window(times, 60.0) <= 20
-    assert max(times) == pytest.approx(44 * 3.0)
+    assert max(times) == pytest.approx(44 * 3.0, abs=1e-3)
 
 
 async def test_chat_limited_waiter_does_not_block_others() -> None:
