@@ -106,6 +106,14 @@ async def main_async(args: argparse.Namespace) -> None:
                     print(f"  round {k + 1}: bare {bare[-1][0]:.2f} s CPU ({bare[-1][2]} sent, "
                           f"{bare[-1][1]:.2f} s wall); botdesk {eng[-1][0]:.2f} s CPU "
                           f"({eng[-1][2]} sent, {eng[-1][1]:.2f} s wall)", flush=True)  # fmt: skip
+                if args.profile:
+                    import cProfile
+
+                    prof = cProfile.Profile()
+                    prof.enable()
+                    await botdesk_run(app, bot)
+                    prof.disable()
+                    prof.dump_stats(args.profile)
         finally:
             await session.close()
     n = args.messages
@@ -129,6 +137,7 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--profile", metavar="FILE", help="cProfile one extra botdesk run into FILE")
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--pg-url", default=os.environ.get("BOTDESK_BENCH_PG_URL", DEFAULT_PG_URL))
     args = ap.parse_args()

@@ -40,11 +40,13 @@ async def test_bot_survives_a_write_outage(app: App, sandbox: Any, home: Path) -
     async with running(app) as rt:
         await sandbox.user_start(user, BOT)
         await eventually(lambda: _processed_is(app, 1))
-        # A patient blocker: on a loaded machine the runtime's own short writes (lease and
-        # presence heartbeats) can hold the lock when we ask for it.
-        blocker = sqlite3.connect(home / "botdesk.db", isolation_level=None, timeout=60)
+        # The blocker waits for the lock in a thread: waiting in the event loop itself would
+        # freeze a runtime transaction that already holds the lock (a deadlock until timeout).
+        blocker = sqlite3.connect(
+            home / "botdesk.db", isolation_level=None, timeout=60, check_same_thread=False
+        )
         try:
-            blocker.execute("BEGIN IMMEDIATE")  # takes the write lock and keeps it
+            await asyncio.to_thread(blocker.execute, "BEGIN IMMEDIATE")  # takes the lock, keeps it
             await sandbox.user_send(user, BOT, "written during the outage")
             await asyncio.sleep(OUTAGE_S)
             assert await processed(app) == 1

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from botdesk.errors import ConfigError, MigrationError, StoreError
 
@@ -91,7 +90,7 @@ class Database:
         """Create engines (no connection is made until first use)."""
         try:
             if url.startswith("sqlite"):
-                return cls._open_sqlite(url, busy_timeout_ms=busy_timeout_ms)
+                return cls._open_sqlite(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
             if url.startswith("postgresql"):
                 return cls._open_postgres(url, pool_size=pool_size, schema=schema)
         except ImportError as exc:  # a driver missing from the install
@@ -102,7 +101,7 @@ class Database:
         )
 
     @classmethod
-    def _open_sqlite(cls, url: str, *, busy_timeout_ms: int) -> Database:
+    def _open_sqlite(cls, url: str, *, busy_timeout_ms: int, pool_size: int) -> Database:
         if url.startswith("sqlite://"):
             url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
         path = url.split(":///", 1)[1] if ":///" in url else ""
@@ -110,9 +109,10 @@ class Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
         def make(immediate: bool) -> AsyncEngine:
-            # NullPool: a file connection is cheap, and pooled connections would keep the
-            # database file open across forks in tests and tools.
-            engine = create_async_engine(url, poolclass=NullPool)
+            # Pooled: opening an aiosqlite connection (a thread, the PRAGMAs) costs 2-3 ms of
+            # CPU, several times a whole ledger transaction. Nothing here forks with an open
+            # pool (tests spawn fresh processes), and close() disposes of it.
+            engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
 
             @event.listens_for(engine.sync_engine, "connect")
             def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -167,15 +167,16 @@ class Database:
         try:
             yield conn
         except BaseException:
-            await conn.rollback()
-            await conn.close()
+            await _abandon(conn)
             raise
         try:
             await conn.commit()
-        except DBAPIError as exc:
-            raise StoreError(f"database commit failed: {_short(exc)}") from exc
-        finally:
-            await conn.close()
+        except BaseException as exc:
+            await _abandon(conn)
+            if isinstance(exc, DBAPIError):
+                raise StoreError(f"database commit failed: {_short(exc)}") from exc
+            raise
+        await conn.close()
 
     async def _begin_write(self, retries: int) -> AsyncConnection:
         delay = 0.02
@@ -185,7 +186,7 @@ class Database:
             try:
                 await conn.begin()
             except OperationalError as exc:
-                await conn.close()
+                await _abandon(conn)
                 waited = time.perf_counter() - started
                 self.stats.wait_seconds += waited
                 if not _is_locked(exc):
@@ -199,8 +200,14 @@ class Database:
                 delay = min(delay * 2, 1.0)
                 continue
             except (DBAPIError, OSError) as exc:
-                await conn.close()
+                await _abandon(conn)
                 raise StoreError(f"database unavailable: {_short(exc)}") from exc
+            except BaseException:
+                # Cancelled while BEGIN IMMEDIATE ran in the driver's thread: it may hold the
+                # write lock already. Give the connection back rolled back, or the lock would
+                # stay with a connection nobody uses (every other writer then times out).
+                await _abandon(conn)
+                raise
             waited = time.perf_counter() - started
             if waited > LOCK_WAIT_THRESHOLD_S and self.is_sqlite:
                 self.stats.lock_waits += 1
@@ -259,6 +266,27 @@ class Database:
                 f"database schema is at {cur or 'nothing'}, code expects {head}: "
                 "run `botdesk db upgrade`"
             )
+
+
+async def _abandon(conn: AsyncConnection) -> None:
+    """Roll back and close, whatever happens, even when the caller is being cancelled."""
+
+    async def rollback_and_close() -> None:
+        try:
+            await conn.rollback()
+        except Exception:  # the connection may be broken; closing is what matters
+            pass
+        finally:
+            await conn.close()
+
+    task = asyncio.ensure_future(rollback_and_close())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])  # finish the cleanup, then let the cancellation through
+        raise
+    except Exception:
+        pass
 
 
 def _short(exc: BaseException) -> str:
