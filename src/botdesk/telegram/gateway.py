@@ -15,6 +15,7 @@ from pathlib import Path
 from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import AiogramError
+from aiogram.methods.base import Response
 from aiogram.types import (
     FSInputFile,
     InlineKeyboardButton,
@@ -52,6 +53,12 @@ DEFAULT_CONNECTION_LIMIT = 256
 
 # Errors a Bot API call can raise for a Telegram/network reason; anything else is a bug.
 _CALL_ERRORS = (AiogramError, ClientError, OSError, TimeoutError)
+
+# aiogram builds ``Response[Message]`` for every answer, and pydantic keeps parametrized
+# models only weakly: each cyclic garbage collection drops the class and the next send
+# rebuilds its schema (milliseconds; measured at ~45% of a send's CPU during a campaign).
+# Holding a reference keeps pydantic's cache warm.
+_KEEP_RESPONSE_TYPE = Response[Message]
 
 
 def make_bot(
