@@ -83,6 +83,8 @@ class Estimate:
     audience: int
     stars: float  # estimated Star cost of a paid broadcast (0 if not paid)
     seconds: float  # estimated delivery time at the bot's limit
+    media_kind: str | None = None  # photo | document, as validated
+    media_path: Path | None = None
 
 
 def estimate_stars(audience: int, *, paid_rate: float = 1000.0) -> float:
@@ -180,7 +182,7 @@ class Campaigns:
             raise ValidationError(f"parse mode must be one of {', '.join(PARSE_MODES)}")
         if not spec.text.strip():
             raise TemplateError("the message text is empty")
-        kind, _path = _check_media(spec)
+        kind, path = _check_media(spec)
         _check_buttons(spec.buttons)
         if spec.at is not None and spec.at.tzinfo is None:
             raise ValidationError("--at needs a timezone, e.g. 2026-12-01T09:00:00+00:00 or ...Z")
@@ -213,7 +215,11 @@ class Campaigns:
         rate = FREE_RATE
         stars = estimate_stars(audience) if spec.paid else 0.0
         return Estimate(
-            audience=audience, stars=stars, seconds=audience / (1000.0 if spec.paid else rate)
+            audience=audience,
+            stars=stars,
+            seconds=audience / (1000.0 if spec.paid else rate),
+            media_kind=kind,
+            media_path=path,
         )
 
     @staticmethod
@@ -327,9 +333,18 @@ class Campaigns:
             )
             self._check_one(templates, spec, values, limit, who=chat_id)
 
-    async def create(self, spec: CampaignSpec, bot: BotRecord, *, now: datetime) -> CampaignInfo:
-        await self.validate(spec, bot, now=now)
-        kind, path = _check_media(spec)
+    async def create(
+        self,
+        spec: CampaignSpec,
+        bot: BotRecord,
+        *,
+        now: datetime,
+        checked: Estimate | None = None,
+    ) -> CampaignInfo:
+        """Validate (unless ``checked`` is this spec's ``validate`` result) and store a draft,
+        or a scheduled campaign when the spec has a start time."""
+        est = checked or await self.validate(spec, bot, now=now)
+        kind, path = est.media_kind, est.media_path
         scheduled = spec.at is not None
         async with self.db.write() as conn:
             cid = (

@@ -274,20 +274,11 @@ async def _set_status(conn: AsyncConnection, sub_id: int, status: str, now: date
     )
 
 
-async def touch(conn: AsyncConnection, *, bot_id: int, person: Person, now: datetime) -> bool:
-    """Keep name, username, language and last-seen fresh; True if the chat is known."""
-    res = await conn.execute(
-        update(Subscriber)
-        .where(Subscriber.bot_id == bot_id, Subscriber.chat_id == person.chat_id)
-        .values(**_fresh_fields(person, now))
-    )
-    return bool(res.rowcount)
-
-
 async def touch_many(
     conn: AsyncConnection, *, bot_id: int, people: list[Person], now: datetime
 ) -> None:
-    """``touch`` for a whole batch of updates: one executemany, latest values per chat."""
+    """Keep name, username, language and last-seen fresh for a whole batch of updates:
+    one executemany, latest values per chat."""
     if not people:
         return
     latest: dict[int, Person] = {}

@@ -93,7 +93,8 @@ def create(
         rec = await BotRegistry(a.db, a.secrets).get(bot)
         camps = Campaigns(a.db)
         now = datetime.now(UTC)
-        if paid:
+        est = None
+        if paid:  # validated once: the estimate is shown, then the same result is stored
             est = await camps.validate(spec, rec, now=now)
             msg = (
                 f"paid broadcast to {est.audience} subscribers: about {est.stars:g} Stars "
@@ -101,7 +102,7 @@ def create(
             )
             if not yes and not (sys.stdin.isatty() and typer.confirm(msg + ". Continue?")):
                 raise ValidationError(msg + "; confirm with --yes")
-        return await camps.create(spec, rec, now=now)
+        return await camps.create(spec, rec, now=now, checked=est)
 
     info = with_app(go)
     if json_out:

@@ -9,7 +9,7 @@ handoff marks the conversation as needing a human, and the AI stays silent there
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from botdesk import knowledge_base
 from botdesk.app import App
 from botdesk.assistant.embeddings import Embedder, load_default_embedder
+from botdesk.assistant.knowledge import KnowledgeEntry
 from botdesk.assistant.providers.base import Provider, Turn
 from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, Retriever
 from botdesk.assistant.service import AssistantService
@@ -81,13 +82,22 @@ def _turns(history: Sequence[MessageView]) -> list[Turn]:
 
 
 class KnowledgeIndex:
-    """One retriever per bot, rebuilt off the event loop when its entries change."""
+    """One retriever per bot, rebuilt off the event loop when its entries change.
+
+    The embedding model (about 200 MB) is loaded on the first build that has entries to
+    embed, in the executor: a bot without a knowledge base never pays for it.
+    """
 
     def __init__(
-        self, db: Database, *, embedder: Embedder | None, executor: ThreadPoolExecutor
+        self,
+        db: Database,
+        *,
+        load_embedder: Callable[[], Embedder | None] | None,
+        executor: ThreadPoolExecutor,
     ) -> None:
         self.db = db
-        self.embedder = embedder
+        self._load_embedder = load_embedder
+        self._embedder: Embedder | None = None
         self.executor = executor
         self._retrievers: dict[str, Retriever] = {}
         self._versions: dict[str, tuple[int, str]] = {}
@@ -105,11 +115,16 @@ class KnowledgeIndex:
             if bot not in self._retrievers or self._versions.get(bot) != version:
                 entries = await knowledge_base.entries(self.db, bot=bot)
                 self._retrievers[bot] = await loop.run_in_executor(
-                    self.executor, lambda: Retriever.build(entries, embedder=self.embedder)
+                    self.executor, self._build, entries
                 )
                 self._versions[bot] = version
                 log.info("knowledge index built", bot=bot, entries=len(entries))
         return self._retrievers[bot]
+
+    def _build(self, entries: list[KnowledgeEntry]) -> Retriever:
+        if entries and self._load_embedder is not None:
+            self._embedder, self._load_embedder = self._load_embedder(), None
+        return Retriever.build(entries, embedder=self._embedder)
 
     def get(self, bot: str) -> Retriever:
         return self._retrievers[bot]
@@ -165,11 +180,13 @@ class AIAssistantPort:
 
 
 def open_index(app: App, executor: ThreadPoolExecutor) -> KnowledgeIndex:
-    cfg = app.settings.assistant
-    embedder = None
-    if cfg.embeddings:
-        embedder = load_default_embedder(cache_dir=Path(app.home.path) / "cache" / "embeddings")
-    return KnowledgeIndex(app.db, embedder=embedder, executor=executor)
+    cache = Path(app.home.path) / "cache" / "embeddings"
+    loader = (
+        (lambda: load_default_embedder(cache_dir=cache))
+        if app.settings.assistant.embeddings
+        else None
+    )
+    return KnowledgeIndex(app.db, load_embedder=loader, executor=executor)
 
 
 async def build_assistant_port(app: App) -> AIAssistantPort:
@@ -192,9 +209,7 @@ async def build_assistant_port(app: App) -> AIAssistantPort:
     return AIAssistantPort(
         service=service,
         index=index,
-        fallback=AutoReply(
-            {n: o.auto_reply for n, o in s.bots.items()}, default=s.bot("").auto_reply
-        ),
+        fallback=AutoReply.from_settings(s),
         enabled={n: o.assistant for n, o in s.bots.items()},
         default_language={n: o.language for n, o in s.bots.items()},
     )

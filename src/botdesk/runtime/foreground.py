@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from botdesk.app import App
-from botdesk.bots import BotRegistry
+from botdesk.bots import BotRecord, BotRegistry
 from botdesk.campaigns import Campaigns
 from botdesk.clock import Clock, SystemClock
 from botdesk.delivery.worker import DeliveryEngine, EngineStats
 from botdesk.errors import DeliveryError
-from botdesk.runtime.channel import open_channel
+from botdesk.runtime.channel import BotChannel, open_channel
 from botdesk.runtime.metrics import Metrics
 from botdesk.runtime.service import worker_id
 from botdesk.store import leases
@@ -45,19 +46,38 @@ async def run_campaign(
     if info.state not in ("running",):
         raise DeliveryError(f"campaign {campaign_id} is {info.state}: nothing to deliver")
     async with app.db.read() as conn:
-        bot_id = (
-            await conn.execute(select(Campaign.bot_id).where(Campaign.id == campaign_id))
+        name = (
+            await conn.execute(
+                select(Bot.name)
+                .join(Campaign, Campaign.bot_id == Bot.id)
+                .where(Campaign.id == campaign_id)
+            )
         ).scalar_one()
-        name = (await conn.execute(select(Bot.name).where(Bot.id == bot_id))).scalar_one()
     rec = await BotRegistry(app.db, app.secrets).get(name)
-    ttl = app.settings.delivery.lease_seconds
-    if not await leases.acquire(app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()):
-        holder = await leases.holder(app.db, bot_id=rec.id, now=clock.now())
-        raise DeliveryError(
-            f"bot '{name}' is being served by {holder}; it delivers this campaign "
-            "(watch it with `botdesk campaign status ID --watch`)"
+    async with _owning(app, rec, owner=owner, clock=clock) as channel:
+        if channel is None:
+            holder = await leases.holder(app.db, bot_id=rec.id, now=clock.now())
+            raise DeliveryError(
+                f"bot '{name}' is being served by {holder}; it delivers this campaign "
+                "(watch it with `botdesk campaign status ID --watch`)"
+            )
+        return await _deliver(
+            app, channel, campaign_id, owner=owner, clock=clock, on_progress=on_progress
         )
-    channel = open_channel(app, rec, clock=clock, metrics=Metrics())
+
+
+async def _deliver(
+    app: App,
+    channel: BotChannel,
+    campaign_id: int,
+    *,
+    owner: str,
+    clock: Clock,
+    on_progress: Callable[[EngineStats], None] | None,
+) -> EngineStats:
+    """Run the engine on one campaign while renewing the lease we hold."""
+    rec = channel.record
+    ttl = app.settings.delivery.lease_seconds
     stop = asyncio.Event()
     lost: list[str] = []
 
@@ -94,10 +114,6 @@ async def run_campaign(
     finally:
         beat.cancel()
         await asyncio.gather(beat, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await leases.release(app.db, bot_id=rec.id, owner=owner)
-        await channel.limiter.aclose()
-        await channel.aclose()
     if lost:
         raise DeliveryError(
             f"stopped delivering campaign {campaign_id}: {lost[0]}; "
@@ -113,15 +129,23 @@ async def deliver_replies(app: App, bot: str, *, clock: Clock | None = None) -> 
     """
     from botdesk.runtime.outbox import send_pending
 
-    clock = clock or SystemClock()
-    owner = worker_id()
     rec = await BotRegistry(app.db, app.secrets).get(bot)
+    async with _owning(app, rec, owner=worker_id(), clock=clock or SystemClock()) as channel:
+        return 0 if channel is None else await send_pending(channel)
+
+
+@asynccontextmanager
+async def _owning(
+    app: App, rec: BotRecord, *, owner: str, clock: Clock
+) -> AsyncIterator[BotChannel | None]:
+    """The bot's channel while this process holds its lease; None if another process does."""
     ttl = app.settings.delivery.lease_seconds
     if not await leases.acquire(app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()):
-        return 0
+        yield None
+        return
     channel = open_channel(app, rec, clock=clock, metrics=Metrics())
     try:
-        return await send_pending(channel)
+        yield channel
     finally:
         with contextlib.suppress(Exception):
             await leases.release(app.db, bot_id=rec.id, owner=owner)

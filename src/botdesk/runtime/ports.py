@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from botdesk.config import BotOptions, Settings
 from botdesk.inbox import MessageView
 
 
@@ -58,6 +59,14 @@ class AutoReply:
     def __init__(self, texts: Mapping[str, str], default: str) -> None:
         self._texts = dict(texts)
         self._default = default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AutoReply:
+        """Each bot's configured ``auto_reply``, the default text for the others."""
+        return cls(
+            {name: opts.auto_reply for name, opts in settings.bots.items()},
+            default=BotOptions().auto_reply,
+        )
 
     async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         text = self._texts.get(msg.bot, self._default)

@@ -82,10 +82,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.owner = owner or worker_id()
-        self.port = port or AutoReply(
-            {name: opts.auto_reply for name, opts in app.settings.bots.items()},
-            default=app.settings.bot("").auto_reply,
-        )
+        self.port = port or AutoReply.from_settings(app.settings)
         self.bot_workers = list(bot_workers)
         self.poll_timeout = poll_timeout
         self.summary_every = summary_every
@@ -249,26 +246,24 @@ class Runtime:
         if error is not None:
             raise error
 
+    async def _standing(self) -> tuple[list[int], int]:
+        return await leases.standing(
+            self.app.db,
+            owner=self.owner,
+            bots=len(self.runs),
+            ttl=self.lease_ttl,
+            now=self.clock.now(),
+        )
+
     async def _may_take(self, bot_id: int) -> bool:
         """Take a bot only within this worker's fair share (renewals always pass)."""
-        now = self.clock.now()
-        if bot_id in await leases.mine(self.app.db, owner=self.owner, now=now):
-            return True
-        held, fair = await leases.share(
-            self.app.db, owner=self.owner, bots=len(self.runs), ttl=self.lease_ttl, now=now
-        )
-        return held < fair
+        held, fair = await self._standing()
+        return bot_id in held or len(held) < fair
 
     async def _over_share(self, bot_id: int) -> bool:
         """Is this the one bot to hand over? (the highest id, one per round)"""
-        now = self.clock.now()
-        held, fair = await leases.share(
-            self.app.db, owner=self.owner, bots=len(self.runs), ttl=self.lease_ttl, now=now
-        )
-        if held <= fair:
-            return False
-        ours = await leases.mine(self.app.db, owner=self.owner, now=now)
-        return bool(ours) and ours[-1] == bot_id
+        held, fair = await self._standing()
+        return len(held) > fair and held[-1] == bot_id
 
     async def _presence(self) -> None:
         while True:

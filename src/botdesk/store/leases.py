@@ -79,10 +79,10 @@ async def leave(db: Database, *, owner: str) -> None:
         await conn.execute(delete(Worker).where(Worker.owner == owner))
 
 
-async def share(
+async def standing(
     db: Database, *, owner: str, bots: int, ttl: float, now: datetime
-) -> tuple[int, int]:
-    """(bots this owner holds, its fair share = ceil(bots / live workers))."""
+) -> tuple[list[int], int]:
+    """(ids of the bots this owner holds, ascending; its fair share = ceil(bots / live))."""
     from sqlalchemy import func
 
     from botdesk.store.models import Worker
@@ -95,18 +95,10 @@ async def share(
         ).scalar() or 0
         held = (
             await conn.execute(
-                select(func.count()).where(BotLease.owner == owner, BotLease.expires_at >= now)
+                select(BotLease.bot_id)
+                .where(BotLease.owner == owner, BotLease.expires_at >= now)
+                .order_by(BotLease.bot_id)
             )
-        ).scalar() or 0
-    live = max(1, int(live))
-    return int(held), -(-bots // live)
-
-
-async def mine(db: Database, *, owner: str, now: datetime) -> list[int]:
-    async with db.read() as conn:
-        rows = await conn.execute(
-            select(BotLease.bot_id)
-            .where(BotLease.owner == owner, BotLease.expires_at >= now)
-            .order_by(BotLease.bot_id)
-        )
-        return [int(r) for r in rows.scalars()]
+        ).scalars()
+        ids = [int(i) for i in held]
+    return ids, -(-bots // max(1, int(live)))

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
@@ -205,44 +206,20 @@ def _sent(message: Message) -> SendResult:
 
 async def _call(bot: Bot, msg: OutgoingMessage) -> Message:
     # The parse mode is always explicit (None = plain) so a Bot's defaults cannot change the text.
-    markup = _keyboard(msg)
-    silent = msg.disable_notification or None
-    protect = msg.protect_content or None
-    paid = msg.allow_paid_broadcast or None
+    common: dict[str, Any] = {
+        "chat_id": msg.chat_id,
+        "parse_mode": msg.parse_mode,
+        "disable_notification": msg.disable_notification or None,
+        "protect_content": msg.protect_content or None,
+        "allow_paid_broadcast": msg.allow_paid_broadcast or None,
+        "reply_markup": _keyboard(msg),
+    }
     if msg.photo is not None:
-        return await bot.send_photo(
-            chat_id=msg.chat_id,
-            photo=_media(msg.photo),
-            caption=msg.text,
-            parse_mode=msg.parse_mode,
-            disable_notification=silent,
-            protect_content=protect,
-            allow_paid_broadcast=paid,
-            reply_markup=markup,
-        )
+        return await bot.send_photo(photo=_media(msg.photo), caption=msg.text, **common)
     if msg.document is not None:
-        return await bot.send_document(
-            chat_id=msg.chat_id,
-            document=_media(msg.document),
-            caption=msg.text,
-            parse_mode=msg.parse_mode,
-            disable_notification=silent,
-            protect_content=protect,
-            allow_paid_broadcast=paid,
-            reply_markup=markup,
-        )
-    return await bot.send_message(
-        chat_id=msg.chat_id,
-        text=msg.text,
-        parse_mode=msg.parse_mode,
-        link_preview_options=(
-            LinkPreviewOptions(is_disabled=True) if msg.link_preview_disabled else None
-        ),
-        disable_notification=silent,
-        protect_content=protect,
-        allow_paid_broadcast=paid,
-        reply_markup=markup,
-    )
+        return await bot.send_document(document=_media(msg.document), caption=msg.text, **common)
+    preview = LinkPreviewOptions(is_disabled=True) if msg.link_preview_disabled else None
+    return await bot.send_message(text=msg.text, link_preview_options=preview, **common)
 
 
 async def send(bot: Bot, msg: OutgoingMessage) -> SendResult:
