@@ -1,15 +1,24 @@
 """Retrieval quality on the held-out questions: top-1 accuracy and handoff rates.
 
 Usage: .venv/bin/python bench/assistant_quality.py [--split test|tune] [--no-embeddings]
+       .venv/bin/python bench/assistant_quality.py --cv   (tune split only)
 
 For each method (BM25 alone, char n-gram TF-IDF alone, embeddings alone, hybrid) the handoff
 threshold is chosen on the *tune* split (maximising correct decisions: right answer for an
 in-scope question, handoff for an out-of-scope one) and then applied unchanged to --split.
+The single methods see the query as typed (shorthand expanded, no spelling correction); the
+hybrid is ``Retriever.search``, the offline answerer itself.
+
+``--cv`` is how the hybrid's weights and calibration were chosen, on the tune split only:
+repeated 5-fold cross-validation of the weight grid inside the tune split (choose on four
+folds, score on the fifth), the accuracy landscape around the shipped weights, and the
+interval of confidence centres that maximise correct decisions on the tune split.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -46,7 +55,7 @@ def score_split(retriever: Retriever, qs: list[dict], method: str) -> list[Score
             hit = retriever.search(q["q"], k=1)[0]
             out.append(Scored(q["expect"], hit.entry.key, hit.confidence))
         else:
-            s = retriever.signals(q["q"])[method]
+            s = retriever.signals(q["q"], correct_typos=False)[method]
             i = int(np.argmax(s))
             out.append(Scored(q["expect"], retriever.entries[i].key, float(s[i])))
     return out
@@ -78,13 +87,103 @@ def tune_threshold(scored: list[Scored]) -> float:
     return best
 
 
+SEMANTIC = ("phrasing", "question_answer", "bm25", "char")
+GRID = {
+    "question_answer": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "bm25": (0.0, 0.02, 0.05, 0.1, 0.2),
+    "char": (0.0, 0.02, 0.05, 0.1, 0.2),
+}
+
+
+def cross_validate(retriever: Retriever, tune: list[dict], folds: int = 5, reps: int = 20) -> None:
+    """Weights by repeated k-fold CV inside the tune split, then the calibration interval."""
+    inscope = [q for q in tune if q["expect"] is not None]
+    keys = [e.key for e in retriever.entries]
+    y = np.asarray([keys.index(q["expect"]) for q in inscope])
+    # signals[q, s, e]; the hybrid's signals see the spelling-corrected query
+    x = np.asarray([[retriever.signals(q["q"])[n] for n in SEMANTIC] for q in inscope])
+    combos = np.asarray(
+        [(1.0, *c) for c in itertools.product(*(GRID[n] for n in SEMANTIC[1:]))], dtype=np.float64
+    )
+    scores = np.einsum("cs,qse->cqe", combos / combos.sum(1, keepdims=True), x)
+    correct = scores.argmax(2) == y[None, :]
+    true = scores[:, np.arange(len(y)), y]
+    mrr = 1.0 / (1.0 + (scores > true[:, :, None]).sum(2))
+    rng = np.random.default_rng(0)
+    accs = []
+    for _ in range(reps):
+        parts = np.array_split(rng.permutation(len(y)), folds)
+        hits = 0.0
+        for k in range(folds):
+            train = np.concatenate([parts[j] for j in range(folds) if j != k])
+            objective = correct[:, train].mean(1) + 0.01 * mrr[:, train].mean(1)
+            best = np.flatnonzero(objective >= objective.max() - 1e-12)
+            hits += correct[best][:, parts[k]].mean(1).mean() * len(parts[k])  # ties averaged
+        accs.append(hits / len(y))
+    print(
+        f"tune split, {len(y)} in-scope questions, {folds}-fold CV x {reps}:"
+        f" hybrid weights chosen on 4 folds, top-1 on the 5th: {np.mean(accs):.1%}"
+        f" (sd {np.std(accs):.1%} over repetitions)"
+    )
+    w = DEFAULT_WEIGHTS
+    shipped = np.asarray([w.phrasing, w.question_answer, w.bm25, w.char])
+    print(f"shipped weights {dict(zip(SEMANTIC, shipped.tolist(), strict=True))}; top-1 on tune:")
+    for name, alt in (
+        ("shipped", shipped),
+        ("phrasing only", np.asarray([1.0, 0, 0, 0])),
+        ("without lexical", np.asarray([w.phrasing, w.question_answer, 0, 0])),
+        ("without question_answer", np.asarray([w.phrasing, 0, w.bm25, w.char])),
+    ):
+        fused = np.einsum("s,qse->qe", alt / alt.sum(), x)
+        print(f"  {name:26} {(fused.argmax(1) == y).mean():.1%}")
+    print("landscape (top-1 count out of", len(y), ") rows question_answer, columns bm25:")
+    for qa in GRID["question_answer"]:
+        row = []
+        for b in GRID["bm25"]:
+            alt = np.asarray([w.phrasing, qa, b, w.char])
+            row.append(int((np.einsum("s,qse->qe", alt / alt.sum(), x).argmax(1) == y).sum()))
+        print(f"  qa {qa:4}: " + " ".join(f"{v:3d}" for v in row))
+    calibrate(retriever, tune)
+
+
+def calibrate(retriever: Retriever, tune: list[dict]) -> None:
+    """Centres c (per margin weight beta) maximising correct decisions on the tune split."""
+    rows = []
+    for q in tune:
+        fused = retriever.fuse(retriever.signals(q["q"]))
+        top = np.argsort(-fused, kind="stable")[:2]
+        margin = float(fused[top[0]] - fused[top[1]])
+        rows.append((q["expect"], retriever.entries[int(top[0])].key, float(fused[top[0]]), margin))
+    for beta in (0.0, 0.5, 1.0):
+        centres = np.round(np.arange(0.10, 0.70, 0.005), 3)
+        ok = [
+            sum(
+                (e is not None and e == k and f + beta * m >= c) or (e is None and f + beta * m < c)
+                for e, k, f, m in rows
+            )
+            for c in centres
+        ]
+        best = [c for c, o in zip(centres, ok, strict=True) if o == max(ok)]
+        print(
+            f"calibration beta {beta}: {max(ok)}/{len(rows)} correct decisions for centre"
+            f" {best[0]:.3f}..{best[-1]:.3f} (midpoint {(best[0] + best[-1]) / 2:.3f})"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="test", choices=["test", "tune"])
     parser.add_argument("--no-embeddings", action="store_true")
+    parser.add_argument("--cv", action="store_true", help="tune-split cross-validation only")
     args = parser.parse_args()
     entries, questions = load()
     embedder = None if args.no_embeddings else load_default_embedder()
+    if args.cv:
+        if embedder is None:
+            print("--cv needs the embeddings extra")
+            return 1
+        cross_validate(Retriever.build(entries, embedder=embedder), questions["tune"])
+        return 0
     started = time.perf_counter()
     retriever = Retriever.build(entries, embedder=embedder, weights=DEFAULT_WEIGHTS)
     build_s = time.perf_counter() - started

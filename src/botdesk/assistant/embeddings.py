@@ -160,6 +160,13 @@ class MiniLMEmbedder:
         """One text, no cache: queries rarely repeat and must not grow the cache."""
         return cast(Matrix, self._encode([text])[0])
 
+    def known_word(self, word: str) -> bool:
+        """Whether the model's vocabulary has ``word`` as one token (a real word, not a typo).
+
+        The retriever's speller uses it to leave alone words the knowledge base does not use.
+        """
+        return self._tokenizer.token_to_id(word) is not None
+
     def _encode(self, texts: Sequence[str]) -> Matrix:
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encodings]
