@@ -80,9 +80,10 @@ def test_hybrid_quality_floor_on_held_out_test_split(
     hybrid: Retriever, eval_questions: Questions
 ) -> None:
     top1, oos_handoff = _rates(hybrid, eval_questions["test"])
-    # Measured: 83.6% top-1, 75% of out-of-scope questions handed off.
-    assert top1 >= 0.78
-    assert oos_handoff >= 0.6
+    # Measured once the design was frozen: 88.3% top-1 (embeddings alone: 85.2%), 83.3% of the
+    # out-of-scope questions handed off. The floor stays above embeddings alone.
+    assert top1 >= 0.86
+    assert oos_handoff >= 0.75
 
 
 def test_lexical_only_quality_floor(lexical: Retriever, eval_questions: Questions) -> None:
