@@ -10,8 +10,13 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+
+class Timer(Protocol):
+    def cancel(self) -> object: ...
 
 
 class Clock(Protocol):
@@ -20,6 +25,11 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
     async def sleep(self, s: float) -> None: ...
+
+    def call_later(self, s: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` on the loop after ``s`` seconds; cheaper than a task that sleeps
+        (the rate limiter arms one per admission)."""
+        ...
 
 
 class SystemClock:
@@ -33,6 +43,9 @@ class SystemClock:
 
     async def sleep(self, s: float) -> None:
         await asyncio.sleep(max(0.0, s))
+
+    def call_later(self, s: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, s), callback)
 
 
 class ManualClock:
@@ -65,6 +78,15 @@ class ManualClock:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + s, next(self._seq), fut))
         await fut
+
+    def call_later(self, s: float, callback: Callable[[], None]) -> Timer:
+        loop = asyncio.get_running_loop()
+        if s <= 0:
+            return loop.call_soon(callback)
+        fut: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._sleepers, (self._now + s, next(self._seq), fut))
+        fut.add_done_callback(lambda f: None if f.cancelled() else callback())
+        return fut
 
     @property
     def sleepers(self) -> int:

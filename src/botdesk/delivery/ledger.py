@@ -8,19 +8,38 @@ Telegram, and sendMessage has no idempotency key, so it is never resent automati
 Claiming marks rows with the worker's id while they stay ``pending`` (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL), so two workers never hold the same row; claims are dropped when a
 worker takes over a bot, since a bot has one owner at a time (its lease).
+
+The engine's hot path (``claim_batch``, ``commit_batch``, ``release_batch``) runs on a file
+SQLite database as plain SQL on the store's lane (one thread hop per transaction, see
+store/db.py) and elsewhere as the SQLAlchemy statements below; the tests run both.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botdesk import subscribers
+from botdesk.store.db import Database
 from botdesk.store.models import Campaign, Delivery, Subscriber
+
+_SQLITE = sqlite_dialect.dialect()
+# How SQLAlchemy stores our timestamps in SQLite: the lane writes the very same text.
+_ts_bind = Delivery.__table__.c.updated_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+assert _ts_bind is not None
+
+
+def _sqlite_ts(value: datetime) -> str:
+    return str(_ts_bind(value))  # type: ignore[misc]
 
 
 @dataclass
@@ -44,6 +63,44 @@ def _values(row: Any) -> dict[str, str | None]:
         chat_id=str(row.chat_id),
     )
     return out
+
+
+@dataclass
+class _Joined:
+    """A claimed row joined with its subscriber (what both claim paths read)."""
+
+    id: int
+    subscriber_id: int
+    chat_id: int
+    attempts: int
+    status: str | None
+    is_group: bool | None
+    first_name: str | None
+    username: str | None
+    language: str | None
+    fields: Any
+
+
+def _split(campaign_id: int, rows: Sequence[Any]) -> tuple[list[Claimed], list[tuple[int, str]]]:
+    """Claimed rows to send, and rows whose subscriber left since the snapshot (with why)."""
+    claimed: list[Claimed] = []
+    gone: list[tuple[int, str]] = []
+    for r in rows:
+        if r.status != "active":
+            gone.append((r.id, f"subscriber {r.status or 'removed'} before delivery"))
+            continue
+        claimed.append(
+            Claimed(
+                id=r.id,
+                campaign_id=campaign_id,
+                subscriber_id=r.subscriber_id,
+                chat_id=r.chat_id,
+                attempts=r.attempts,
+                is_group=bool(r.is_group),
+                values=_values(r),
+            )
+        )
+    return claimed, gone
 
 
 async def recover(conn: AsyncConnection, *, bot_id: int, now: datetime) -> int:
@@ -117,25 +174,8 @@ async def claim(
             .order_by(Delivery.id)
         )
     ).all()
-    claimed: list[Claimed] = []
-    gone: list[tuple[int, str]] = []
-    for r in rows:
-        if r.status != "active":
-            # Stopped or blocked since the snapshot: skipped, and recorded why.
-            gone.append((r.id, f"subscriber {r.status or 'removed'} before delivery"))
-            continue
-        claimed.append(
-            Claimed(
-                id=r.id,
-                campaign_id=campaign_id,
-                subscriber_id=r.subscriber_id,
-                chat_id=r.chat_id,
-                attempts=r.attempts,
-                is_group=bool(r.is_group),
-                values=_values(r),
-            )
-        )
-    if gone:
+    claimed, gone = _split(campaign_id, rows)
+    if gone:  # stopped or blocked since the snapshot: skipped, and recorded why
         await conn.execute(
             update(Delivery)
             .where(Delivery.id == bindparam("rid"))
@@ -219,3 +259,140 @@ async def open_work(conn: AsyncConnection, campaign_id: int) -> int:
         ).scalar()
         or 0
     )
+
+
+# -- the engine's hot path: the lane on SQLite files, the statements above elsewhere ----------
+
+_CLAIM_SQL = (
+    "UPDATE deliveries SET lease_owner = ? WHERE id IN ("
+    " SELECT id FROM deliveries WHERE campaign_id = ? AND state = 'pending'"
+    " AND lease_owner IS NULL AND (not_before IS NULL OR not_before <= ?)"
+    " ORDER BY id LIMIT ?) RETURNING id"
+)
+_CLAIMED_SQL = (
+    "SELECT d.id, d.subscriber_id, d.chat_id, d.attempts, s.status, s.is_group,"
+    " s.first_name, s.username, s.language, s.fields"
+    " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+    " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id"
+)
+_GONE_SQL = "UPDATE deliveries SET state = 'suppressed', error = ?, lease_owner = NULL WHERE id = ?"
+_FINISH_SQL = (
+    "UPDATE deliveries SET state = ?, message_id = ?, error = ?, not_before = ?,"
+    " updated_at = ?, lease_owner = NULL WHERE id = ? AND state = 'sending'"
+)
+_MARK_SQL = (
+    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' RETURNING id"
+)
+_RELEASE_SQL = (
+    "UPDATE deliveries SET lease_owner = NULL, not_before = ?"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'"
+)
+
+
+def _claim_lane(
+    c: sqlite3.Connection, *, campaign_id: int, owner: str, limit: int, now_ts: float
+) -> list[Claimed]:
+    ids = [r[0] for r in c.execute(_CLAIM_SQL, (owner, campaign_id, now_ts, limit))]
+    if not ids:
+        return []
+    rows = [
+        _Joined(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], _json(r[9]))
+        for r in c.execute(_CLAIMED_SQL, (json.dumps(ids),))
+    ]
+    claimed, gone = _split(campaign_id, rows)
+    if gone:
+        c.executemany(_GONE_SQL, [(why, rid) for rid, why in gone])
+    return claimed
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _finish_params(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r["state"],
+            r.get("message_id"),
+            r.get("error"),
+            r.get("not_before"),
+            _sqlite_ts(r["updated_at"]),
+            r["rid"],
+        )
+        for r in rows
+    ]
+
+
+def _commit_lane(
+    c: sqlite3.Connection, *, finishes: Sequence[dict[str, Any]], marks: Sequence[int], now: str
+) -> set[int]:
+    if finishes:  # first: a retried row may be marked sending again in this batch
+        c.executemany(_FINISH_SQL, _finish_params(finishes))
+    if not marks:
+        return set()
+    return {r[0] for r in c.execute(_MARK_SQL, (now, json.dumps(list(marks))))}
+
+
+def _release_lane(c: sqlite3.Connection, *, ids: Sequence[int], not_before: float | None) -> None:
+    c.execute(_RELEASE_SQL, (not_before, json.dumps(list(ids))))
+
+
+async def claim_batch(
+    db: Database, *, campaign_id: int, owner: str, limit: int, now_ts: float
+) -> list[Claimed]:
+    """``claim`` in its own write transaction."""
+    if db.lane is not None:
+        return await db.write_lane(
+            partial(_claim_lane, campaign_id=campaign_id, owner=owner, limit=limit, now_ts=now_ts)
+        )
+    async with db.write() as conn:
+        return await claim(
+            conn,
+            campaign_id=campaign_id,
+            owner=owner,
+            limit=limit,
+            now_ts=now_ts,
+            postgres=not db.is_sqlite,
+        )
+
+
+async def commit_batch(
+    db: Database,
+    *,
+    bot_id: int,
+    finishes: Sequence[dict[str, Any]],
+    marks: Sequence[int],
+    unreachable: Sequence[tuple[int, str, str]],
+    now: datetime,
+) -> set[int]:
+    """One transaction: finished rows, then ``sending`` for ``marks`` (the ids that took it),
+    then subscribers a send proved unreachable (``(chat_id, status, reason)``)."""
+    if db.lane is not None and not unreachable:  # unreachable chats are rare: the general path
+        return await db.write_lane(
+            partial(_commit_lane, finishes=finishes, marks=marks, now=_sqlite_ts(now))
+        )
+    async with db.write() as conn:
+        await finish(conn, finishes)
+        ok = await mark_sending(conn, marks, now=now) if marks else set()
+        for chat_id, status, reason in unreachable:
+            await subscribers.mark_unreachable(
+                conn,
+                bot_id=bot_id,
+                chat_id=chat_id,
+                status=status,  # type: ignore[arg-type]
+                reason=reason,
+                now=now,
+            )
+    return ok
+
+
+async def release_batch(db: Database, ids: Sequence[int], *, not_before: float | None) -> None:
+    """``release`` in its own write transaction."""
+    if not ids:
+        return
+    if db.lane is not None:
+        await db.write_lane(partial(_release_lane, ids=ids, not_before=not_before))
+        return
+    async with db.write() as conn:
+        await release(conn, ids, not_before=not_before)

@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
-from botdesk.clock import Clock
+from botdesk.clock import Clock, Timer
 
 DEFAULT_RATE = 30.0
 DEFAULT_BURST_SECONDS = 0.1  # default global burst = max(1, rate * this)
@@ -156,7 +156,7 @@ class BotRateLimiter:
         self._sweep_at = _SWEEP_MIN
         self._paused_until = -math.inf
         self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
-        self._timer: asyncio.Task[None] | None = None
+        self._timer: Timer | None = None
         self._timer_when = math.inf
         self._admitted = 0
         self._waited = 0.0
@@ -362,10 +362,9 @@ class BotRateLimiter:
             return
         self._cancel_timer()
         self._timer_when = when
-        self._timer = asyncio.get_running_loop().create_task(self._fire(when))
+        self._timer = self._clock.call_later(when - self._clock.monotonic(), self._fire)
 
-    async def _fire(self, when: float) -> None:
-        await self._clock.sleep(when - self._clock.monotonic())
+    def _fire(self) -> None:
         self._timer = None
         self._timer_when = math.inf
         self._dispatch()
@@ -415,10 +414,4 @@ class BotRateLimiter:
 
     async def aclose(self) -> None:
         """Cancel the internal timer (waiters stay queued; cancel them yourself)."""
-        timer = self._timer
         self._cancel_timer()
-        if timer is not None:
-            try:
-                await timer
-            except asyncio.CancelledError:
-                pass

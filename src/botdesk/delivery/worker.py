@@ -25,7 +25,6 @@ from typing import Any, Protocol
 from aiogram import Bot
 from sqlalchemy import select, update
 
-from botdesk import subscribers
 from botdesk.bots import BotRecord
 from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns
 from botdesk.clock import Clock
@@ -45,6 +44,7 @@ CLAIM_EVERY_S = 0.05
 # campaign with nothing due is asked again after this long: each is a database round trip.
 REFRESH_EVERY_S = 0.25
 IDLE_POLL_S = 1.0
+CLAIM_AHEAD_S = 0.1
 PAID_WINDOW_SECONDS = 0.5  # in-flight window for paid broadcasts: rate x latency
 FLUSH_INTERVAL_S = 0.005
 # A batch of marks is committed once it holds ``batch_target`` rows or its first row has
@@ -246,23 +246,14 @@ class LedgerWriter:
         now = self.clock.now()
         for attempt in range(5):
             try:
-                async with self.db.write() as conn:
-                    # Finishes first: a retried row may be marked sending again in this batch.
-                    await ledger.finish(conn, finishes)
-                    ok = (
-                        await ledger.mark_sending(conn, [m[0] for m in marks], now=now)
-                        if marks
-                        else set()
-                    )
-                    for chat_id, status, reason in unreachable:
-                        await subscribers.mark_unreachable(
-                            conn,
-                            bot_id=self.bot_id,
-                            chat_id=chat_id,
-                            status=status,  # type: ignore[arg-type]
-                            reason=reason,
-                            now=now,
-                        )
+                ok = await ledger.commit_batch(
+                    self.db,
+                    bot_id=self.bot_id,
+                    finishes=finishes,
+                    marks=[m[0] for m in marks],
+                    unreachable=unreachable,
+                    now=now,
+                )
                 self.transactions += 1
                 break
             except Exception as exc:
@@ -325,6 +316,9 @@ class DeliveryEngine:
         # What each sender holds: ("wait", row) before its request is committed to, then
         # ("send", row). Shutdown cancels waiters and lets senders finish.
         self._phase: dict[asyncio.Task[None] | None, tuple[str, int]] = {}
+        # Set by a sender when the rows held fall to ``_low_mark`` (one window): time to claim.
+        self._low = asyncio.Event()
+        self._low_mark = settings.in_flight
 
     # -- campaign contexts -------------------------------------------------------------
 
@@ -417,9 +411,7 @@ class DeliveryEngine:
         while not self.queue.empty():
             _c, row = self.queue.get_nowait()
             ids.append(row.id)
-        if ids:
-            async with self.db.write() as conn:
-                await ledger.release(conn, ids, not_before=None)
+        await ledger.release_batch(self.db, ids, not_before=None)
 
     async def _feed(self, stop: asyncio.Event, until_done: bool) -> None:
         last_due = last_refresh = drained_at = -1e9
@@ -433,13 +425,14 @@ class DeliveryEngine:
                     log.info("scheduled campaign started", bot=self.ch.name, campaign=cid)
                 if started:
                     last_refresh = -1e9
-            # Keep about two windows of work queued: enough to never starve the senders,
+            # Keep a window plus a batch of work queued: enough to never starve the senders,
             # little enough that pause, cancel and a /stop take effect quickly. Rows a sender
             # already took (waiting for the window or in flight) count too: there are far
             # more senders than a free window, and they would otherwise drain the queue
             # into themselves and claim much of the campaign ahead of time. Claims wait until
-            # the rows held fall to one window, then top up to two: a claim is a write
-            # transaction, so it should bring a batch, not a row or two every iteration.
+            # the rows held fall to one window, then top up: a claim is a write transaction,
+            # so it brings a batch of at least a window, or CLAIM_AHEAD_S of sending at the
+            # current rate when that is more, not a row or two every iteration.
             held = self.queue.qsize() + len(self._phase)
             want = held <= self._window_size(running) and mono - drained_at >= REFRESH_EVERY_S
             if not running or mono - last_refresh >= REFRESH_EVERY_S:
@@ -449,22 +442,22 @@ class DeliveryEngine:
                     return
             claimed = 0
             window = self._window_size(running)
+            self._low_mark = window
             self.writer.batch_target = max(1, window // 4)
-            room = 2 * window - held if want else 0
+            batch = max(window, math.ceil(self._rate(running) * CLAIM_AHEAD_S))
+            room = window + batch - held if want else 0
             if running and room > 0:
                 drained_at = mono  # until a claim below finds rows
             for c in running:
                 if room <= 0:
                     break
-                async with self.db.write() as conn:
-                    rows = await ledger.claim(
-                        conn,
-                        campaign_id=c.id,
-                        owner=self.owner,
-                        limit=min(room, self.settings.batch_size),
-                        now_ts=self.clock.now().timestamp(),
-                        postgres=not self.db.is_sqlite,
-                    )
+                rows = await ledger.claim_batch(
+                    self.db,
+                    campaign_id=c.id,
+                    owner=self.owner,
+                    limit=min(room, self.settings.batch_size),
+                    now_ts=self.clock.now().timestamp(),
+                )
                 for row in rows:
                     self.queue.put_nowait((c, row))
                 if rows:
@@ -474,7 +467,13 @@ class DeliveryEngine:
             if self.on_progress is not None:
                 self.on_progress(self.stats)
             if claimed:
-                await _wait(stop, CLAIM_EVERY_S)
+                # The next claim is due when the senders have worked the rows held down to one
+                # window (they set ``_low``), not on a timer: a timer would cap the rate at two
+                # windows per period. REFRESH_EVERY_S bounds the wait so pause and cancel are
+                # still seen while every row is slow (a 429 pause, a slow network).
+                self._low.clear()
+                if self.queue.qsize() + len(self._phase) > window:
+                    await _wait_any((stop, self._low), REFRESH_EVERY_S)
                 continue
             if self.queue.empty() and not self._phase:
                 await self.writer.flush()
@@ -489,6 +488,9 @@ class DeliveryEngine:
                     if ctx is None or ctx.state in ("completed", "cancelled", "paused"):
                         return
             await _wait(stop, CLAIM_EVERY_S if running else IDLE_POLL_S)
+
+    def _rate(self, running: list[CampaignCtx]) -> float:
+        return self.ch.limiter.effective_rate(paid=any(c.paid for c in running))
 
     def _window_size(self, running: list[CampaignCtx]) -> int:
         if any(c.paid for c in running):
@@ -515,13 +517,14 @@ class DeliveryEngine:
                 self._fatal = exc
             finally:
                 self._phase.pop(me, None)
+                if self.queue.qsize() + len(self._phase) <= self._low_mark:
+                    self._low.set()
 
     async def _deliver(
         self, c: CampaignCtx, row: ledger.Claimed, me: asyncio.Task[None] | None
     ) -> None:
         if c.state != "running":  # paused or cancelled since the claim
-            async with self.db.write() as conn:
-                await ledger.release(conn, [row.id], not_before=None)
+            await ledger.release_batch(self.db, [row.id], not_before=None)
             return
         limiter = self.ch.limiter
         await limiter.acquire(
@@ -609,6 +612,16 @@ class DeliveryEngine:
                 # 401: the request was refused, nothing was delivered; the row waits.
                 self.writer.finish({**base, "state": "pending"})
                 raise InvalidToken(f"the token was rejected while sending: {reason}")
+
+
+async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
+    """Until one of ``events`` is set, or ``seconds`` have passed."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
