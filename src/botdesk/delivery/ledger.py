@@ -9,9 +9,10 @@ Claiming marks rows with the worker's id while they stay ``pending`` (``FOR UPDA
 LOCKED`` on PostgreSQL), so two workers never hold the same row; claims are dropped when a
 worker takes over a bot, since a bot has one owner at a time (its lease).
 
-The engine's hot path (``claim_batch``, ``commit_batch``, ``release_batch``) runs on a file
-SQLite database as plain SQL on the store's lane (one thread hop per transaction, see
-store/db.py) and elsewhere as the SQLAlchemy statements below; the tests run both.
+The engine's hot path (``claim_batch``, ``commit_batch``, ``release_batch``) runs as plain
+SQL: on a SQLite file on the store's lane (one thread hop per transaction), on PostgreSQL on
+the pooled connection's asyncpg connection (see store/db.py); an in-memory SQLite uses the
+SQLAlchemy statements below. The tests run every path.
 """
 
 from __future__ import annotations
@@ -261,91 +262,172 @@ async def open_work(conn: AsyncConnection, campaign_id: int) -> int:
     )
 
 
-# -- the engine's hot path: the lane on SQLite files, the statements above elsewhere ----------
+# -- the engine's hot path: plain SQL on the SQLite lane or on asyncpg, else the statements above --
 
-_CLAIM_SQL = (
-    "UPDATE deliveries SET lease_owner = ? WHERE id IN ("
-    " SELECT id FROM deliveries WHERE campaign_id = ? AND state = 'pending'"
-    " AND lease_owner IS NULL AND (not_before IS NULL OR not_before <= ?)"
-    " ORDER BY id LIMIT ?) RETURNING id"
-)
-_CLAIMED_SQL = (
-    "SELECT d.id, d.subscriber_id, d.chat_id, d.attempts, s.status, s.is_group,"
-    " s.first_name, s.username, s.language, s.fields"
-    " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
-    " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id"
-)
-_GONE_SQL = "UPDATE deliveries SET state = 'suppressed', error = ?, lease_owner = NULL WHERE id = ?"
-_FINISH_SQL = (
-    "UPDATE deliveries SET state = ?, message_id = ?, error = ?, not_before = ?,"
-    " updated_at = ?, lease_owner = NULL WHERE id = ? AND state = 'sending'"
-)
-_MARK_SQL = (
-    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
-    " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' RETURNING id"
-)
-_RELEASE_SQL = (
-    "UPDATE deliveries SET lease_owner = NULL, not_before = ?"
-    " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'"
-)
+
+@dataclass(frozen=True)
+class _Native:
+    """The hot statements in one driver's dialect: ``sqlite3`` (``?``, id lists as a JSON
+    array read by ``json_each``) or asyncpg (``$n``, id lists as ``bigint[]``)."""
+
+    pg: bool
+
+    def _p(self, n: int) -> str:
+        return f"${n}" if self.pg else "?"
+
+    def _in(self, n: int) -> str:
+        return f"= ANY(${n}::bigint[])" if self.pg else "IN (SELECT value FROM json_each(?))"
+
+    def ids(self, ids: Sequence[int]) -> Any:
+        return list(ids) if self.pg else json.dumps(list(ids))
+
+    def ts(self, value: datetime) -> Any:
+        return value if self.pg else _sqlite_ts(value)
+
+    @property
+    def claim(self) -> str:  # args: owner, campaign_id, now_ts, limit
+        p, lock = self._p, " FOR UPDATE SKIP LOCKED" if self.pg else ""
+        return (
+            f"UPDATE deliveries SET lease_owner = {p(1)} WHERE id IN ("
+            f" SELECT id FROM deliveries WHERE campaign_id = {p(2)} AND state = 'pending'"
+            f" AND lease_owner IS NULL AND (not_before IS NULL OR not_before <= {p(3)})"
+            f" ORDER BY id LIMIT {p(4)}{lock}) RETURNING id"
+        )
+
+    @property
+    def claimed(self) -> str:  # args: ids
+        return (
+            "SELECT d.id, d.subscriber_id, d.chat_id, d.attempts, s.status, s.is_group,"
+            " s.first_name, s.username, s.language, s.fields"
+            " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+            f" WHERE d.id {self._in(1)} ORDER BY d.id"
+        )
+
+    @property
+    def gone(self) -> str:  # args: error, id
+        p = self._p
+        return (
+            f"UPDATE deliveries SET state = 'suppressed', error = {p(1)}, lease_owner = NULL"
+            f" WHERE id = {p(2)}"
+        )
+
+    @property
+    def finish(self) -> str:  # args: state, message_id, error, not_before, updated_at, id
+        p = self._p
+        return (
+            f"UPDATE deliveries SET state = {p(1)}, message_id = {p(2)}, error = {p(3)},"
+            f" not_before = {p(4)}, updated_at = {p(5)}, lease_owner = NULL"
+            f" WHERE id = {p(6)} AND state = 'sending'"
+        )
+
+    @property
+    def mark(self) -> str:  # args: updated_at, ids
+        return (
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+            f" updated_at = {self._p(1)} WHERE id {self._in(2)} AND state = 'pending' RETURNING id"
+        )
+
+    @property
+    def release(self) -> str:  # args: not_before, ids
+        return (
+            f"UPDATE deliveries SET lease_owner = NULL, not_before = {self._p(1)}"
+            f" WHERE id {self._in(2)} AND state = 'pending'"
+        )
+
+    def finish_args(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                r["state"],
+                r.get("message_id"),
+                r.get("error"),
+                r.get("not_before"),
+                self.ts(r["updated_at"]),
+                r["rid"],
+            )
+            for r in rows
+        ]
+
+
+_LITE = _Native(pg=False)
+_PG = _Native(pg=True)
+
+
+def _joined(r: Sequence[Any]) -> _Joined:
+    fields = json.loads(r[9]) if isinstance(r[9], str) else r[9]
+    return _Joined(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], fields)
 
 
 def _claim_lane(
     c: sqlite3.Connection, *, campaign_id: int, owner: str, limit: int, now_ts: float
 ) -> list[Claimed]:
-    ids = [r[0] for r in c.execute(_CLAIM_SQL, (owner, campaign_id, now_ts, limit))]
+    ids = [r[0] for r in c.execute(_LITE.claim, (owner, campaign_id, now_ts, limit))]
     if not ids:
         return []
-    rows = [
-        _Joined(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], _json(r[9]))
-        for r in c.execute(_CLAIMED_SQL, (json.dumps(ids),))
-    ]
+    rows = [_joined(r) for r in c.execute(_LITE.claimed, (_LITE.ids(ids),))]
     claimed, gone = _split(campaign_id, rows)
     if gone:
-        c.executemany(_GONE_SQL, [(why, rid) for rid, why in gone])
+        c.executemany(_LITE.gone, [(why, rid) for rid, why in gone])
     return claimed
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _finish_params(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            r["state"],
-            r.get("message_id"),
-            r.get("error"),
-            r.get("not_before"),
-            _sqlite_ts(r["updated_at"]),
-            r["rid"],
-        )
-        for r in rows
-    ]
+async def _claim_pg(
+    pg: Any, *, campaign_id: int, owner: str, limit: int, now_ts: float
+) -> list[Claimed]:
+    ids = [r[0] for r in await pg.fetch(_PG.claim, owner, campaign_id, now_ts, limit)]
+    if not ids:
+        return []
+    rows = [_joined(r) for r in await pg.fetch(_PG.claimed, ids)]
+    claimed, gone = _split(campaign_id, rows)
+    if gone:
+        await pg.executemany(_PG.gone, [(why, rid) for rid, why in gone])
+    return claimed
 
 
 def _commit_lane(
     c: sqlite3.Connection, *, finishes: Sequence[dict[str, Any]], marks: Sequence[int], now: str
 ) -> set[int]:
     if finishes:  # first: a retried row may be marked sending again in this batch
-        c.executemany(_FINISH_SQL, _finish_params(finishes))
+        c.executemany(_LITE.finish, _LITE.finish_args(finishes))
     if not marks:
         return set()
-    return {r[0] for r in c.execute(_MARK_SQL, (now, json.dumps(list(marks))))}
+    return {r[0] for r in c.execute(_LITE.mark, (now, _LITE.ids(marks)))}
+
+
+async def _commit_pg(
+    pg: Any, *, finishes: Sequence[dict[str, Any]], marks: Sequence[int], now: datetime
+) -> set[int]:
+    if finishes:  # first: a retried row may be marked sending again in this batch
+        await pg.executemany(_PG.finish, _PG.finish_args(finishes))
+    if not marks:
+        return set()
+    return {r[0] for r in await pg.fetch(_PG.mark, now, _PG.ids(marks))}
 
 
 def _release_lane(c: sqlite3.Connection, *, ids: Sequence[int], not_before: float | None) -> None:
-    c.execute(_RELEASE_SQL, (not_before, json.dumps(list(ids))))
+    c.execute(_LITE.release, (not_before, _LITE.ids(ids)))
+
+
+def _native(db: Database) -> str | None:
+    """Which plain-SQL path serves ``db``: "lane", "asyncpg", or None (the statements)."""
+    if db.lane is not None:
+        return "lane"
+    return None if db.is_sqlite else "asyncpg"
 
 
 async def claim_batch(
     db: Database, *, campaign_id: int, owner: str, limit: int, now_ts: float
 ) -> list[Claimed]:
     """``claim`` in its own write transaction."""
-    if db.lane is not None:
+    path = _native(db)
+    if path == "lane":
         return await db.write_lane(
             partial(_claim_lane, campaign_id=campaign_id, owner=owner, limit=limit, now_ts=now_ts)
         )
+    if path == "asyncpg":
+        async with db.write_asyncpg() as pg:
+            return await _claim_pg(
+                pg, campaign_id=campaign_id, owner=owner, limit=limit, now_ts=now_ts
+            )
     async with db.write() as conn:
         return await claim(
             conn,
@@ -368,10 +450,14 @@ async def commit_batch(
 ) -> set[int]:
     """One transaction: finished rows, then ``sending`` for ``marks`` (the ids that took it),
     then subscribers a send proved unreachable (``(chat_id, status, reason)``)."""
-    if db.lane is not None and not unreachable:  # unreachable chats are rare: the general path
+    path = None if unreachable else _native(db)  # unreachable chats are rare: statements
+    if path == "lane":
         return await db.write_lane(
             partial(_commit_lane, finishes=finishes, marks=marks, now=_sqlite_ts(now))
         )
+    if path == "asyncpg":
+        async with db.write_asyncpg() as pg:
+            return await _commit_pg(pg, finishes=finishes, marks=marks, now=now)
     async with db.write() as conn:
         await finish(conn, finishes)
         ok = await mark_sending(conn, marks, now=now) if marks else set()
@@ -391,8 +477,13 @@ async def release_batch(db: Database, ids: Sequence[int], *, not_before: float |
     """``release`` in its own write transaction."""
     if not ids:
         return
-    if db.lane is not None:
+    path = _native(db)
+    if path == "lane":
         await db.write_lane(partial(_release_lane, ids=ids, not_before=not_before))
+        return
+    if path == "asyncpg":
+        async with db.write_asyncpg() as pg:
+            await pg.execute(_PG.release, not_before, _PG.ids(ids))
         return
     async with db.write() as conn:
         await release(conn, ids, not_before=not_before)

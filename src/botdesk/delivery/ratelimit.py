@@ -291,7 +291,11 @@ class BotRateLimiter:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(chat_id, is_group, paid, now, fut)
         self._queues[priority].append(waiter)
-        self._dispatch()
+        # A timer armed no later than this waiter's global bucket allows it to go will dispatch
+        # it in time (the common case at full rate: the bucket is empty and others wait);
+        # dispatching now would only walk the queue to learn that.
+        if self._timer is None or self._timer_when > self._global_ready(paid, now) + _MARGIN:
+            self._dispatch()
         try:
             await fut
         except asyncio.CancelledError:

@@ -1,5 +1,5 @@
-"""The engine's ledger transactions behave the same on every path: the SQLite lane (plain SQL,
-one thread hop), SQLAlchemy on SQLite (a database without a lane) and PostgreSQL."""
+"""The engine's ledger transactions behave the same on every path: plain SQL (the SQLite lane,
+one thread hop; asyncpg on PostgreSQL) and the SQLAlchemy statements, on both backends."""
 
 from __future__ import annotations
 
@@ -89,13 +89,12 @@ async def _states(db: Database, cid: int) -> dict[int, Any]:
         return {r.id: r for r in res}
 
 
-@pytest.fixture(params=["lane", "statements"])
-def path(request: pytest.FixtureRequest, db: Database) -> Database:
-    if request.param == "lane":
-        if db.lane is None:
-            pytest.skip("the lane exists on SQLite files only")
+@pytest.fixture(params=["native", "statements"])
+def path(request: pytest.FixtureRequest, db: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
+    if request.param == "native":
+        assert ledger._native(db) == ("lane" if db.is_sqlite else "asyncpg")
     else:
-        db.lane = None  # the SQLAlchemy statements, on this backend
+        monkeypatch.setattr(ledger, "_native", lambda _db: None)
     return db
 
 
