@@ -146,6 +146,7 @@ class LedgerWriter:
         self._committing = 0
         self.transactions = 0
         self.batch_target = 1  # the engine raises it with its in-flight window
+        self._full_waiter: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"ledger-writer:{self.bot_id}")
@@ -154,9 +155,29 @@ class LedgerWriter:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._marks.append((row_id, fut))
         if len(self._marks) >= self.batch_target:
-            self._full.set()
+            self._set_full()
         self._kick()
         return await fut
+
+    def _set_full(self) -> None:
+        self._full.set()
+        if self._full_waiter is not None and not self._full_waiter.done():
+            self._full_waiter.set_result(None)
+
+    async def _wait_full(self, seconds: float) -> None:
+        """Until the batch is full or ``seconds`` passed: a future and a timer, not the task
+        and timer per batch that ``wait_for`` costs."""
+        if self._full.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._full_waiter = fut
+        timer = loop.call_later(seconds, _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._full_waiter = None
 
     def finish(
         self, row: dict[str, Any], *, unreachable: tuple[int, str, str] | None = None
@@ -180,7 +201,7 @@ class LedgerWriter:
 
     async def flush(self) -> None:
         while self._marks or self._finishes or not self._idle.is_set():
-            self._full.set()
+            self._set_full()
             self._wake.set()
             await self._idle.wait()
 
@@ -188,12 +209,10 @@ class LedgerWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(FLUSH_INTERVAL_S)  # let concurrent senders join this batch
-            if self._marks and not self._full.is_set():
-                try:
-                    await asyncio.wait_for(self._full.wait(), MAX_COLLECT_S - FLUSH_INTERVAL_S)
-                except TimeoutError:
-                    pass
+            if self._marks:
+                await self._wait_full(MAX_COLLECT_S)  # senders join until it is full
+            else:
+                await asyncio.sleep(FLUSH_INTERVAL_S)  # finishes: let concurrent ones join
             self._full.clear()
             await self._slots.acquire()  # rows keep joining this batch meanwhile
             marks, self._marks = self._marks[:MAX_FLUSH_BATCH], self._marks[MAX_FLUSH_BATCH:]
@@ -230,7 +249,7 @@ class LedgerWriter:
         """Schedule what is left, or declare the writer idle."""
         if self._marks:
             if len(self._marks) >= self.batch_target:
-                self._full.set()
+                self._set_full()
             self._wake.set()
         elif self._finishes:
             self._arm_finish()
@@ -614,6 +633,11 @@ class DeliveryEngine:
                 # 401: the request was refused, nothing was delivered; the row waits.
                 self.writer.finish({**base, "state": "pending"})
                 raise InvalidToken(f"the token was rejected while sending: {reason}")
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
