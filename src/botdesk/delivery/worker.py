@@ -209,10 +209,10 @@ class LedgerWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._marks:
-                await self._wait_full(MAX_COLLECT_S)  # senders join until it is full
-            else:
-                await asyncio.sleep(FLUSH_INTERVAL_S)  # finishes: let concurrent ones join
+            if not self._marks:  # woken for finishes: let concurrent ones join
+                await asyncio.sleep(FLUSH_INTERVAL_S)
+            if self._marks:  # senders join until the batch is full
+                await self._wait_full(MAX_COLLECT_S)
             self._full.clear()
             await self._slots.acquire()  # rows keep joining this batch meanwhile
             marks, self._marks = self._marks[:MAX_FLUSH_BATCH], self._marks[MAX_FLUSH_BATCH:]
