@@ -190,3 +190,19 @@ async def test_lane_error_is_a_store_error_and_rolls_back(tmp_path: Path) -> Non
         assert (await _states(db, cid))[row["ann"]].state == "pending"
     finally:
         await db.close()
+
+
+async def test_asyncpg_error_is_a_store_error_and_rolls_back(pg_schema: str) -> None:
+    from tests.conftest import PG_URL
+
+    db = Database.open(PG_URL, schema=pg_schema)
+    try:
+        await db.upgrade()
+        cid, row = await _world(db)
+        with pytest.raises(StoreError, match="database write failed"):
+            async with db.write_asyncpg() as pg:
+                await pg.execute("UPDATE deliveries SET state = 'sent' WHERE id = $1", row["ann"])
+                await pg.execute("UPDATE deliveries SET no_such_column = 1")
+        assert (await _states(db, cid))[row["ann"]].state == "pending"
+    finally:
+        await db.close()
