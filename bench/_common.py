@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shlex
 import sys
 import tempfile
@@ -47,6 +48,12 @@ def banner(argv: Sequence[str]) -> None:
     print("command:", shlex.join([".venv/bin/python", *argv]))
     print(f"machine: nproc={os.cpu_count()} python={platform.python_version()} "
           f"date={datetime.now(UTC):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+def cpu_self() -> float:
+    """User + system CPU seconds of this process, every thread."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def proc_cpu_seconds(pid: int) -> float:

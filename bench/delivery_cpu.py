@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ from _common import (
     SandboxProcess,
     banner,
     botdesk_app,
+    cpu_self,
     create_campaign,
     register_bot,
     seed_subscribers,
@@ -53,29 +53,11 @@ TEXT = "Spring sale: 20% off everything this week."
 GOAL_RATIO = 1.3
 
 
-def cpu_self() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-async def bare_loop(bot: Any, chats: list[int], concurrency: int) -> tuple[float, float, int]:
-    it = iter(chats)
-    sent = 0
-
-    async def worker() -> None:
-        nonlocal sent
-        for chat in it:
-            await bot.send_message(chat, TEXT)
-            sent += 1
-
-    cpu0, t0 = cpu_self(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return cpu_self() - cpu0, time.perf_counter() - t0, sent
-
-
-async def paced_loop(
-    bot: Any, chats: list[int], concurrency: int, rate: float
+async def send_loop(
+    bot: Any, chats: list[int], concurrency: int, rate: float | None = None
 ) -> tuple[float, float, int]:
+    """The bare loop: ``concurrency`` tasks share the recipients; with ``rate``, each send
+    first sleeps until its slot (one shared next-slot time)."""
     it = iter(chats)
     sent = 0
     next_slot = time.monotonic()
@@ -83,11 +65,12 @@ async def paced_loop(
     async def worker() -> None:
         nonlocal sent, next_slot
         for chat in it:
-            slot = next_slot
-            next_slot = max(slot, time.monotonic()) + 1.0 / rate
-            delay = slot - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if rate is not None:
+                slot = next_slot
+                next_slot = max(slot, time.monotonic()) + 1.0 / rate
+                delay = slot - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             await bot.send_message(chat, TEXT)
             sent += 1
 
@@ -125,17 +108,17 @@ async def main_async(args: argparse.Namespace) -> None:
                 print(f"sandbox pid {sb.pid} (no limits, no latency); {len(chats)} messages per "
                       f"run, concurrency {args.concurrency}, backend {args.backend}",
                       flush=True)  # fmt: skip
-                await bare_loop(bare_bot, chats[:300], args.concurrency)  # warm-up
+                await send_loop(bare_bot, chats[:300], args.concurrency)  # warm-up
                 await botdesk_run(app, bot)  # warm-up: a whole campaign
-                await paced_loop(bare_bot, chats[:300], args.concurrency, 1000.0)  # warm-up
+                await send_loop(bare_bot, chats[:300], args.concurrency, 1000.0)  # warm-up
                 bare: list[tuple[float, float, int]] = []
                 eng: list[tuple[float, float, int]] = []
                 paced: list[tuple[float, float, int]] = []
                 for k in range(args.rounds):
-                    bare.append(await bare_loop(bare_bot, chats, args.concurrency))
+                    bare.append(await send_loop(bare_bot, chats, args.concurrency))
                     eng.append(await botdesk_run(app, bot))
                     rate = eng[-1][2] / eng[-1][1]
-                    paced.append(await paced_loop(bare_bot, chats, args.concurrency, rate))
+                    paced.append(await send_loop(bare_bot, chats, args.concurrency, rate))
                     print(f"  round {k + 1}: bare {bare[-1][0]:.2f} s CPU ({bare[-1][2]} sent, "
                           f"{bare[-1][1]:.2f} s wall); botdesk {eng[-1][0]:.2f} s CPU "
                           f"({eng[-1][2]} sent, {eng[-1][1]:.2f} s wall); paced bare "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import time
 
@@ -26,6 +25,7 @@ from _common import (
     SandboxProcess,
     banner,
     botdesk_app,
+    cpu_self,
     create_campaign,
     proc_cpu_seconds,
     rate_of,
@@ -38,11 +38,6 @@ PAID_LIMIT = 1000.0
 GOAL = 950.0
 BOT = "paid_bot"
 TEXT = "Flash sale for {first_name}: 30% off for the next hour."
-
-
-def cpu_self() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 async def main_async(args: argparse.Namespace) -> None:

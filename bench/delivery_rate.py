@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from _common import (
     SandboxProcess,
     banner,
     botdesk_app,
+    cpu_self,
     create_campaign,
     rate_of,
     register_bot,
@@ -47,11 +47,6 @@ CONTENDERS = ("botdesk", "aiogram_loop", "ptb_gather")
 TEXT = "Spring sale: 20% off everything this week."
 LIMIT = 30.0
 GOAL_SHARE = 0.99
-
-
-def cpu_self() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 # -- contenders (each runs in its own process) ---------------------------------------------

@@ -7,6 +7,7 @@ drive time explicitly instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -30,6 +31,23 @@ class Clock(Protocol):
         """Run ``callback`` on the loop after ``s`` seconds; cheaper than a task that sleeps
         (the rate limiter arms one per admission)."""
         ...
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Until ``event`` is set or ``seconds`` (real time) have passed, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+
+
+async def first_of(events: tuple[asyncio.Event, ...], seconds: float | None = None) -> None:
+    """Until one of ``events`` is set, or ``seconds`` (real time) have passed."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 class SystemClock:

@@ -228,6 +228,21 @@ async def _bot_id(conn: AsyncConnection, name: str) -> int:
     return int(bot_id)
 
 
+async def _conversation_bot_id(conn: AsyncConnection, bot: str, chat_id: int) -> int:
+    """The bot's id, once its conversation with ``chat_id`` is known to exist."""
+    bot_id = await _bot_id(conn, bot)
+    exists = (
+        await conn.execute(
+            select(Conversation.id).where(
+                Conversation.bot_id == bot_id, Conversation.chat_id == chat_id
+            )
+        )
+    ).first()
+    if not exists:
+        raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+    return bot_id
+
+
 async def list_conversations(
     db: Database, *, bot: str | None = None, needs_human: bool = False, limit: int = 100
 ) -> list[ConversationView]:
@@ -276,16 +291,7 @@ async def list_conversations(
 
 async def show(db: Database, *, bot: str, chat_id: int, limit: int = 50) -> list[MessageView]:
     async with db.read() as conn:
-        bot_id = await _bot_id(conn, bot)
-        exists = (
-            await conn.execute(
-                select(Conversation.id).where(
-                    Conversation.bot_id == bot_id, Conversation.chat_id == chat_id
-                )
-            )
-        ).first()
-        if not exists:
-            raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+        bot_id = await _conversation_bot_id(conn, bot, chat_id)
         return await history(conn, bot_id=bot_id, chat_id=chat_id, limit=limit)
 
 
@@ -330,17 +336,8 @@ async def enqueue_reply(db: Database, *, bot: str, chat_id: int, text: str) -> i
         raise ValidationError(f"the reply is {len(text)} characters; Telegram allows 4096")
     now = utcnow()
     async with db.write() as conn:
-        bot_id = await _bot_id(conn, bot)
-        known = (
-            await conn.execute(
-                select(Conversation.id).where(
-                    Conversation.bot_id == bot_id, Conversation.chat_id == chat_id
-                )
-            )
-        ).first()
-        if not known:
-            # Only people who wrote to the bot (and so started it) can be answered.
-            raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+        # Only people who wrote to the bot (and so started it) can be answered.
+        bot_id = await _conversation_bot_id(conn, bot, chat_id)
         await set_needs_human(conn, bot_id=bot_id, chat_id=chat_id, reason="operator", now=now)
         return int(
             (

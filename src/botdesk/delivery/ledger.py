@@ -265,74 +265,61 @@ async def open_work(conn: AsyncConnection, campaign_id: int) -> int:
 # -- the engine's hot path: plain SQL on the SQLite lane or on asyncpg, else the statements above --
 
 
-@dataclass(frozen=True)
 class _Native:
-    """The hot statements in one driver's dialect: ``sqlite3`` (``?``, id lists as a JSON
-    array read by ``json_each``) or asyncpg (``$n``, id lists as ``bigint[]``)."""
+    """The hot statements in one driver's dialect, built once: ``sqlite3`` (``?``, id lists as
+    a JSON array read by ``json_each``) or asyncpg (``$n``, id lists as ``bigint[]``)."""
 
-    pg: bool
+    def __init__(self, *, pg: bool) -> None:
+        self.pg = pg
 
-    def _p(self, n: int) -> str:
-        return f"${n}" if self.pg else "?"
+        def p(n: int) -> str:
+            return f"${n}" if pg else "?"
 
-    def _in(self, n: int) -> str:
-        return f"= ANY(${n}::bigint[])" if self.pg else "IN (SELECT value FROM json_each(?))"
+        def in_(n: int) -> str:
+            return f"= ANY(${n}::bigint[])" if pg else "IN (SELECT value FROM json_each(?))"
+
+        lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+        # args: owner, campaign_id, now_ts, limit
+        self.claim = (
+            f"UPDATE deliveries SET lease_owner = {p(1)} WHERE id IN ("
+            f" SELECT id FROM deliveries WHERE campaign_id = {p(2)} AND state = 'pending'"
+            f" AND lease_owner IS NULL AND (not_before IS NULL OR not_before <= {p(3)})"
+            f" ORDER BY id LIMIT {p(4)}{lock}) RETURNING id"
+        )
+        # args: ids
+        self.claimed = (
+            "SELECT d.id, d.subscriber_id, d.chat_id, d.attempts, s.status, s.is_group,"
+            " s.first_name, s.username, s.language, s.fields"
+            " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+            f" WHERE d.id {in_(1)} ORDER BY d.id"
+        )
+        # args: error, id
+        self.gone = (
+            f"UPDATE deliveries SET state = 'suppressed', error = {p(1)}, lease_owner = NULL"
+            f" WHERE id = {p(2)}"
+        )
+        # args: state, message_id, error, not_before, updated_at, id
+        self.finish = (
+            f"UPDATE deliveries SET state = {p(1)}, message_id = {p(2)}, error = {p(3)},"
+            f" not_before = {p(4)}, updated_at = {p(5)}, lease_owner = NULL"
+            f" WHERE id = {p(6)} AND state = 'sending'"
+        )
+        # args: updated_at, ids
+        self.mark = (
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+            f" updated_at = {p(1)} WHERE id {in_(2)} AND state = 'pending' RETURNING id"
+        )
+        # args: not_before, ids
+        self.release = (
+            f"UPDATE deliveries SET lease_owner = NULL, not_before = {p(1)}"
+            f" WHERE id {in_(2)} AND state = 'pending'"
+        )
 
     def ids(self, ids: Sequence[int]) -> Any:
         return list(ids) if self.pg else json.dumps(list(ids))
 
     def ts(self, value: datetime) -> Any:
         return value if self.pg else _sqlite_ts(value)
-
-    @property
-    def claim(self) -> str:  # args: owner, campaign_id, now_ts, limit
-        p, lock = self._p, " FOR UPDATE SKIP LOCKED" if self.pg else ""
-        return (
-            f"UPDATE deliveries SET lease_owner = {p(1)} WHERE id IN ("
-            f" SELECT id FROM deliveries WHERE campaign_id = {p(2)} AND state = 'pending'"
-            f" AND lease_owner IS NULL AND (not_before IS NULL OR not_before <= {p(3)})"
-            f" ORDER BY id LIMIT {p(4)}{lock}) RETURNING id"
-        )
-
-    @property
-    def claimed(self) -> str:  # args: ids
-        return (
-            "SELECT d.id, d.subscriber_id, d.chat_id, d.attempts, s.status, s.is_group,"
-            " s.first_name, s.username, s.language, s.fields"
-            " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
-            f" WHERE d.id {self._in(1)} ORDER BY d.id"
-        )
-
-    @property
-    def gone(self) -> str:  # args: error, id
-        p = self._p
-        return (
-            f"UPDATE deliveries SET state = 'suppressed', error = {p(1)}, lease_owner = NULL"
-            f" WHERE id = {p(2)}"
-        )
-
-    @property
-    def finish(self) -> str:  # args: state, message_id, error, not_before, updated_at, id
-        p = self._p
-        return (
-            f"UPDATE deliveries SET state = {p(1)}, message_id = {p(2)}, error = {p(3)},"
-            f" not_before = {p(4)}, updated_at = {p(5)}, lease_owner = NULL"
-            f" WHERE id = {p(6)} AND state = 'sending'"
-        )
-
-    @property
-    def mark(self) -> str:  # args: updated_at, ids
-        return (
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-            f" updated_at = {self._p(1)} WHERE id {self._in(2)} AND state = 'pending' RETURNING id"
-        )
-
-    @property
-    def release(self) -> str:  # args: not_before, ids
-        return (
-            f"UPDATE deliveries SET lease_owner = NULL, not_before = {self._p(1)}"
-            f" WHERE id {self._in(2)} AND state = 'pending'"
-        )
 
     def finish_args(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
         return [

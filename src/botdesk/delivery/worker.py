@@ -27,9 +27,9 @@ from sqlalchemy import select, update
 
 from botdesk.bots import BotRecord
 from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns
-from botdesk.clock import Clock
+from botdesk.clock import Clock, first_of, wait_event
 from botdesk.config import DeliverySettings
-from botdesk.delivery import ledger, policy
+from botdesk.delivery import ledger, policy, templates
 from botdesk.delivery.ratelimit import BotRateLimiter, Priority
 from botdesk.errors import InvalidToken
 from botdesk.log import get_logger
@@ -135,7 +135,7 @@ class LedgerWriter:
         self._finishes: list[dict[str, Any]] = []
         self._unreachable: list[tuple[int, str, str]] = []
         self._wake = asyncio.Event()
-        self._full = asyncio.Event()
+        self._full = False  # the batch being collected reached its target (or a flush)
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -160,14 +160,14 @@ class LedgerWriter:
         return await fut
 
     def _set_full(self) -> None:
-        self._full.set()
+        self._full = True
         if self._full_waiter is not None and not self._full_waiter.done():
             self._full_waiter.set_result(None)
 
     async def _wait_full(self, seconds: float) -> None:
         """Until the batch is full or ``seconds`` passed: a future and a timer, not the task
         and timer per batch that ``wait_for`` costs."""
-        if self._full.is_set():
+        if self._full:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -213,7 +213,7 @@ class LedgerWriter:
                 await asyncio.sleep(FLUSH_INTERVAL_S)
             if self._marks:  # senders join until the batch is full
                 await self._wait_full(MAX_COLLECT_S)
-            self._full.clear()
+            self._full = False
             await self._slots.acquire()  # rows keep joining this batch meanwhile
             marks, self._marks = self._marks[:MAX_FLUSH_BATCH], self._marks[MAX_FLUSH_BATCH:]
             finishes, self._finishes = self._finishes, []
@@ -494,7 +494,7 @@ class DeliveryEngine:
                 # still seen while every row is slow (a 429 pause, a slow network).
                 self._low.clear()
                 if self.queue.qsize() + len(self._phase) > window:
-                    await _wait_any((stop, self._low), REFRESH_EVERY_S)
+                    await first_of((stop, self._low), REFRESH_EVERY_S)
                 continue
             if self.queue.empty() and not self._phase:
                 await self.writer.flush()
@@ -508,7 +508,7 @@ class DeliveryEngine:
                         ctx = self.ctx.get(self.only)
                     if ctx is None or ctx.state in ("completed", "cancelled", "paused"):
                         return
-            await _wait(stop, CLAIM_EVERY_S if running else IDLE_POLL_S)
+            await wait_event(stop, CLAIM_EVERY_S if running else IDLE_POLL_S)
 
     def _rate(self, running: list[CampaignCtx]) -> float:
         return self.ch.limiter.effective_rate(paid=any(c.paid for c in running))
@@ -575,8 +575,6 @@ class DeliveryEngine:
         await self._apply(c, row, decision)
 
     def _message(self, c: CampaignCtx, row: ledger.Claimed) -> OutgoingMessage:
-        from botdesk.delivery import templates
-
         text = templates.render(c.text, row.values, parse_mode=c.parse_mode)  # type: ignore[arg-type]
         media: str | Path | None = None
         if c.media_path:
@@ -638,23 +636,6 @@ class DeliveryEngine:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
-    """Until one of ``events`` is set, or ``seconds`` have passed."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 def make_bot_worker(

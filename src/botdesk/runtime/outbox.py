@@ -7,9 +7,9 @@ campaigns and the assistant.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from botdesk import inbox
+from botdesk.clock import wait_event
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel
 from botdesk.telegram.gateway import Outcome
@@ -40,5 +40,4 @@ async def outbox_worker(channel: BotChannel, stop: asyncio.Event) -> None:
             await send_pending(channel)
         except Exception as exc:  # the next round retries; a broken row must not stop the bot
             log.error("operator reply failed", bot=channel.name, error=str(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=POLL_EVERY_S)
+        await wait_event(stop, POLL_EVERY_S)

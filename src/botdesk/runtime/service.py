@@ -20,7 +20,7 @@ from aiogram import Dispatcher
 
 from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
-from botdesk.clock import Clock, SystemClock
+from botdesk.clock import Clock, SystemClock, first_of, wait_event
 from botdesk.errors import BotdeskError, InvalidToken, ValidationError
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel, open_channel
@@ -159,7 +159,7 @@ class Runtime:
                         await leases.release(self.app.db, bot_id=ch.record.id, owner=self.owner)
                         log.info("bot handed over to a less busy worker", bot=name)
                         run.state = "standby"
-                        await _wait(run.stop, self.lease_ttl / 3)
+                        await wait_event(run.stop, self.lease_ttl / 3)
                         continue
                     if not await self._may_take(ch.record.id):
                         # Over our share; but a bot nobody takes (the others do not serve
@@ -170,7 +170,7 @@ class Runtime:
                         run.share_waits = run.share_waits + 1 if free is None else 0
                         if run.share_waits < SHARE_PATIENCE:
                             run.state = "standby"
-                            await _wait(run.stop, self.lease_ttl / 3)
+                            await wait_event(run.stop, self.lease_ttl / 3)
                             continue
                         run.forced = True  # never handed over again: nobody else took it
                     run.share_waits = 0
@@ -185,7 +185,7 @@ class Runtime:
                         if run.state != "standby":
                             log.info("bot owned by another worker; standing by", bot=name)
                         run.state = "standby"
-                        await _wait(run.stop, self.lease_ttl / 3)
+                        await wait_event(run.stop, self.lease_ttl / 3)
                         continue
                     run.state = "serving"
                     self.metrics.bot_up.labels(name).set(1)
@@ -198,7 +198,7 @@ class Runtime:
                     self.metrics.bot_up.labels(name).set(0)
                     run.state = "paused"
                     log.error("bot paused; retrying", bot=name, error=str(exc))
-                    await _wait(run.stop, self.lease_ttl / 3)
+                    await wait_event(run.stop, self.lease_ttl / 3)
         except InvalidToken as exc:  # BotStopped from polling, or from the delivery worker
             run.state, run.reason = "stopped", str(exc)
             log.error("bot stopped", bot=name, reason=str(exc))
@@ -222,7 +222,7 @@ class Runtime:
             )
         jobs += [asyncio.create_task(w(run.channel, stop_all)) for w in self.bot_workers]
         heartbeat = asyncio.create_task(self._heartbeat(run, lost))
-        ender = asyncio.create_task(_first(run.stop, lost))
+        ender = asyncio.create_task(first_of((run.stop, lost)))
         error: BaseException | None = None
         try:
             pending: set[asyncio.Task[None]] = {*jobs, ender}
@@ -275,7 +275,7 @@ class Runtime:
 
     async def _heartbeat(self, run: BotRun, lost: asyncio.Event) -> None:
         while not run.stop.is_set():
-            await _wait(run.stop, self.lease_ttl / 3)
+            await wait_event(run.stop, self.lease_ttl / 3)
             if run.stop.is_set():
                 return
             try:
@@ -341,18 +341,3 @@ class Runtime:
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()  # type: ignore[attr-defined]
         await self.port.aclose()
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=seconds)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

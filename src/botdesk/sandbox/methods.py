@@ -196,6 +196,18 @@ class BotApi:
             raise bad_request("message to be replied not found")
         return {"reply_to_message": {k: v for k, v in replied.items() if k != "reply_to_message"}}
 
+    def message_text(self, p: Params) -> tuple[str, list[dict[str, Any]]]:
+        """The ``text`` of sendMessage and editMessageText, parsed, with Telegram's checks."""
+        raw = p.text("text")
+        if raw is None:
+            raise bad_request("message text is empty")
+        text, entities = self.formatted(p, raw, "parse_mode", "entities")
+        if not text.strip():
+            raise bad_request("message text is empty")
+        if utf16_len(text) > MAX_TEXT:
+            raise bad_request("message is too long")
+        return text, entities
+
     def markup(self, p: Params) -> dict[str, Any]:
         inline = validate_markup(p.json("reply_markup", "reply keyboard markup"))
         return {"reply_markup": inline} if inline else {}
@@ -266,14 +278,7 @@ class BotApi:
 
     def m_sendMessage(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
-        raw = p.text("text")
-        if raw is None:
-            raise bad_request("message text is empty")
-        text, entities = self.formatted(p, raw, "parse_mode", "entities")
-        if not text.strip():
-            raise bad_request("message text is empty")
-        if utf16_len(text) > MAX_TEXT:
-            raise bad_request("message is too long")
+        text, entities = self.message_text(p)
         fields: dict[str, Any] = {"text": text}
         if entities:
             fields["entities"] = entities
@@ -386,14 +391,7 @@ class BotApi:
             raise bad_request("MESSAGE_ID_INVALID")  # the sandbox has no inline messages
         chat_id = p.chat_id()
         message_id = p.integer("message_id", required="message identifier is not specified")
-        raw = p.text("text")
-        if raw is None:
-            raise bad_request("message text is empty")
-        text, entities = self.formatted(p, raw, "parse_mode", "entities")
-        if not text.strip():
-            raise bad_request("message text is empty")
-        if utf16_len(text) > MAX_TEXT:
-            raise bad_request("message is too long")
+        text, entities = self.message_text(p)
         markup = self.markup(p)
         self.target(bot, chat_id)
         log = self.world.log(bot, chat_id)
