@@ -107,19 +107,27 @@ class WirePacer:
     is committed, and one commit releases every sender waiting for it at the same instant: the
     evenly spaced admissions would hit the wire as bursts (the sandbox answers 429 to bursts
     over its bucket). Each sender reserves its departure here, GCRA-style, at the limiter's
-    current rate and burst; a sender whose commit was quick leaves at once.
+    current rate and burst; a sender whose commit was quick leaves at once. A sender that must
+    wait leaves on the limiter's tick grid (see ``ratelimit``), with the others of its tick in
+    one wake-up; the reservation still spaces them by the rate, so the burst never grows.
     """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._tat: dict[bool, float] = {}
 
-    def departure(self, *, paid: bool, rate: float, burst: float) -> float:
+    def departure(self, *, paid: bool, rate: float, burst: float, tick: float = 0.0) -> float:
         """Monotonic time at which this send may leave; reserves it."""
         now = self._clock.monotonic()
         t = 1.0 / rate
         tat = max(self._tat.get(paid, now), now)
-        at = max(now, tat - (burst - 1.0) * t)
+        at = tat - (burst - 1.0) * t
+        if at <= now:
+            at = now
+        elif tick:
+            # Later than the bucket's own time, by less than a tick: the limiter only grids
+            # where the burst covers a tick, so ``tat`` stays ahead and nothing is lost.
+            at = math.ceil(at / tick) * tick
         self._tat[paid] = max(tat, at) + t
         return at
 
@@ -558,6 +566,7 @@ class DeliveryEngine:
             paid=c.paid,
             rate=limiter.effective_rate(paid=c.paid),
             burst=limiter.paid_burst if c.paid else limiter.burst,
+            tick=limiter.tick(paid=c.paid),
         )
         wait = leave - self.clock.monotonic()
         if wait > 0:

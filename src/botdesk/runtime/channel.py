@@ -63,6 +63,7 @@ class BotChannel:
         self.metrics = metrics
         self.stats = ReplyStats()
         self._rng = random.Random()
+        self._delivery_counters: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
@@ -130,7 +131,14 @@ class BotChannel:
         return result
 
     def count_delivery(self, state: str) -> None:
-        self.metrics.deliveries.labels(self.name, state).inc()
+        # Called once per campaign message: the labelled child is looked up once per state
+        # (``labels`` locks and hashes its arguments on every call).
+        counter = self._delivery_counters.get(state)
+        if counter is None:
+            counter = self._delivery_counters[state] = self.metrics.deliveries.labels(
+                self.name, state
+            )
+        counter.inc()
 
     async def typing(self, chat_id: int) -> None:
         """Best effort "typing…" indicator; failures only matter to the log."""
