@@ -6,11 +6,16 @@ the upload time of large files. This session uses aiohttp's ``sock_connect`` and
 instead, so aiohttp raises ``ConnectionTimeoutError`` or ``SocketTimeoutError`` respectively.
 It also records the HTTP status on the aiogram exception (``botdesk_http_status``) and turns a
 5xx with a body that is not JSON (a proxy's error page) into ``TelegramServerError``.
+
+A request without files is url-encoded here directly (the same bytes aiogram's ``FormData``
+sends): ``FormData`` also builds a multipart writer with a random boundary for every request,
+a third of the form's cost, on the path every campaign message takes.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlencode
 
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import (
@@ -20,11 +25,13 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods.base import TelegramType
-from aiohttp import ClientError, ClientTimeout
+from aiohttp import ClientError, ClientTimeout, FormData
+from aiohttp.payload import BytesPayload
 
 if TYPE_CHECKING:
     from aiogram.client.bot import Bot
     from aiogram.methods import TelegramMethod
+    from aiogram.types import InputFile
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -54,6 +61,25 @@ class SplitTimeoutSession(AiohttpSession):
         return ClientTimeout(
             total=None, sock_connect=self.connect_timeout, sock_read=float(request_timeout)
         )
+
+    def build_form_data(  # type: ignore[override]
+        self, bot: Bot, method: TelegramMethod[TelegramType]
+    ) -> FormData | BytesPayload:
+        files: dict[str, InputFile] = {}
+        fields: list[tuple[str, str]] = []
+        for key, value in method.model_dump(warnings=False).items():
+            prepared = self.prepare_value(value, bot=bot, files=files)
+            if prepared:  # aiogram leaves out empty values too
+                fields.append((key, prepared))
+        if not files:
+            body = urlencode(fields, doseq=True, encoding="utf-8").encode()
+            return BytesPayload(body, content_type="application/x-www-form-urlencoded")
+        form = FormData(quote_fields=False)
+        for key, prepared in fields:
+            form.add_field(key, prepared)
+        for key, file in files.items():
+            form.add_field(key, file.read(bot), filename=file.filename or key)
+        return form
 
     async def make_request(
         self,
