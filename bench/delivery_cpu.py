@@ -184,7 +184,7 @@ def report(runs: dict[str, list[tuple[float, float, int]]], rounds: int) -> None
         verdict = (
             f" (goal <= {GOAL_RATIO}x): {'MET' if mid <= GOAL_RATIO else 'NOT MET'}" if goal else ""
         )
-        print(f"{num} / {den:<15} {mid:.2f}x [{min(per_round):.2f}-{max(per_round):.2f}]"
+        print(f"{num + ' / ' + den:<30} {mid:.2f}x [{min(per_round):.2f}-{max(per_round):.2f}]"
               f"  {what}{verdict}")  # fmt: skip
 
     print("ratios, median of the per-round ratios [range]:")
