@@ -171,6 +171,9 @@ class BotRateLimiter:
         self._sweep_at = _SWEEP_MIN
         self._paused_until = -math.inf
         self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
+        # Waiters per queue and kind ([priority][paid]): the dispatch walk stops once every kind
+        # still waiting in a queue is blocked, instead of walking a paid window of hundreds.
+        self._kinds = [[0, 0], [0, 0]]
         self._timer: Timer | None = None
         self._timer_when = math.inf
         self._admitted = 0
@@ -314,6 +317,7 @@ class BotRateLimiter:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(chat_id, is_group, paid, now, fut)
         self._queues[priority].append(waiter)
+        self._kinds[priority][paid] += 1
         # A timer armed no later than this waiter's global bucket allows it to go will dispatch
         # it in time (the common case at full rate: the bucket is empty and others wait);
         # dispatching now would only walk the queue to learn that.
@@ -334,7 +338,8 @@ class BotRateLimiter:
         try:
             self._queues[priority].remove(waiter)
         except ValueError:
-            pass  # already dropped by _dispatch
+            return  # already dropped by _dispatch
+        self._kinds[priority][waiter.paid] -= 1
 
     def _dispatch(self) -> None:
         """Admit every waiter that can go now, in order; arm the timer for the next one."""
@@ -344,12 +349,17 @@ class BotRateLimiter:
             next_wake = self._paused_until
         else:
             blocked: set[bool] = set()  # kinds (paid?) whose global bucket is empty
-            for queue in self._queues:
+            for queue, kinds in zip(self._queues, self._kinds, strict=True):
                 i = 0
-                while i < len(queue) and len(blocked) < 2:
+                while i < len(queue):
+                    if (not kinds[False] or False in blocked) and (
+                        not kinds[True] or True in blocked
+                    ):
+                        break  # whoever is left in this queue waits for an empty bucket
                     w = queue[i]
                     if w.fut.done():
                         del queue[i]
+                        kinds[w.paid] -= 1
                         continue
                     if w.paid in blocked:
                         i += 1
@@ -369,6 +379,7 @@ class BotRateLimiter:
                         i += 1
                         continue
                     del queue[i]
+                    kinds[w.paid] -= 1
                     w.prev_chat = self._chats.get(w.chat_id)
                     w.prev_group = self._groups.get(w.chat_id) if w.is_group else None
                     w.took_free = self._admit(w.chat_id, w.is_group, w.paid, now)

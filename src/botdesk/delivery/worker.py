@@ -87,6 +87,12 @@ class CampaignCtx:
     buttons: tuple[tuple[str, str], ...]
     paid: bool
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The text every recipient gets when the template has no variables: rendered once.
+    static_text: str | None = None
+
+    def __post_init__(self) -> None:
+        if not templates.variables(self.text):
+            self.static_text = templates.render(self.text, {}, parse_mode=self.parse_mode)
 
 
 @dataclass
@@ -584,7 +590,9 @@ class DeliveryEngine:
         await self._apply(c, row, decision)
 
     def _message(self, c: CampaignCtx, row: ledger.Claimed) -> OutgoingMessage:
-        text = templates.render(c.text, row.values, parse_mode=c.parse_mode)  # type: ignore[arg-type]
+        text = c.static_text
+        if text is None:
+            text = templates.render(c.text, row.values, parse_mode=c.parse_mode)
         media: str | Path | None = None
         if c.media_path:
             media = c.file_id or Path(c.media_path)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from botdesk.clock import ManualClock
-from botdesk.delivery.ratelimit import DEFAULT_TICK, BotRateLimiter
+from botdesk.delivery.ratelimit import DEFAULT_TICK, BotRateLimiter, Priority
 from botdesk.delivery.worker import WirePacer
 
 
@@ -143,3 +143,59 @@ def test_the_pacer_groups_a_commit_into_ticks_at_the_full_rate() -> None:
     # The other 300 leave 10 per 10 ms tick: 30 wake-ups, not 300.
     assert len(set(later)) <= 31
     assert max(at) <= 300 / rate + DEFAULT_TICK + 1e-9
+
+
+def _kinds_in_queues(limiter: BotRateLimiter) -> list[list[int]]:
+    return [
+        [sum(1 for w in q if w.paid == paid) for paid in (False, True)] for q in limiter._queues
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    demands=st.lists(
+        st.tuples(
+            st.floats(0, 0.1), st.booleans(), st.booleans(), st.one_of(st.none(), st.floats(0, 0.5))
+        ),
+        min_size=20,
+        max_size=150,
+    )
+)
+def test_waiter_counts_follow_the_queues_through_cancellations(
+    demands: list[tuple[float, bool, bool, float | None]],
+) -> None:
+    """The per-kind counts that end the dispatch walk early match the queues at every step,
+    and everyone not cancelled is admitted (none is stranded behind a wrongly ended walk)."""
+
+    async def scenario() -> tuple[int, int]:
+        clock = ManualClock()
+        limiter = BotRateLimiter(clock=clock, rate=200.0, paid_rate=300.0)
+        admitted = 0
+
+        async def one(at: float, chat: int, paid: bool, reply: bool) -> None:
+            nonlocal admitted
+            await clock.sleep(at)
+            prio = Priority.REPLY if reply else Priority.CAMPAIGN
+            await limiter.acquire(chat, paid=paid, priority=prio)
+            admitted += 1
+
+        tasks = []
+        for i, (at, paid, reply, cancel_at) in enumerate(demands):
+            task = asyncio.create_task(one(at, i, paid, reply))
+            tasks.append(task)
+            if cancel_at is not None:
+                clock.call_later(cancel_at, task.cancel)
+        while True:
+            await clock.settle()
+            assert limiter._kinds == _kinds_in_queues(limiter)
+            if not clock._sleepers:
+                break
+            await clock.advance(0.003)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        cancelled = sum(isinstance(r, asyncio.CancelledError) for r in results)
+        assert limiter._kinds == [[0, 0], [0, 0]]
+        await limiter.aclose()
+        return admitted, cancelled
+
+    admitted, cancelled = asyncio.run(scenario())
+    assert admitted + cancelled == len(demands)

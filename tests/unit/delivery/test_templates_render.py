@@ -217,3 +217,26 @@ def test_any_value_keeps_the_markup_valid_and_shows_verbatim(
     assert value in shown
     empty = visible_text(render(template, {"v": ""}, parse_mode=mode), parse_mode=mode)
     assert visible_length(text, parse_mode=mode) >= len(empty)
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [
+        ("Spring sale: 20% off {{everything}}", "plain"),
+        ("<b>Sale</b> &amp; more", "html"),
+        ("*Sale* \\- 20% off", "markdownv2"),
+    ],
+)
+def test_a_text_without_variables_is_rendered_once_per_campaign(text: str, mode: str) -> None:
+    from botdesk.delivery.worker import CampaignCtx
+
+    ctx = CampaignCtx(
+        id=1, state="running", text=text, parse_mode=mode, media_kind=None, media_path=None,
+        file_id=None, buttons=(), paid=False,
+    )  # fmt: skip
+    assert ctx.static_text == render(text, {"first_name": "Ann"}, parse_mode=mode)
+    with_var = CampaignCtx(
+        id=2, state="running", text="Hi {first_name}", parse_mode=mode, media_kind=None,
+        media_path=None, file_id=None, buttons=(), paid=False,
+    )  # fmt: skip
+    assert with_var.static_text is None
