@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.delivery.test_ratelimit_limits import _max_in_window, _run
 
 from botdesk.clock import ManualClock
 from botdesk.delivery.ratelimit import DEFAULT_TICK, BotRateLimiter, Priority
@@ -17,22 +17,8 @@ from botdesk.delivery.worker import WirePacer
 async def _admissions(
     limiter: BotRateLimiter, clock: ManualClock, n: int, paid: bool
 ) -> list[float]:
-    times: list[float] = []
-
-    async def one(chat: int) -> None:
-        await limiter.acquire(chat, paid=paid)
-        times.append(clock.monotonic())
-
-    tasks = [asyncio.create_task(one(i)) for i in range(n)]
-    await clock.run_until_idle()
-    await asyncio.gather(*tasks)
-    await limiter.aclose()
-    return times
-
-
-def _max_in_window(times: list[float], window: float) -> int:
-    ts = sorted(times)
-    return max((bisect.bisect_left(ts, t + window - 1e-9) - i for i, t in enumerate(ts)), default=0)
+    """Admission times of ``n`` sends to distinct chats, all asked for at once."""
+    return await _run(limiter, clock, [(0.0, i, False, paid) for i in range(n)])
 
 
 def _on_grid(t: float, tick: float) -> bool:
