@@ -341,10 +341,12 @@ class DeliveryEngine:
         self.pacer = WirePacer(clock)
         self.ctx: dict[int, CampaignCtx] = {}
         self.queue: asyncio.Queue[tuple[CampaignCtx, ledger.Claimed]] = asyncio.Queue()
-        self.free_window = asyncio.Semaphore(settings.in_flight)
-        self.paid_window = asyncio.Semaphore(
-            max(settings.in_flight, math.ceil(settings.paid_rate * PAID_WINDOW_SECONDS))
+        # The paid window is also the sender pool's size: the largest window there is.
+        self._paid_window_size = max(
+            settings.in_flight, math.ceil(settings.paid_rate * PAID_WINDOW_SECONDS)
         )
+        self.free_window = asyncio.Semaphore(settings.in_flight)
+        self.paid_window = asyncio.Semaphore(self._paid_window_size)
         self._fatal: BaseException | None = None
         # What each sender holds: ("wait", row) before its request is committed to, then
         # ("send", row). Shutdown cancels waiters and lets senders finish.
@@ -410,10 +412,7 @@ class DeliveryEngine:
                 rows=n,
             )
         self.writer.start()
-        size = max(
-            self.settings.in_flight, math.ceil(self.settings.paid_rate * PAID_WINDOW_SECONDS)
-        )
-        senders = [asyncio.create_task(self._sender()) for _ in range(size)]
+        senders = [asyncio.create_task(self._sender()) for _ in range(self._paid_window_size)]
         try:
             await self._feed(stop, until_done)
         finally:
@@ -525,14 +524,10 @@ class DeliveryEngine:
             await wait_event(stop, CLAIM_EVERY_S if running else IDLE_POLL_S)
 
     def _rate(self, running: list[CampaignCtx]) -> float:
-        return self.ch.limiter.effective_rate(paid=any(c.paid for c in running))
+        return self.ch.limiter.effective_rate(paid=_any_paid(running))
 
     def _window_size(self, running: list[CampaignCtx]) -> int:
-        if any(c.paid for c in running):
-            return max(
-                self.settings.in_flight, math.ceil(self.settings.paid_rate * PAID_WINDOW_SECONDS)
-            )
-        return self.settings.in_flight
+        return self._paid_window_size if _any_paid(running) else self.settings.in_flight
 
     # -- sending -----------------------------------------------------------------------
 
@@ -648,6 +643,10 @@ class DeliveryEngine:
                 # 401: the request was refused, nothing was delivered; the row waits.
                 self.writer.finish({**base, "state": "pending"})
                 raise InvalidToken(f"the token was rejected while sending: {reason}")
+
+
+def _any_paid(running: list[CampaignCtx]) -> bool:
+    return any(c.paid for c in running)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
