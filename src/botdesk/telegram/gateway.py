@@ -16,6 +16,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import AiogramError
+from aiogram.methods import SendDocument, SendMessage, SendPhoto
 from aiogram.methods.base import Response
 from aiogram.types import (
     FSInputFile,
@@ -55,8 +56,9 @@ DEFAULT_CONNECTION_LIMIT = 256
 # Errors a Bot API call can raise for a Telegram/network reason; anything else is a bug.
 _CALL_ERRORS = (AiogramError, ClientError, OSError, TimeoutError)
 
-# aiogram builds ``Response[Message]`` for every answer, and pydantic keeps parametrized
-# models only weakly: each cyclic garbage collection drops the class and the next send
+# aiogram builds ``Response[Message]`` for every answer it reads (``send`` reads a success
+# itself, but not an error or an odd answer), and pydantic keeps parametrized models only
+# weakly: each cyclic garbage collection drops the class and the next send
 # rebuilds its schema (milliseconds; measured at ~45% of a send's CPU during a campaign).
 # Holding a reference keeps pydantic's cache warm.
 _KEEP_RESPONSE_TYPE = Response[Message]
@@ -195,16 +197,26 @@ def _missing_file(msg: OutgoingMessage) -> Path | None:
     return None
 
 
-def _sent(message: Message) -> SendResult:
+def _sent(message: dict[str, Any]) -> SendResult:
+    """The outcome of a successful send, from the answer's message as JSON (see
+    ``SplitTimeoutSession.message_result``). A file_id in an unexpected shape is left out: the
+    message was delivered, and the next send uploads the file again."""
     file_id: str | None = None
-    if message.photo:
-        file_id = message.photo[-1].file_id  # the largest size
-    elif message.document is not None:
-        file_id = message.document.file_id
-    return SendResult(Outcome.SENT, message_id=message.message_id, file_id=file_id)
+    photo, document = message.get("photo"), message.get("document")
+    if isinstance(photo, list) and photo and isinstance(photo[-1], dict):
+        file_id = photo[-1].get("file_id")  # the largest size
+    elif isinstance(document, dict):
+        file_id = document.get("file_id")
+    return SendResult(
+        Outcome.SENT,
+        message_id=message["message_id"],
+        file_id=file_id if isinstance(file_id, str) else None,
+    )
 
 
-async def _call(bot: Bot, msg: OutgoingMessage) -> Message:
+def _method(msg: OutgoingMessage) -> SendMessage | SendPhoto | SendDocument:
+    """The Bot API call for ``msg``, with the arguments ``bot.send_message`` (``send_photo``,
+    ``send_document``) would give it: the request is the same bytes."""
     # The parse mode is always explicit (None = plain) so a Bot's defaults cannot change the text.
     common: dict[str, Any] = {
         "chat_id": msg.chat_id,
@@ -215,21 +227,28 @@ async def _call(bot: Bot, msg: OutgoingMessage) -> Message:
         "reply_markup": _keyboard(msg),
     }
     if msg.photo is not None:
-        return await bot.send_photo(photo=_media(msg.photo), caption=msg.text, **common)
+        return SendPhoto(photo=_media(msg.photo), caption=msg.text, **common)
     if msg.document is not None:
-        return await bot.send_document(document=_media(msg.document), caption=msg.text, **common)
+        return SendDocument(document=_media(msg.document), caption=msg.text, **common)
     preview = LinkPreviewOptions(is_disabled=True) if msg.link_preview_disabled else None
-    return await bot.send_message(text=msg.text, link_preview_options=preview, **common)
+    return SendMessage(text=msg.text, link_preview_options=preview, **common)
 
 
 async def send(bot: Bot, msg: OutgoingMessage) -> SendResult:
-    """Send one message; every Telegram or network outcome is returned, never raised."""
+    """Send one message; every Telegram or network outcome is returned, never raised.
+
+    ``bot`` comes from ``make_bot``: its session reads the answer without building aiogram's
+    ``Message`` model, which botdesk does not use (see ``message_result``).
+    """
     missing = _missing_file(msg)
     if missing is not None:
         # Checked before the request: a body that fails mid-upload would look like a send.
         return SendResult(Outcome.BAD_REQUEST, description=f"file not found: {missing.name}")
+    session = bot.session
+    if not isinstance(session, SplitTimeoutSession):
+        raise TypeError("gateway.send needs a Bot made by make_bot")
     try:
-        message = await _call(bot, msg)
+        message = await session.message_result(bot, _method(msg))
     except _CALL_ERRORS as exc:
         return classify_exception(exc)
     return _sent(message)

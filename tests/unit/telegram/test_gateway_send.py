@@ -16,11 +16,16 @@ from tg_fake_api import (
     HANG,
     KICKED,
     MIGRATED,
+    NO_ID,
+    NO_RESULT,
     NOT_FOUND,
+    NOT_JSON,
     NOT_STARTED,
+    ODD_PHOTO,
     OK,
     RESET,
     RETRY,
+    STR_ID,
     TOKEN,
     UNAUTH,
     FakeBotApi,
@@ -130,6 +135,58 @@ async def test_error_answers_map_to_outcomes(
     assert result.error_code == code
     assert needle in result.description
     assert result.message_id is None
+
+
+@pytest.mark.parametrize(
+    ("chat", "expected"),
+    [
+        # Not a message: aiogram's model refuses it, as on aiogram's own path; the request was
+        # received, so nobody can say whether it was delivered.
+        (
+            NO_ID,
+            SendResult(
+                Outcome.UNKNOWN_AFTER_SEND,
+                error_code=200,
+                description="unreadable response (HTTP 200)",
+            ),
+        ),
+        (
+            NO_RESULT,
+            SendResult(
+                Outcome.UNKNOWN_AFTER_SEND,
+                error_code=200,
+                description="unreadable response (HTTP 200)",
+            ),
+        ),
+        (
+            NOT_JSON,
+            SendResult(
+                Outcome.UNKNOWN_AFTER_SEND,
+                error_code=200,
+                description="unreadable response (HTTP 200)",
+            ),
+        ),
+        # Read by aiogram's model where the quick read declines it.
+        (STR_ID, SendResult(Outcome.SENT, message_id=777)),
+        # Delivered, with a photo field in no known shape: sent, no file_id to reuse.
+        (ODD_PHOTO, SendResult(Outcome.SENT, message_id=55)),
+    ],
+)
+async def test_success_answers_in_odd_shapes(
+    fake_api: FakeBotApi, chat: int, expected: SendResult
+) -> None:
+    assert await _send(fake_api.base, _msg(chat)) == expected
+
+
+async def test_a_bot_not_made_by_make_bot_is_refused() -> None:
+    from aiogram import Bot
+
+    bot = Bot(TOKEN)
+    try:
+        with pytest.raises(TypeError, match="make_bot"):
+            await send(bot, _msg(OK))
+    finally:
+        await bot.session.close()
 
 
 async def test_429_carries_retry_after(fake_api: FakeBotApi) -> None:

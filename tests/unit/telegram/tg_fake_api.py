@@ -44,6 +44,8 @@ class FakeBotApi:
 # chat ids with a scripted answer
 OK, RETRY, BLOCKED, DEACT, NOT_STARTED, NOT_FOUND, BAD, UNAUTH = 1, 2, 3, 4, 5, 6, 7, 8
 E500, E502_HTML, HANG, RESET, KICKED, MIGRATED = 9, 10, 11, 12, 13, 14
+# success answers in shapes Telegram does not send
+NO_ID, STR_ID, NOT_JSON, ODD_PHOTO, NO_RESULT = 15, 16, 17, 18, 19
 
 
 async def _start(api: FakeBotApi) -> tuple[web.AppRunner, int]:
@@ -89,6 +91,17 @@ async def _start(api: FakeBotApi) -> tuple[web.AppRunner, int]:
             else:
                 extra["text"] = form.get("text", "")
             return _message(chat, api.next_id, extra)
+        if chat == NO_ID:
+            return web.json_response({"ok": True, "result": {"date": 1, "chat": {"id": chat}}})
+        if chat == STR_ID:  # aiogram's model reads a numeric string as the integer
+            result = {"message_id": "777", "date": 1, "chat": {"id": chat, "type": "private"}}
+            return web.json_response({"ok": True, "result": result})
+        if chat == NO_RESULT:
+            return web.json_response({"ok": True})
+        if chat == NOT_JSON:
+            return web.Response(status=200, text="<html>ok</html>", content_type="text/html")
+        if chat == ODD_PHOTO:
+            return _message(chat, 55, {"photo": "not a list of sizes"})
         if chat == RETRY:
             return _err(429, "Too Many Requests: retry after 3", retry_after=3)
         if chat == BLOCKED:
