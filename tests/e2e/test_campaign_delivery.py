@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 from tests.e2e.campaign_support import accounted, copies, create, seed, status
 from tests.e2e.support import register
+from tests.integration.test_campaign_validation import _png
 
 from botdesk.app import App, open_app
 from botdesk.runtime.foreground import run_campaign
 from botdesk.sandbox.testing import running_sandbox
-from botdesk.store.models import Subscriber
+from botdesk.store.models import Campaign, Subscriber
 
 FAST = "[delivery]\nrate = 1000.0\n[network]\nread_timeout = 1.0\nconnect_timeout = 1.0\n"
 
@@ -122,3 +123,35 @@ async def test_lost_answer_becomes_uncertain_and_is_not_resent(
     # The operator chose to resend: now those users have two copies, by explicit decision.
     got = copies(sb, "shop_bot", "ack lost news")
     assert sum(1 for v in got.values() if v == 2) == stalls
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [("photo", "Spring collection"), ("document", "Price list for {first_name}")],
+)
+async def test_a_file_is_uploaded_once_then_sent_by_file_id(
+    fast_app: App, fast_sandbox: Any, tmp_path: Path, kind: str, text: str
+) -> None:
+    sb = fast_sandbox
+    await register(fast_app, sb, "shop", "shop_bot")
+    users = await seed(fast_app, sb, "shop", "shop_bot", 40)
+    media = _png(tmp_path / "spring.png")
+    cid = await create(fast_app, "shop", text, buttons=[("Shop", "https://example.com")],
+                       **{kind: media})  # fmt: skip
+    stats = await run_campaign(fast_app, cid)
+    st = await status(fast_app, cid)
+    assert st["state"] == "completed" and stats.sent == st["sent"] == 40
+    sent = sb.messages(bot="shop_bot")
+    assert sorted(m["chat_id"] for m in sent) == sorted(u.id for u in users)
+    assert {m["method"] for m in sent} == {"sendPhoto" if kind == "photo" else "sendDocument"}
+    by_chat = {m["chat_id"]: m["caption"] for m in sent}
+    expected = {u.id: text.replace("{first_name}", u.first_name) for u in users}
+    assert by_chat == expected
+    # One upload: the sandbox keeps every uploaded file, and the campaign keeps its file_id.
+    uploads = [f for f in sb.world.files.values() if f["_kind"] == kind]
+    assert len(uploads) == 1
+    async with fast_app.db.read() as conn:
+        stored = (
+            await conn.execute(select(Campaign.media_file_id).where(Campaign.id == cid))
+        ).scalar_one()
+    assert stored == uploads[0]["file_id"]

@@ -35,7 +35,7 @@ from botdesk.errors import InvalidToken
 from botdesk.log import get_logger
 from botdesk.store.db import Database
 from botdesk.store.models import Campaign
-from botdesk.telegram.gateway import OutgoingMessage, send
+from botdesk.telegram.gateway import Broadcast, OutgoingMessage, send
 
 log = get_logger(__name__)
 
@@ -89,6 +89,8 @@ class CampaignCtx:
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The text every recipient gets when the template has no variables: rendered once.
     static_text: str | None = None
+    # With a static text, the request is built once too (after a file's upload, if any).
+    broadcast: Broadcast | None = None
 
     def __post_init__(self) -> None:
         if not templates.variables(self.text):
@@ -578,6 +580,10 @@ class DeliveryEngine:
                 if result.file_id and not c.file_id:
                     c.file_id = result.file_id
                     await self._store_file_id(c)
+        elif c.static_text is not None:
+            if c.broadcast is None:
+                c.broadcast = Broadcast(self._message(c, row))
+            result = await c.broadcast.send(self.ch.bot, row.chat_id)
         else:
             result = await send(self.ch.bot, self._message(c, row))
         attempt = row.attempts + 1

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
@@ -27,6 +28,7 @@ from aiogram.types import (
 )
 from aiogram.utils.token import TokenValidationError
 from aiohttp import ClientError
+from aiohttp.payload import BytesPayload
 
 from botdesk.errors import ConfigError, InvalidToken, TelegramUnreachable
 from botdesk.telegram.outcomes import Outcome, SendResult, classify_exception, redact
@@ -38,6 +40,7 @@ from botdesk.telegram.session import (
 
 __all__ = [
     "BotIdentity",
+    "Broadcast",
     "Outcome",
     "OutgoingMessage",
     "SendResult",
@@ -244,11 +247,71 @@ async def send(bot: Bot, msg: OutgoingMessage) -> SendResult:
     if missing is not None:
         # Checked before the request: a body that fails mid-upload would look like a send.
         return SendResult(Outcome.BAD_REQUEST, description=f"file not found: {missing.name}")
-    session = bot.session
-    if not isinstance(session, SplitTimeoutSession):
-        raise TypeError("gateway.send needs a Bot made by make_bot")
+    session = _session(bot)
     try:
         message = await session.message_result(bot, _method(msg))
     except _CALL_ERRORS as exc:
         return classify_exception(exc)
     return _sent(message)
+
+
+# Stands for the chat in a broadcast's prepared body. A username (aiogram takes one as a
+# chat_id) with a character form encoding escapes, so it cannot appear elsewhere in a body.
+_CHAT_SLOT = "@botdesk_chat_slot"
+_CHAT_SLOT_FIELD = urlencode({"chat_id": _CHAT_SLOT}).encode()
+
+
+class Broadcast:
+    """One message to many chats: its request body is built once, and each send only writes
+    the chat id into it.
+
+    Building the call and its form (aiogram's method model, each field's preparation, the url
+    encoding) cost about a tenth of a campaign message's CPU, the same for every recipient of
+    a text without variables. The body built here is byte for byte what ``send`` posts (the
+    tests compare them). A message that uploads a file has no ``Broadcast``: its body is
+    multipart, and the upload happens once anyway, after which the campaign sends by file_id.
+    """
+
+    def __init__(self, msg: OutgoingMessage) -> None:
+        if isinstance(msg.photo, Path) or isinstance(msg.document, Path):
+            raise ValueError("a broadcast sends a file by file_id, not by upload")
+        # Names the call and types an error answer; its chat (the slot) is never sent.
+        self._method = _method(replace(msg, chat_id=0)).model_copy(update={"chat_id": _CHAT_SLOT})
+        self._bot: Bot | None = None
+        self._head = self._tail = b""
+
+    def _prepare(self, bot: Bot, session: SplitTimeoutSession) -> None:
+        form = session.build_form_data(bot, self._method)
+        if not isinstance(form, BytesPayload):  # unreachable without a file to upload
+            raise TypeError("a broadcast's body is url-encoded")
+        body = bytes(form._value)
+        if body.count(_CHAT_SLOT_FIELD) != 1:
+            raise ValueError("the chat slot is not in the broadcast's body once")
+        head, tail = body.split(_CHAT_SLOT_FIELD)
+        self._head, self._tail = head + b"chat_id=", tail
+        self._bot = bot
+
+    def body(self, bot: Bot, chat_id: int) -> bytes:
+        """The request's body for ``chat_id``."""
+        if self._bot is not bot:  # a bot's defaults are part of the body
+            self._prepare(bot, _session(bot))
+        return self._head + str(int(chat_id)).encode() + self._tail
+
+    async def send(self, bot: Bot, chat_id: int) -> SendResult:
+        """``send`` to ``chat_id``: the same request, the same outcomes."""
+        session = _session(bot)
+        form = BytesPayload(
+            self.body(bot, chat_id), content_type="application/x-www-form-urlencoded"
+        )
+        try:
+            message = await session.message_result(bot, self._method, form=form)
+        except _CALL_ERRORS as exc:
+            return classify_exception(exc)
+        return _sent(message)
+
+
+def _session(bot: Bot) -> SplitTimeoutSession:
+    session = bot.session
+    if not isinstance(session, SplitTimeoutSession):
+        raise TypeError("gateway.send needs a Bot made by make_bot")
+    return session

@@ -90,10 +90,12 @@ class SplitTimeoutSession(AiohttpSession):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
     ) -> TelegramType:
-        status, raw = await self._post(bot, method, timeout)
+        status, raw = await self._post(bot, method, timeout, None)
         return cast(TelegramType, self._checked(bot, method, status, raw).result)
 
-    async def message_result(self, bot: Bot, method: TelegramMethod[Message]) -> dict[str, Any]:
+    async def message_result(
+        self, bot: Bot, method: TelegramMethod[Message], *, form: BytesPayload | None = None
+    ) -> dict[str, Any]:
         """Call a method that returns a ``Message``; its answer's ``result``, as JSON.
 
         botdesk reads two things of the message a send returns (its id and a file_id), and
@@ -103,8 +105,11 @@ class SplitTimeoutSession(AiohttpSession):
         ``message_id``) is returned as parsed; any other answer goes through aiogram's
         ``check_response`` as in ``make_request``, so error answers raise the same exceptions
         and a malformed one the same ``ClientDecodeError``.
+
+        ``form``: the request's body, built beforehand (see ``gateway.Broadcast``); ``method``
+        then only names the call and types an error answer.
         """
-        status, raw = await self._post(bot, method, None)
+        status, raw = await self._post(bot, method, None, form)
         if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
             try:
                 data = self.json_loads(raw)
@@ -128,12 +133,14 @@ class SplitTimeoutSession(AiohttpSession):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         timeout: int | None,  # noqa: ASYNC109 (aiogram's meaning: the read timeout)
+        form: FormData | BytesPayload | None = None,
     ) -> tuple[int, str]:
         """Send the request; the HTTP status and the body. Network failures raise aiogram's
         ``TelegramNetworkError``, with aiohttp's exception as the cause."""
         session = await self.create_session()
         url = self.api.api_url(token=bot.token, method=method.__api_method__)
-        form = self.build_form_data(bot=bot, method=method)
+        if form is None:
+            form = self.build_form_data(bot=bot, method=method)
         try:
             async with session.post(url, data=form, timeout=self.client_timeout(timeout)) as resp:
                 return resp.status, await resp.text()

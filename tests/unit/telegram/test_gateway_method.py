@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.methods import TelegramMethod
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 
-from botdesk.telegram.gateway import OutgoingMessage, _method
+from botdesk.telegram.gateway import Broadcast, OutgoingMessage, _method
 from botdesk.telegram.session import SplitTimeoutSession
 
 TOKEN = "123456:" + "A" * 35
@@ -95,3 +97,29 @@ async def test_the_same_request_as_aiogram_bot_methods(msg: OutgoingMessage) -> 
     finally:
         await capture.close()
         await ours.close()
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=["plain", "everything", "photo", "document"])
+async def test_a_broadcast_body_is_the_body_send_posts(msg: OutgoingMessage) -> None:
+    session = SplitTimeoutSession()
+    try:
+        bot = Bot(TOKEN, session=session)
+        broadcast = Broadcast(replace(msg, chat_id=0))
+        for chat_id in (1, 42, 7_000_000_123, -1001234567890, 0):
+            built = session.build_form_data(bot, _method(replace(msg, chat_id=chat_id)))
+            assert broadcast.body(bot, chat_id) == built._value  # type: ignore[union-attr]
+        # Another bot (its defaults are part of a body) gets a body of its own.
+        other = Bot("654321:" + "B" * 35, session=session)
+        assert (
+            broadcast.body(other, 5)
+            == session.build_form_data(other, _method(replace(msg, chat_id=5)))._value
+        )  # type: ignore[union-attr]
+    finally:
+        await session.close()
+
+
+async def test_a_broadcast_does_not_upload(tmp_path: Path) -> None:
+    photo = tmp_path / "pic.jpg"
+    photo.write_bytes(b"\xff\xd8")
+    with pytest.raises(ValueError, match="file_id"):
+        Broadcast(OutgoingMessage(chat_id=0, text="x", parse_mode=None, photo=photo))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,21 +32,39 @@ from tg_fake_api import (
     FakeBotApi,
 )
 
-from botdesk.telegram.gateway import Outcome, OutgoingMessage, SendResult, bot_session, send
+from botdesk.telegram.gateway import (
+    Broadcast,
+    Outcome,
+    OutgoingMessage,
+    SendResult,
+    bot_session,
+    send,
+)
 
 
-async def _send(api_base: str, msg: OutgoingMessage, *, read_timeout: float = 5.0) -> SendResult:
+async def _send(
+    api_base: str, msg: OutgoingMessage, *, read_timeout: float = 5.0, via: str = "send"
+) -> SendResult:
+    """``send(msg)``, or with ``via="broadcast"`` a ``Broadcast`` of it to ``msg.chat_id``."""
     async with bot_session(
         TOKEN, api_base=api_base, connect_timeout=0.5, read_timeout=read_timeout
     ) as bot:
+        if via == "broadcast":
+            return await Broadcast(replace(msg, chat_id=0)).send(bot, msg.chat_id)
         return await send(bot, msg)
+
+
+@pytest.fixture(params=["send", "broadcast"])
+def via(request: pytest.FixtureRequest) -> str:
+    """The tests of a message without an upload run both ways: the outcomes must not differ."""
+    return str(request.param)
 
 
 def _msg(chat_id: int, **kw: object) -> OutgoingMessage:
     return OutgoingMessage(chat_id=chat_id, text="hello <b>you</b>", parse_mode="HTML", **kw)  # type: ignore[arg-type]
 
 
-async def test_sent_returns_message_id_and_sends_the_fields(fake_api: FakeBotApi) -> None:
+async def test_sent_returns_message_id_and_sends_the_fields(fake_api: FakeBotApi, via: str) -> None:
     msg = _msg(
         OK,
         buttons=(("Site", "https://example.org"), ("Docs", "https://example.org/d")),
@@ -54,7 +73,7 @@ async def test_sent_returns_message_id_and_sends_the_fields(fake_api: FakeBotApi
         allow_paid_broadcast=True,
         link_preview_disabled=True,
     )
-    result = await _send(fake_api.base, msg)
+    result = await _send(fake_api.base, msg, via=via)
     assert result == SendResult(Outcome.SENT, message_id=101)
     _, method, form = fake_api.requests[-1]
     assert method == "sendMessage"
@@ -71,8 +90,9 @@ async def test_sent_returns_message_id_and_sends_the_fields(fake_api: FakeBotApi
     ]
 
 
-async def test_plain_message_sends_no_optional_fields(fake_api: FakeBotApi) -> None:
-    result = await _send(fake_api.base, OutgoingMessage(chat_id=OK, text="hi", parse_mode=None))
+async def test_plain_message_sends_no_optional_fields(fake_api: FakeBotApi, via: str) -> None:
+    msg = OutgoingMessage(chat_id=OK, text="hi", parse_mode=None)
+    result = await _send(fake_api.base, msg, via=via)
     assert result.outcome is Outcome.SENT
     _, _, form = fake_api.requests[-1]
     assert set(form) == {"chat_id", "text"}
@@ -95,8 +115,8 @@ async def test_photo_upload_uses_caption_and_returns_largest_file_id(
     assert form["photo"].startswith("attach://")
 
 
-async def test_document_by_file_id_is_not_uploaded(fake_api: FakeBotApi) -> None:
-    result = await _send(fake_api.base, _msg(OK, document="doc-id"))
+async def test_document_by_file_id_is_not_uploaded(fake_api: FakeBotApi, via: str) -> None:
+    result = await _send(fake_api.base, _msg(OK, document="doc-id"), via=via)
     assert result == SendResult(Outcome.SENT, message_id=101, file_id="doc-id")
     _, method, form = fake_api.requests[-1]
     assert method == "sendDocument"
@@ -128,9 +148,9 @@ async def test_missing_upload_file_is_bad_request_without_a_request(
     ],
 )
 async def test_error_answers_map_to_outcomes(
-    fake_api: FakeBotApi, chat: int, outcome: Outcome, code: int, needle: str
+    fake_api: FakeBotApi, chat: int, outcome: Outcome, code: int, needle: str, via: str
 ) -> None:
-    result = await _send(fake_api.base, _msg(chat))
+    result = await _send(fake_api.base, _msg(chat), via=via)
     assert result.outcome is outcome
     assert result.error_code == code
     assert needle in result.description
@@ -173,9 +193,9 @@ async def test_error_answers_map_to_outcomes(
     ],
 )
 async def test_success_answers_in_odd_shapes(
-    fake_api: FakeBotApi, chat: int, expected: SendResult
+    fake_api: FakeBotApi, chat: int, expected: SendResult, via: str
 ) -> None:
-    assert await _send(fake_api.base, _msg(chat)) == expected
+    assert await _send(fake_api.base, _msg(chat), via=via) == expected
 
 
 async def test_a_bot_not_made_by_make_bot_is_refused() -> None:
@@ -189,22 +209,22 @@ async def test_a_bot_not_made_by_make_bot_is_refused() -> None:
         await bot.session.close()
 
 
-async def test_429_carries_retry_after(fake_api: FakeBotApi) -> None:
-    result = await _send(fake_api.base, _msg(RETRY))
+async def test_429_carries_retry_after(fake_api: FakeBotApi, via: str) -> None:
+    result = await _send(fake_api.base, _msg(RETRY), via=via)
     assert result.outcome is Outcome.RETRY_AFTER
     assert result.retry_after == 3.0
     assert result.error_code == 429
 
 
-async def test_read_timeout_after_send_is_unknown(fake_api: FakeBotApi) -> None:
-    result = await _send(fake_api.base, _msg(HANG), read_timeout=0.3)
+async def test_read_timeout_after_send_is_unknown(fake_api: FakeBotApi, via: str) -> None:
+    result = await _send(fake_api.base, _msg(HANG), read_timeout=0.3, via=via)
     assert result.outcome is Outcome.UNKNOWN_AFTER_SEND
     # The server did receive the request: exactly the case that must not be retried.
     assert fake_api.requests[-1][2]["chat_id"] == str(HANG)
 
 
-async def test_reset_after_request_read_is_unknown(fake_api: FakeBotApi) -> None:
-    result = await _send(fake_api.base, _msg(RESET))
+async def test_reset_after_request_read_is_unknown(fake_api: FakeBotApi, via: str) -> None:
+    result = await _send(fake_api.base, _msg(RESET), via=via)
     assert result.outcome is Outcome.UNKNOWN_AFTER_SEND
     assert fake_api.requests[-1][2]["chat_id"] == str(RESET)
 
