@@ -20,7 +20,10 @@ counts against botdesk). All share one event loop; each round runs the sides bac
 - ``paced on ticks``: the same, its slots rounded up to the 10 ms grid botdesk's limiter uses
   (several sends per wake-up): the cheapest way a loop can keep that rate;
 - ``botdesk, no limit``: ``run_campaign`` again with the limiter's rate lifted to 1,000,000/s
-  (here only: the product caps it at 1,000), so it too sends as fast as it can.
+  (here only: the product caps it at 1,000), so it too sends as fast as it can;
+- ``botdesk, personal``: ``run_campaign`` of a text with ``{first_name}``: each recipient's
+  text is rendered and its request built (a text without variables is a ``Broadcast``, its
+  request body built once; the bare loop sends one text too).
 
 Two comparisons are like for like: botdesk against the bare loop paced to the same rate, and
 botdesk without a limit against the unpaced bare loop. botdesk at Telegram's rate against the
@@ -64,7 +67,8 @@ TEXT = "Spring sale: 20% off everything this week."
 GOAL_RATIO = 1.3
 TICK = DEFAULT_TICK
 UNLIMITED = 1_000_000.0
-SIDES = ("bare", "botdesk", "paced", "paced on ticks", "botdesk, no limit")
+PERSONAL_TEXT = "Hi {first_name}! " + TEXT
+SIDES = ("bare", "botdesk", "paced", "paced on ticks", "botdesk, no limit", "botdesk, personal")
 
 
 async def send_loop(
@@ -95,10 +99,12 @@ async def send_loop(
     return cpu_self() - cpu0, time.perf_counter() - t0, sent
 
 
-async def botdesk_run(app: Any, bot: Any, *, unlimited: bool = False) -> tuple[float, float, int]:
+async def botdesk_run(
+    app: Any, bot: Any, *, unlimited: bool = False, text: str = TEXT
+) -> tuple[float, float, int]:
     from botdesk.runtime.foreground import run_campaign
 
-    cid = await create_campaign(app, bot, TEXT)
+    cid = await create_campaign(app, bot, text)
     with lifted_limit() if unlimited else contextlib.nullcontext():
         cpu0, t0 = cpu_self(), time.perf_counter()
         stats = await run_campaign(app, cid)
@@ -155,6 +161,9 @@ async def main_async(args: argparse.Namespace) -> None:
                         await send_loop(bare_bot, chats, args.concurrency, rate, TICK)
                     )
                     runs["botdesk, no limit"].append(await botdesk_run(app, bot, unlimited=True))
+                    runs["botdesk, personal"].append(
+                        await botdesk_run(app, bot, text=PERSONAL_TEXT)
+                    )
                     print(f"  round {k + 1}: " + "; ".join(
                         f"{side} {1e6 * r[-1][0] / r[-1][2]:.0f} us ({r[-1][2] / r[-1][1]:,.0f}/s)"
                         for side, r in runs.items()), flush=True)  # fmt: skip
@@ -191,6 +200,8 @@ def report(runs: dict[str, list[tuple[float, float, int]]], rounds: int) -> None
     ratio("botdesk", "paced", "like for like at botdesk's rate", True)
     ratio("botdesk, no limit", "bare", "like for like, both unpaced", True)
     ratio("botdesk", "bare", "botdesk at Telegram's rate vs the unpaced loop", True)
+    ratio("botdesk, personal", "bare", "a text with {first_name}: rendered and built per send",
+          False)  # fmt: skip
     ratio("paced", "bare", "what pacing alone costs a bare loop", False)
     ratio("paced on ticks", "bare", "the same on botdesk's 10 ms grid", False)
 

@@ -89,7 +89,8 @@ class CampaignCtx:
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The text every recipient gets when the template has no variables: rendered once.
     static_text: str | None = None
-    # With a static text, the request is built once too (after a file's upload, if any).
+    # The request, built once (after a file's upload, if any); each send writes its chat and,
+    # for a personalized text, its text into it.
     broadcast: Broadcast | None = None
 
     def __post_init__(self) -> None:
@@ -580,12 +581,13 @@ class DeliveryEngine:
                 if result.file_id and not c.file_id:
                     c.file_id = result.file_id
                     await self._store_file_id(c)
-        elif c.static_text is not None:
+        else:
             if c.broadcast is None:
                 c.broadcast = Broadcast(self._message(c, row))
-            result = await c.broadcast.send(self.ch.bot, row.chat_id)
-        else:
-            result = await send(self.ch.bot, self._message(c, row))
+            text = None  # a static text: the broadcast's own
+            if c.static_text is None:
+                text = templates.render(c.text, row.values, parse_mode=c.parse_mode)
+            result = await c.broadcast.send(self.ch.bot, row.chat_id, text)
         attempt = row.attempts + 1
         decision = policy.decide(result, attempt=attempt, policy=self.retry_policy, rng=self.rng)
         await self._apply(c, row, decision)

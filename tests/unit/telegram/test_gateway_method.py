@@ -108,6 +108,9 @@ async def test_a_broadcast_body_is_the_body_send_posts(msg: OutgoingMessage) -> 
         for chat_id in (1, 42, 7_000_000_123, -1001234567890, 0):
             built = session.build_form_data(bot, _method(replace(msg, chat_id=chat_id)))
             assert broadcast.body(bot, chat_id) == built._value  # type: ignore[union-attr]
+        for text in ("Hi Ann", "ünï & = + % ?\n<b>x</b> 🎉", "a" * 4096):
+            built = session.build_form_data(bot, _method(replace(msg, chat_id=9, text=text)))
+            assert broadcast.body(bot, 9, text) == built._value  # type: ignore[union-attr]
         # Another bot (its defaults are part of a body) gets a body of its own.
         other = Bot("654321:" + "B" * 35, session=session)
         assert (

@@ -123,6 +123,17 @@ async def test_document_by_file_id_is_not_uploaded(fake_api: FakeBotApi, via: st
     assert form["document"] == "doc-id"
 
 
+async def test_a_broadcast_leaves_an_empty_caption_out(fake_api: FakeBotApi) -> None:
+    async with bot_session(TOKEN, api_base=fake_api.base) as bot:
+        broadcast = Broadcast(_msg(0, document="doc-id"))
+        for text in ("", "Price list for Ann"):
+            result = await broadcast.send(bot, OK, text)
+            assert result == SendResult(Outcome.SENT, message_id=fake_api.next_id, file_id="doc-id")
+            _, method, form = fake_api.requests[-1]
+            assert method == "sendDocument" and form.get("caption", "") == text
+            assert ("caption" in form) is bool(text)
+
+
 async def test_missing_upload_file_is_bad_request_without_a_request(
     fake_api: FakeBotApi, tmp_path: Path
 ) -> None:
