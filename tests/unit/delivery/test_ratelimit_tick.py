@@ -185,3 +185,25 @@ def test_waiter_counts_follow_the_queues_through_cancellations(
 
     admitted, cancelled = asyncio.run(scenario())
     assert admitted + cancelled == len(demands)
+
+
+async def test_a_waiter_cancelled_before_the_walk_reaches_it_is_counted_out_once() -> None:
+    """A cancellation lands between the walk and the waiter's own cleanup: the walk finds its
+    future done, drops it and its count; the cleanup then finds nothing left to remove."""
+    clock = ManualClock()
+    limiter = BotRateLimiter(clock=clock, rate=1.0, burst=1.0)
+    assert limiter.try_acquire(0)  # the bucket is empty: the next ones wait
+    gone = asyncio.create_task(limiter.acquire(1))
+    stays = asyncio.create_task(limiter.acquire(2))
+    await clock.settle()
+    assert limiter._kinds[Priority.CAMPAIGN] == [2, 0]
+    gone.cancel()  # its future is cancelled now; its except block runs on its next step
+    limiter._dispatch()  # the walk comes first (a timer or another arrival would, too)
+    assert limiter._kinds == _kinds_in_queues(limiter) == [[0, 0], [1, 0]]
+    await clock.settle()
+    assert gone.cancelled()
+    assert limiter._kinds == _kinds_in_queues(limiter) == [[0, 0], [1, 0]]
+    await clock.advance(1.1)
+    await clock.settle()
+    assert stays.done() and limiter._kinds == [[0, 0], [0, 0]]
+    await limiter.aclose()
