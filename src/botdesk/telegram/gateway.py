@@ -286,28 +286,30 @@ class Broadcast:
             update={"chat_id": _CHAT_SLOT}
         )
         self._bot: Bot | None = None
-        self._pieces: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+        self._pieces: tuple[bytes, bytes, bytes] | None = None
         self._chat_first = True
 
     def _prepare(self, bot: Bot, session: SplitTimeoutSession) -> None:
+        self._bot = bot
+        self._pieces = None
         form = session.build_form_data(bot, self._method)
-        if not isinstance(form, BytesPayload):  # unreachable without a file to upload
-            raise TypeError("a broadcast's body is url-encoded")
-        body = bytes(form._value)
+        body = form._value if isinstance(form, BytesPayload) else b""
         if body.count(_CHAT_FIELD) != 1 or body.count(_TEXT_VALUE) != 1:
-            raise ValueError("a broadcast's slots are not in its body once each")
+            return  # a slot's text in a button, say: each send builds its own body
         chat_at, text_at = body.index(_CHAT_FIELD), body.index(_TEXT_VALUE)
         self._chat_first = chat_at < text_at
         (first, n1), (second, n2) = sorted(
             ((chat_at, len(_CHAT_FIELD)), (text_at, len(_TEXT_VALUE)))
         )
         self._pieces = (body[:first], body[first + n1 : second], body[second + n2 :])
-        self._bot = bot
 
-    def body(self, bot: Bot, chat_id: int, text: str | None = None) -> bytes:
-        """The request's body for ``chat_id`` (and ``text``, if not the broadcast's own)."""
+    def body(self, bot: Bot, chat_id: int, text: str | None = None) -> bytes | None:
+        """The request's body for ``chat_id`` (and ``text``, if not the broadcast's own); None
+        where the message could not be prepared (``send`` then builds the request itself)."""
         if self._bot is not bot:  # a bot's defaults are part of the body
             self._prepare(bot, _session(bot))
+        if self._pieces is None:
+            return None
         chat = b"chat_id=" + str(int(chat_id)).encode()
         encoded = self._text if text is None else quote_plus(text).encode()
         head, middle, tail = self._pieces
@@ -318,15 +320,14 @@ class Broadcast:
     async def send(self, bot: Bot, chat_id: int, text: str | None = None) -> SendResult:
         """``send`` of this message to ``chat_id`` (with ``text`` instead of its own, if
         given): the same request, the same outcomes."""
-        if not (self._msg.text if text is None else text):
-            # An empty text (a file without a caption) is left out of the form, not sent empty.
-            return await send(bot, replace(self._msg, chat_id=chat_id, text=""))
-        session = _session(bot)
-        form = BytesPayload(
-            self.body(bot, chat_id, text), content_type="application/x-www-form-urlencoded"
-        )
+        full = self._msg.text if text is None else text
+        # An empty text (a file without a caption) is left out of the form: ``send`` does that.
+        body = self.body(bot, chat_id, text) if full else None
+        if body is None:
+            return await send(bot, replace(self._msg, chat_id=chat_id, text=full))
+        form = BytesPayload(body, content_type="application/x-www-form-urlencoded")
         try:
-            message = await session.message_result(bot, self._method, form=form)
+            message = await _session(bot).message_result(bot, self._method, form=form)
         except _CALL_ERRORS as exc:
             return classify_exception(exc)
         return _sent(message)

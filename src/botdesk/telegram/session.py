@@ -100,7 +100,7 @@ class SplitTimeoutSession(AiohttpSession):
 
         botdesk reads two things of the message a send returns (its id and a file_id), and
         building aiogram's ``Message`` model of it (with its chat and sender) cost about a
-        sixth of a campaign message's CPU (80 of 480 us in ``bench/delivery_cpu.py``). A
+        sixth of a campaign message's CPU (about 80 of 480 us, measured alternating). A
         success answer of the expected shape (``ok``, a ``result`` object with an integer
         ``message_id``) is returned as parsed; any other answer goes through aiogram's
         ``check_response`` as in ``make_request``, so error answers raise the same exceptions

@@ -134,6 +134,24 @@ async def test_a_broadcast_leaves_an_empty_caption_out(fake_api: FakeBotApi) -> 
             assert ("caption" in form) is bool(text)
 
 
+async def test_a_broadcast_that_cannot_be_prepared_builds_each_request(
+    fake_api: FakeBotApi,
+) -> None:
+    # A button holding the text slot's own characters: the slot is not in the body once.
+    label = "@botdesk_text_slot@"
+    msg = _msg(0, buttons=((label, "https://example.org"),))
+    async with bot_session(TOKEN, api_base=fake_api.base) as bot:
+        broadcast = Broadcast(msg)
+        assert broadcast.body(bot, OK) is None
+        for text in (None, "personal @botdesk_text_slot@ & more"):
+            result = await broadcast.send(bot, OK, text)
+            assert result == SendResult(Outcome.SENT, message_id=fake_api.next_id)
+            _, method, form = fake_api.requests[-1]
+            assert method == "sendMessage" and form["chat_id"] == str(OK)
+            assert form["text"] == (msg.text if text is None else text)
+            assert json.loads(form["reply_markup"])["inline_keyboard"][0][0]["text"] == label
+
+
 async def test_missing_upload_file_is_bad_request_without_a_request(
     fake_api: FakeBotApi, tmp_path: Path
 ) -> None:
