@@ -97,6 +97,12 @@ class CampaignCtx:
         if not templates.variables(self.text):
             self.static_text = templates.render(self.text, {}, parse_mode=self.parse_mode)
 
+    def text_for(self, values: dict[str, str | None]) -> str:
+        """The text one recipient gets."""
+        if self.static_text is not None:
+            return self.static_text
+        return templates.render(self.text, values, parse_mode=self.parse_mode)
+
 
 @dataclass
 class EngineStats:
@@ -584,18 +590,15 @@ class DeliveryEngine:
         else:
             if c.broadcast is None:
                 c.broadcast = Broadcast(self._message(c, row))
-            text = None  # a static text: the broadcast's own
-            if c.static_text is None:
-                text = templates.render(c.text, row.values, parse_mode=c.parse_mode)
+            # A static text is the broadcast's own, already encoded.
+            text = None if c.static_text is not None else c.text_for(row.values)
             result = await c.broadcast.send(self.ch.bot, row.chat_id, text)
         attempt = row.attempts + 1
         decision = policy.decide(result, attempt=attempt, policy=self.retry_policy, rng=self.rng)
         await self._apply(c, row, decision)
 
     def _message(self, c: CampaignCtx, row: ledger.Claimed) -> OutgoingMessage:
-        text = c.static_text
-        if text is None:
-            text = templates.render(c.text, row.values, parse_mode=c.parse_mode)
+        text = c.text_for(row.values)
         media: str | Path | None = None
         if c.media_path:
             media = c.file_id or Path(c.media_path)
