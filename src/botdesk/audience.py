@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, literal, select
@@ -66,6 +67,35 @@ class SubscriberView:
         return out
 
 
+CSV_COLUMNS = (
+    "chat_id",
+    "status",
+    "source",
+    "first_name",
+    "username",
+    "language",
+    "tags",
+    "joined_at",
+    "last_seen_at",
+    "left_at",
+)
+# Spreadsheets execute cells starting with these; names come from Telegram users.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_row(v: SubscriberView) -> list[object]:
+    """One exported row (CSV_COLUMNS), with spreadsheet formulas defused."""
+    d = v.as_dict()
+    d["tags"] = " ".join(v.tags)
+    return [_csv_cell(d[c]) if c != "chat_id" else d[c] for c in CSV_COLUMNS]
+
+
 async def count(db: Database, bot_id: int, segment: str | Segment | None, *, now: datetime) -> int:
     """How many of the bot's subscribers the segment selects (active unless it says)."""
     where = audience_filter(bot_id, segment, now=now)
@@ -93,6 +123,36 @@ async def page(
     async with db.read() as conn:
         rows = (await conn.execute(stmt)).all()
         return await _views(conn, rows)
+
+
+async def page_keyed(
+    db: Database,
+    bot_id: int,
+    segment: str | Segment | None,
+    *,
+    now: datetime,
+    after: int | None = None,
+    skip: int = 0,
+    limit: int = DEFAULT_PAGE_SIZE,
+) -> tuple[list[SubscriberView], int | None]:
+    """A page after the cursor ``after`` (skipping ``skip`` rows), and the cursor of its end.
+
+    The cursor is opaque to callers (the row key). Reading on from a cursor costs the same at
+    the millionth row as at the first; ``skip`` is for a jump, counted from the nearest cursor
+    the caller holds. Same order as ``page`` and ``stream``.
+    """
+    if skip < 0:
+        raise ValidationError("skip must be 0 or more")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
+    stmt = select(*_VIEW_COLUMNS).where(audience_filter(bot_id, segment, now=now))
+    if after is not None:
+        stmt = stmt.where(_subs.c.id > after)
+    stmt = stmt.order_by(_subs.c.id).offset(skip).limit(limit)
+    async with db.read() as conn:
+        rows = (await conn.execute(stmt)).all()
+        views = await _views(conn, rows)
+    return views, (int(rows[-1].id) if rows else after)
 
 
 async def stream(
@@ -217,3 +277,37 @@ async def tag_segment(
     async with db.write() as conn:
         result = await conn.execute(_insert_tags(db, source))
     return int(result.rowcount or 0)
+
+
+async def export_csv(
+    db: Database, bot_id: int, segment: str | Segment | None, path: Path, *, now: datetime
+) -> int:
+    """Write the selected subscribers as CSV: to a temporary file beside ``path``, then
+    renamed, so there is never a half-written export. Returns the number of rows."""
+    import asyncio
+    import contextlib
+    import csv
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            chunk: list[list[object]] = []
+            async for view in stream(db, bot_id, segment, now=now):
+                chunk.append(csv_row(view))
+                if len(chunk) >= DEFAULT_STREAM_BATCH:
+                    await asyncio.to_thread(writer.writerows, chunk)
+                    n += len(chunk)
+                    chunk = []
+            await asyncio.to_thread(writer.writerows, chunk)
+            n += len(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return n

@@ -92,6 +92,10 @@ class AssistantSettings(_Section):
     embeddings: bool = True
 
 
+class GuiSettings(_Section):
+    theme: Literal["light", "dark"] = "light"
+
+
 class BotOptions(_Section):
     welcome_text: str = DEFAULT_WELCOME
     stop_text: str = DEFAULT_STOP_TEXT
@@ -116,6 +120,7 @@ class Settings(BaseSettings):
     network: NetworkSettings = NetworkSettings()
     delivery: DeliverySettings = DeliverySettings()
     assistant: AssistantSettings = AssistantSettings()
+    gui: GuiSettings = GuiSettings()
     executor_size: int = Field(default=DEFAULT_EXECUTOR_SIZE, ge=1, le=64)
     bots: dict[str, BotOptions] = Field(default_factory=dict)
 
@@ -196,3 +201,35 @@ def load_settings(home: Home) -> Settings:
         raise ConfigError(
             reason, file=_source_of(loc, os.environ, home.config_file), key=key
         ) from None
+
+
+def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in changes.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def save_settings(home: Home, changes: Mapping[str, Any]) -> Settings:
+    """Merge ``changes`` into botdesk.toml, validated as a whole before the file is replaced.
+
+    Only the file is written (the environment still overrides it); an invalid change raises
+    ``ConfigError`` and leaves the file as it was. The write is atomic (temp file + rename).
+    """
+    import tomli_w
+
+    data = _merge(read_config_file(home.config_file), changes)
+    try:
+        Settings(**data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err.get("loc", ())) or None
+        raise ConfigError(str(err.get("msg", "invalid value")), key=key) from None
+    home.ensure()
+    tmp = home.config_file.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(home.config_file)
+    return load_settings(home)

@@ -295,6 +295,19 @@ async def show(db: Database, *, bot: str, chat_id: int, limit: int = 50) -> list
         return await history(conn, bot_id=bot_id, chat_id=chat_id, limit=limit)
 
 
+async def take_over(db: Database, *, bot: str, chat_id: int) -> None:
+    """An operator takes the conversation: the assistant stays silent until released."""
+    async with db.write() as conn:
+        bot_id = await _bot_id(conn, bot)
+        res = await conn.execute(
+            update(Conversation)
+            .where(Conversation.bot_id == bot_id, Conversation.chat_id == chat_id)
+            .values(needs_human=True, handoff_reason="operator took over")
+        )
+        if not res.rowcount:
+            raise NotFoundError(f"no conversation with chat {chat_id} on bot '{bot}'")
+
+
 async def release(db: Database, *, bot: str, chat_id: int) -> None:
     """Hand the conversation back to the assistant."""
     from botdesk.store.models import utcnow

@@ -161,3 +161,40 @@ async def remove(db: Database, *, bot: str | None, key: str) -> None:
     if not res.rowcount:
         where = f"bot '{bot}'" if bot else "the shared knowledge base"
         raise NotFoundError(f"no entry with key {key!r} in {where} (see `botdesk kb list`)")
+
+
+async def save_entry(
+    db: Database,
+    *,
+    bot: str | None,
+    key: str,
+    question: str,
+    answer: str,
+    variants: tuple[str, ...] = (),
+    tags: tuple[str, ...] = (),
+    now: datetime,
+) -> bool:
+    """Add or replace one entry (the console's editor); True when it was new."""
+    key, question, answer = key.strip(), question.strip(), answer.strip()
+    if not key or len(key) > 200:
+        raise KnowledgeImportError("an entry needs a key of 1-200 characters")
+    if not question or not answer:
+        raise KnowledgeImportError("an entry needs a question and an answer")
+    scope = scope_of(bot)
+    values = {
+        "question": question,
+        "variants": [v.strip() for v in variants if v.strip()],
+        "answer": answer,
+        "tags": [t.strip() for t in tags if t.strip()],
+        "updated_at": now,
+    }
+    async with db.write() as conn:
+        res = await conn.execute(
+            update(KnowledgeEntryRow)
+            .where(KnowledgeEntryRow.scope == scope, KnowledgeEntryRow.key == key)
+            .values(**values)
+        )
+        if res.rowcount:
+            return False
+        await conn.execute(insert(KnowledgeEntryRow).values(scope=scope, key=key, **values))
+    return True

@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "botdesk"
 
-CORE = {"errors", "config", "log", "secrets", "redact", "clock"}
+CORE = {"errors", "error_report", "config", "log", "secrets", "redact", "clock"}
 SERVICES = {
     "bots",
     "subscribers",
@@ -23,6 +23,7 @@ SERVICES = {
     "knowledge_base",
     "delivery",
     "assistant",
+    "overview",
 }
 ORDER = {"core": 0, "store": 1, "telegram": 1, "services": 2, "runtime": 3, "cli": 4, "gui": 4}
 
@@ -87,6 +88,10 @@ def test_imports_respect_layers(name: str, path: Path) -> None:
             assert ORDER[theirs] <= ORDER[mine], f"{name} ({mine}) imports {imp} ({theirs})"
         if mine == "cli":
             assert not imp.startswith("botdesk.store.models"), f"{name} imports store models"
+        if mine == "gui":  # the console reaches data only through services
+            assert not imp.startswith(("botdesk.store", "botdesk.telegram")), (
+                f"{name} imports {imp}"
+            )
 
 
 def _uses(path: Path, needles: tuple[str, ...]) -> bool:
@@ -123,5 +128,17 @@ def test_only_telegram_builds_aiogram_sessions() -> None:
 def test_nothing_imports_qt_outside_gui() -> None:
     offenders = [
         n for n, p in ALL if not n.startswith("botdesk.gui") and _uses(p, ("PySide6", "PyQt"))
+    ]
+    assert offenders == []
+
+
+def test_gui_touches_no_sql_or_aiogram() -> None:
+    offenders = [
+        n
+        for n, p in ALL
+        if n.startswith("botdesk.gui")
+        and any(
+            i.split(".")[0] in ("sqlalchemy", "aiogram", "asyncpg", "aiosqlite") for i in imports(p)
+        )
     ]
     assert offenders == []

@@ -52,7 +52,12 @@ for _name in ("subscribers", "campaign", "inbox", "kb"):
         continue
     app.add_typer(_mod.app, name=_name, help=_mod.__doc__.splitlines()[0] if _mod.__doc__ else None)
 
-for _name, _attr in (("serve_cmd", "serve"), ("demo_cmd", "demo"), ("sandbox", "command")):
+for _name, _attr in (
+    ("serve_cmd", "serve"),
+    ("demo_cmd", "demo"),
+    ("gui_cmd", "gui"),
+    ("sandbox", "command"),
+):
     try:
         _mod = __import__(f"botdesk.cli.{_name}", fromlist=[_attr])
     except ModuleNotFoundError as _exc:
@@ -86,34 +91,13 @@ def _extract_home(argv: list[str]) -> list[str]:
 
 
 def _report_unexpected(exc: BaseException) -> int:
-    import datetime
-    import secrets
-    import traceback
-
     from botdesk.cli.common import home_path
+    from botdesk.error_report import record_unexpected
 
-    ref = secrets.token_hex(4)
-    text = "".join(traceback.format_exception(exc))
-    try:
-        from botdesk.log import REDACTOR
-
-        text = REDACTOR.redact(text)
-        short = REDACTOR.redact(f"{type(exc).__name__}: {exc}")
-    except Exception:  # the redactor itself must never hide the original failure
-        short = type(exc).__name__
-    where = "stderr"
-    try:
-        logdir = home_path() / "logs"
-        logdir.mkdir(parents=True, exist_ok=True)
-        log = logdir / "botdesk-errors.log"
-        with log.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"--- ref {ref} at {datetime.datetime.now(datetime.UTC).isoformat()}\n{text}\n"
-            )
-        where = str(log)
-    except OSError:
-        sys.stderr.write(text)
-    sys.stderr.write(f"botdesk: unexpected error (ref {ref}): {short[:300]}; details in {where}\n")
+    report = record_unexpected(exc, home_path() / "logs")
+    if report.where == "stderr":
+        sys.stderr.write(report.details)
+    sys.stderr.write(f"botdesk: {report.line()}\n")
     return 1
 
 

@@ -16,25 +16,10 @@ import typer
 from botdesk.cli.common import console, print_json, table, with_app
 
 if TYPE_CHECKING:
-    from botdesk.audience import SubscriberView
     from botdesk.segments import Segment
 
 app = typer.Typer(no_args_is_help=True)
 
-CSV_COLUMNS = (
-    "chat_id",
-    "status",
-    "source",
-    "first_name",
-    "username",
-    "language",
-    "tags",
-    "joined_at",
-    "last_seen_at",
-    "left_at",
-)
-# Spreadsheets execute cells starting with these; names come from Telegram users.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 BOT_OPT = typer.Option(..., "--bot", help="Registered bot name (see `botdesk bot list`).")
 SEGMENT_OPT = typer.Option(
@@ -143,18 +128,6 @@ def list_(
     console().print(f"page {page} of {pages}: {len(rows)} shown, {total} in segment")
 
 
-def _csv_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _csv_row(v: SubscriberView) -> list[object]:
-    d = v.as_dict()
-    d["tags"] = " ".join(v.tags)
-    return [_csv_cell(d[c]) if c != "chat_id" else d[c] for c in CSV_COLUMNS]
-
-
 @app.command("export")
 def export(
     bot: str = BOT_OPT,
@@ -181,36 +154,9 @@ def export(
 
 
 async def _write_csv(a: Any, bot_id: int, seg: Segment | None, path: Path) -> int:
-    """Write to a temporary file beside ``path`` and rename: no half-written exports."""
-    import asyncio
-    import contextlib
-    import csv
-    import os
-    import tempfile
-
     from botdesk import audience
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    n = 0
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            chunk: list[list[object]] = []
-            async for view in audience.stream(a.db, bot_id, seg, now=_now()):
-                chunk.append(_csv_row(view))
-                if len(chunk) >= audience.DEFAULT_STREAM_BATCH:
-                    await asyncio.to_thread(writer.writerows, chunk)
-                    n += len(chunk)
-                    chunk = []
-            await asyncio.to_thread(writer.writerows, chunk)
-            n += len(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return n
+    return await audience.export_csv(a.db, bot_id, seg, path, now=_now())
 
 
 @app.command("tag")

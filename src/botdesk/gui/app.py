@@ -1,0 +1,138 @@
+"""`botdesk gui`: open the console on a home (or on a fresh demo home), run until closed.
+
+Single-machine mode (SQLite, or ``--serve``): the console runs the runtime in-process,
+serving the bots and delivering campaigns. On a PostgreSQL database that headless
+`botdesk serve` workers share, it manages them without serving (``--no-serve`` forces
+that anywhere) and the dashboard shows which worker holds each bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from botdesk.app import App, open_app
+
+
+def qt_app() -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(["botdesk"])
+    app.setApplicationName("botdesk")
+    return app
+
+
+def decide_serving(app: App, serve: bool | None) -> bool:
+    if serve is not None:
+        return serve
+    return app.db.is_sqlite
+
+
+@contextlib.asynccontextmanager
+async def console(home: Path, *, serve: bool | None = None) -> AsyncIterator[Any]:
+    """The window over an opened home: yields the MainWindow; closes everything after."""
+    from botdesk.gui.bridge import Bridge
+    from botdesk.gui.services import Services
+    from botdesk.gui.theme import apply_theme
+    from botdesk.gui.views.base import Context
+    from botdesk.gui.window import MainWindow
+
+    async with open_app(home) as app:
+        services = Services(app, serving=decide_serving(app, serve))
+        bridge = Bridge(app.home.path / "logs")
+        theme = app.settings.gui.theme
+        apply_theme(theme)
+        ctx = Context(services=services, bridge=bridge, theme=theme)
+        window = MainWindow(ctx)
+        try:
+            await services.start_runtime()
+            yield window
+        finally:
+            window.close_screen()
+            window.close()
+            await bridge.drain()
+            await services.aclose()
+            window.deleteLater()
+
+
+async def take_screenshots(window: Any, out: Path, *, settle: float = 1.5) -> list[Path]:
+    """Every screen rendered into a PNG (the README's pictures)."""
+    from botdesk.gui.window import SCREENS
+
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any screen
+    files = []
+    window.show()
+    for cls in SCREENS:
+        view = window.open_screen(cls)
+        name = cls.__name__.removesuffix("View").lower()
+        await asyncio.sleep(settle)
+        await window.ctx.bridge.drain()
+        states = view.screenshot_states() if hasattr(view, "screenshot_states") else [("", None)]
+        for suffix, setup in states:
+            if setup is not None:
+                setup()
+                await asyncio.sleep(settle)
+                await window.ctx.bridge.drain()
+            await asyncio.sleep(0.3)
+            path = out / (f"{name}-{suffix}.png" if suffix else f"{name}.png")
+            window.grab().save(str(path))
+            files.append(path)
+    return files
+
+
+async def _main(
+    home: Path | None, *, demo: bool, screenshot_dir: Path | None, serve: bool | None
+) -> int:
+    closed = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        if demo:
+            from botdesk.runtime.demo_home import demo_home
+
+            home = await stack.enter_async_context(demo_home(home))
+        assert home is not None
+        window = await stack.enter_async_context(console(home, serve=serve))
+        if screenshot_dir is not None:
+            for p in await take_screenshots(window, screenshot_dir):
+                print(p)
+            return 0
+        window.destroyed.connect(closed.set)
+        qt_app().lastWindowClosed.connect(closed.set)
+        window.show()
+        await closed.wait()
+    return 0
+
+
+def run(
+    home: Path | None,
+    *,
+    demo: bool = False,
+    screenshot_dir: Path | None = None,
+    serve: bool | None = None,
+) -> int:
+    import qasync
+
+    if (
+        screenshot_dir is not None
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = qt_app()
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            return int(
+                loop.run_until_complete(
+                    _main(home, demo=demo, screenshot_dir=screenshot_dir, serve=serve)
+                )
+            )
+    finally:
+        asyncio.set_event_loop(None)

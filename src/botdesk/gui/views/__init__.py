@@ -1,0 +1,1 @@
+"""One module per screen; every screen is a ``View`` (see base.py)."""

@@ -1,0 +1,565 @@
+"""Campaigns: the list, the composer with its live preview and inline validation, a running
+campaign's progress with pause/resume/cancel, and a finished campaign's report."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QDateTime, Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDateTimeEdit,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
+from botdesk.errors import UserError, ValidationError
+from botdesk.gui.models.rows import RowsModel
+from botdesk.gui.views.base import Context, View, error_label, row_table, show_error
+from botdesk.gui.widgets.charts import OutcomeChart
+from botdesk.gui.widgets.preview import MessagePreview, message_html
+
+LIST_COLUMNS = (
+    ("id", lambda c: c.id),
+    ("name", lambda c: c.name),
+    ("bot", lambda c: c.bot),
+    ("state", lambda c: c.state),
+    ("audience", lambda c: c.audience),
+    ("created", lambda c: f"{c.created_at:%Y-%m-%d %H:%M}"),
+)
+RECIPIENT_COLUMNS = tuple(
+    (k, (lambda r, k=k: r.get(k, "")))
+    for k in ("chat_id", "username", "state", "attempts", "message_id", "error", "updated_at")
+)
+REASON_COLUMNS = (
+    ("state", lambda r: r["state"]),
+    ("reason", lambda r: r["reason"]),
+    ("count", lambda r: r["count"]),
+)
+RESEND_WARNING = (
+    "These {n} recipients' messages may already have arrived: Telegram gave no answer we could "
+    "read, and sendMessage has no idempotency key. Sending again can deliver a duplicate to each "
+    "of them. Send again anyway?"
+)
+
+
+def parse_buttons(text: str) -> list[tuple[str, str]]:
+    """One LABEL=URL per line (the CLI's --button); the URL rules are the service's."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        label, sep, url = line.partition("=")
+        if not sep or not label.strip() or not url.strip():
+            raise ValidationError(f"button line {n} must be LABEL=URL, got {line!r}")
+        out.append((label.strip(), url.strip()))
+    return out
+
+
+class Composer(QWidget):
+    def __init__(self, view: CampaignsView) -> None:
+        super().__init__()
+        self.view = view
+        self.bot = QComboBox()
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("campaign name")
+        self.parse_mode = QComboBox()
+        self.parse_mode.addItems(["html", "markdownv2", "plain"])
+        self.text = QPlainTextEdit()
+        self.text.setObjectName("text")
+        self.text.setPlaceholderText("Hi {first_name}! …")
+        self.variables = QComboBox()
+        self.variables.addItem("Insert variable…")
+        self.variables.addItems(["{" + f + "}" for f in BUILTIN_FIELDS])
+        self.media_kind = QComboBox()
+        self.media_kind.addItems(["no media", "photo", "document"])
+        self.media_path = QLineEdit()
+        self.media_path.setPlaceholderText("file")
+        self.browse = QPushButton("Browse…")
+        self.buttons = QPlainTextEdit()
+        self.buttons.setPlaceholderText("one button per line: Label=https://…")
+        self.buttons.setMaximumHeight(60)
+        self.segment = QLineEdit()
+        self.segment.setObjectName("segment")
+        self.segment.setPlaceholderText("segment (empty: every active subscriber)")
+        self.audience = QLabel("")
+        self.audience.setObjectName("audience")
+        self.scheduled = QCheckBox("Schedule at")
+        self.at = QDateTimeEdit(QDateTime.currentDateTime().addSecs(3600))
+        self.at.setCalendarPopup(True)
+        self.paid = QCheckBox("Paid broadcast (up to 1,000 msg/s, costs Stars)")
+        self.stars = QLabel("")
+        self.stars.setObjectName("stars")
+        self.error = error_label()
+        self.preview_for = QComboBox()
+        self.preview_for.setObjectName("preview_for")
+        self.preview = MessagePreview()
+        self.create_btn = QPushButton("Save &draft")
+        self.send_btn = QPushButton("&Send")
+        self.send_btn.setObjectName("send")
+        self.people: list[Any] = []
+        self.estimate: Any = None
+        self.touched = False
+
+        media = QHBoxLayout()
+        media.addWidget(self.media_kind)
+        media.addWidget(self.media_path, 1)
+        media.addWidget(self.browse)
+        seg = QHBoxLayout()
+        seg.addWidget(self.segment, 1)
+        seg.addWidget(self.audience)
+        when = QHBoxLayout()
+        when.addWidget(self.scheduled)
+        when.addWidget(self.at, 1)
+        form = QFormLayout()
+        form.addRow("Bot", self.bot)
+        form.addRow("Name", self.name)
+        form.addRow("Format", self.parse_mode)
+        form.addRow("Text", self.text)
+        form.addRow("", self.variables)
+        form.addRow("Media", media)
+        form.addRow("Buttons", self.buttons)
+        form.addRow("Audience", seg)
+        form.addRow("When", when)
+        form.addRow("", self.paid)
+        form.addRow("", self.stars)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.addLayout(form)
+        lv.addWidget(self.error)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.create_btn)
+        row.addWidget(self.send_btn)
+        lv.addLayout(row)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.addWidget(QLabel("Preview for"))
+        rv.addWidget(self.preview_for)
+        rv.addWidget(self.preview, 1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        QVBoxLayout(self).addWidget(split)
+
+        v = view
+        v.track(self.variables.activated, self._insert_variable)
+        for sig in (self.text.textChanged, self.buttons.textChanged):
+            v.track(sig, self.changed)
+        for sig in (self.segment.textChanged, self.media_path.textChanged):
+            v.track(sig, lambda _t: self.changed())
+        for sig in (
+            self.parse_mode.currentIndexChanged,
+            self.media_kind.currentIndexChanged,
+            self.preview_for.currentIndexChanged,
+        ):
+            v.track(sig, lambda _i: self.changed())
+        v.track(self.paid.toggled, lambda _b: self.changed())
+        v.track(self.bot.currentTextChanged, lambda _t: self._bot_changed())
+        v.track(self.browse.clicked, self._browse)
+        v.track(self.create_btn.clicked, lambda: self.submit(start=False))
+        v.track(self.send_btn.clicked, lambda: self.submit(start=True))
+        self._debounce = v.timer(300, self.validate, single=True)
+
+    def set_bots(self, names: list[str]) -> None:
+        self.bot.blockSignals(True)
+        self.bot.clear()
+        self.bot.addItems(names)
+        self.bot.blockSignals(False)
+        self._bot_changed()
+
+    def _bot_changed(self) -> None:
+        bot = self.bot.currentText()
+        if bot:
+            self.view.call(self.view.ctx.services.sample_subscribers(bot, None), self._people)
+
+    def _people(self, people: list[Any]) -> None:
+        self.people = people
+        self.preview_for.blockSignals(True)
+        self.preview_for.clear()
+        self.preview_for.addItems(
+            [f"{p.first_name or '?'} (@{p.username or '-'}, {p.language or '-'})" for p in people]
+            or ["(no subscriber)"]
+        )
+        self.preview_for.blockSignals(False)
+        self.changed()
+
+    def _insert_variable(self, i: int) -> None:
+        if i > 0:
+            self.text.insertPlainText(self.variables.itemText(i))
+            self.text.setFocus()
+        self.variables.setCurrentIndex(0)
+
+    def _browse(self) -> None:
+        name = self.view.ctx.choose_file(self, "Media file", False)
+        if name:
+            self.media_path.setText(name)
+
+    def spec(self) -> CampaignSpec:
+        kind = self.media_kind.currentText()
+        path = Path(self.media_path.text().strip()) if self.media_path.text().strip() else None
+        at = None
+        if self.scheduled.isChecked():
+            at = self.at.dateTime().toPython().astimezone(UTC)  # type: ignore[attr-defined]
+        return CampaignSpec(
+            bot=self.bot.currentText(),
+            text=self.text.toPlainText(),
+            parse_mode=self.parse_mode.currentText(),  # type: ignore[arg-type]
+            photo=path if kind == "photo" else None,
+            document=path if kind == "document" else None,
+            buttons=parse_buttons(self.buttons.toPlainText()),
+            segment=self.segment.text().strip() or None,
+            at=at,
+            paid=self.paid.isChecked(),
+            name=self.name.text().strip() or None,
+        )
+
+    def changed(self) -> None:
+        self.render_preview()
+        self._debounce.start()
+
+    def render_preview(self) -> None:
+        try:
+            spec = self.spec()
+        except UserError as exc:
+            self.preview.show_problem(str(exc))
+            return
+        i = self.preview_for.currentIndex()
+        p = self.people[i] if 0 <= i < len(self.people) else None
+        values = {
+            "first_name": p.first_name if p else "",
+            "username": p.username if p else "",
+            "language": p.language if p else "",
+            "chat_id": str(p.chat_id) if p else "",
+        }
+        self.preview.show_message(
+            message_html(
+                spec.text,
+                parse_mode=spec.parse_mode,
+                values=values,
+                buttons=spec.buttons,
+                photo=spec.photo,
+                document=spec.document,
+                dark=self.view.ctx.theme == "dark",
+            )
+        )
+
+    def validate(self) -> None:
+        """``Campaigns.validate`` on what is typed: its one error inline, else the audience."""
+        if not self.bot.currentText():
+            show_error(self.error, "register a bot first (Settings)")
+            return
+        if not self.text.toPlainText().strip() and not self.touched:
+            return  # an empty composer is not an error yet
+        self.touched = True
+        try:
+            spec = self.spec()
+        except UserError as exc:
+            self._invalid(str(exc))
+            return
+        self.view.call(self.view.ctx.services.validate(spec), self._valid, self._invalid)
+
+    def _valid(self, est: Any) -> None:
+        self.estimate = est
+        show_error(self.error, None)
+        self.audience.setText(f"{est.audience:,} recipients")
+        eta = timedelta(seconds=round(est.seconds))
+        self.stars.setText(
+            f"about {est.stars:g} Stars · about {eta} at the paid rate"
+            if self.paid.isChecked()
+            else f"about {eta} at Telegram's free rate"
+        )
+        self.view.validated += 1
+
+    def _invalid(self, line: str) -> None:
+        self.estimate = None
+        show_error(self.error, line)
+        self.audience.setText("")
+        self.view.validated += 1
+
+    def submit(self, *, start: bool) -> None:
+        try:
+            spec = self.spec()
+        except UserError as exc:
+            self._invalid(str(exc))
+            return
+        ctx = self.view.ctx
+
+        def go(est: Any) -> None:
+            if spec.paid and not ctx.confirm(
+                self,
+                "Paid broadcast",
+                f"This paid broadcast goes to {est.audience:,} subscribers and costs about "
+                f"{est.stars:g} Stars (0.1 Star per message above the free rate). Send it?",
+            ):
+                return
+            if (
+                start
+                and spec.at is None
+                and not spec.paid
+                and not ctx.confirm(
+                    self, "Send campaign", f"Send this message to {est.audience:,} subscribers now?"
+                )
+            ):
+                return
+            self.view.call(
+                ctx.services.create_campaign(spec, start=start), self.view.created, self._invalid
+            )
+
+        self.view.call(ctx.services.validate(spec), go, self._invalid)
+
+
+class Detail(QWidget):
+    """A campaign's progress while it runs and its report once it ends."""
+
+    def __init__(self, view: CampaignsView) -> None:
+        super().__init__()
+        self.view = view
+        self.campaign_id: int | None = None
+        self.heading = QLabel()
+        self.heading.setObjectName("heading")
+        self.progress = QProgressBar()
+        self.numbers = QLabel()
+        self.numbers.setObjectName("numbers")
+        self.chart = OutcomeChart()
+        self.pause_btn = QPushButton("&Pause")
+        self.resume_btn = QPushButton("&Resume")
+        self.cancel_btn = QPushButton("Ca&ncel")
+        self.resend_btn = QPushButton("Resend &uncertain…")
+        self.export_btn = QPushButton("&Export CSV…")
+        self.reasons = RowsModel(REASON_COLUMNS, self)
+        self.recipients = RowsModel(RECIPIENT_COLUMNS, self)
+        self.error = error_label()
+        self.report: dict[str, Any] | None = None
+        self.status: dict[str, Any] = {}
+        reasons_t = row_table(self.reasons, "reasons")
+        recips_t = row_table(self.recipients, "recipients", single=False, fit=False)
+        buttons = QHBoxLayout()
+        for b in (self.pause_btn, self.resume_btn, self.cancel_btn, self.resend_btn):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_btn)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.heading)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.numbers)
+        lay.addLayout(buttons)
+        lay.addWidget(self.error)
+        split = QSplitter(Qt.Orientation.Vertical)
+        top = QSplitter()
+        top.addWidget(self.chart.widget)
+        top.addWidget(reasons_t)
+        split.addWidget(top)
+        split.addWidget(recips_t)
+        lay.addWidget(split, 1)
+        v = view
+        for btn, action in ((self.pause_btn, "pause"), (self.resume_btn, "resume")):
+            v.track(btn.clicked, lambda _c=False, a=action: self.act(a))
+        v.track(self.cancel_btn.clicked, self._cancel)
+        v.track(self.resend_btn.clicked, self.resend_uncertain)
+        v.track(self.export_btn.clicked, self._export)
+
+    def show_campaign(self, campaign_id: int) -> None:
+        self.campaign_id = campaign_id
+        self.report = None
+        self.recipients.set_rows([])
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.campaign_id is None:
+            return
+        cid = self.campaign_id
+        self.view.call(
+            self.view.ctx.services.campaign_status(cid), lambda st: self._status(cid, st)
+        )
+
+    def _status(self, cid: int, st: dict[str, Any]) -> None:
+        if cid != self.campaign_id:
+            return
+        self.status = st
+        state = st["state"]
+        done = sum(st.get(s, 0) for s in STATES if s not in ("pending", "sending"))
+        self.progress.setMaximum(max(1, st["audience"]))
+        self.progress.setValue(done)
+        eta = "-" if st["eta_s"] is None else f"{st['eta_s']:.0f} s"
+        self.heading.setText(f"Campaign {cid}: {state}")
+        self.numbers.setText(
+            "  ".join(f"{s} {st.get(s, 0):,}" for s in STATES)
+            + f"   rate {st['rate_per_s']}/s  ETA {eta}"
+        )
+        self.chart.show({s: st.get(s, 0) for s in STATES})
+        self.pause_btn.setEnabled(state == "running")
+        self.resume_btn.setEnabled(state == "paused")
+        self.cancel_btn.setEnabled(state in ("running", "paused", "scheduled", "draft"))
+        self.resend_btn.setEnabled(st.get("uncertain", 0) > 0 and state not in ("running",))
+        if state in ("completed", "cancelled") and self.report is None:
+            self.view.call(
+                self.view.ctx.services.campaign_report(cid), lambda r: self._report(cid, r)
+            )
+            self.view.call(
+                self.view.ctx.services.recipients(cid), lambda rows: self._recipients(cid, rows)
+            )
+        elif state not in ("completed", "cancelled") and self.view.ticks % 5 == 0:
+            self.view.call(
+                self.view.ctx.services.recipients(cid), lambda rows: self._recipients(cid, rows)
+            )
+
+    def _report(self, cid: int, report: dict[str, Any]) -> None:
+        if cid == self.campaign_id:
+            self.report = report
+            self.reasons.set_rows(report["reasons"])
+
+    def _recipients(self, cid: int, rows: list[dict[str, Any]]) -> None:
+        if cid == self.campaign_id:
+            self.recipients.set_rows(rows)
+
+    def act(self, action: str) -> None:
+        if self.campaign_id is None:
+            return
+        self.view.call(
+            self.view.ctx.services.campaign_action(self.campaign_id, action),
+            lambda _info: (self.refresh(), self.view.reload()),
+            lambda line: show_error(self.error, line),
+        )
+
+    def _cancel(self) -> None:
+        if self.view.ctx.confirm(
+            self, "Cancel campaign", "Recipients not yet sent will be marked cancelled. Cancel?"
+        ):
+            self.act("cancel")
+
+    def resend_uncertain(self) -> None:
+        n = int(self.status.get("uncertain", 0))
+        if self.campaign_id is None or not n:
+            return
+        if not self.view.ctx.confirm(self, "Resend uncertain", RESEND_WARNING.format(n=n)):
+            return
+        self.report = None
+        self.view.call(
+            self.view.ctx.services.resend_uncertain(self.campaign_id),
+            lambda k: (
+                self.view.ctx.status(f"{k} uncertain recipient(s) queued again"),
+                self.refresh(),
+            ),
+            lambda line: show_error(self.error, line),
+        )
+
+    def _export(self) -> None:
+        name = self.view.ctx.choose_file(self, "Export report", True)
+        if name:
+            self.export_to(Path(name))
+
+    def export_to(self, path: Path) -> None:
+        if self.campaign_id is None:
+            return
+        self.view.call(
+            self.view.ctx.services.export_report(self.campaign_id, path),
+            lambda n: self.view.ctx.status(f"exported {n} recipient(s) to {path}"),
+            lambda line: show_error(self.error, line),
+        )
+
+
+class CampaignsView(View):
+    title = "Campaigns"
+    refresh_ms = 1000
+
+    def __init__(self, ctx: Context, parent: Any = None) -> None:
+        super().__init__(ctx, parent)
+        self.validated = 0
+        self.ticks = 0
+        self.list = RowsModel(LIST_COLUMNS, self)
+        self.table = row_table(self.list, "campaigns")
+        self.new_btn = QPushButton("&New campaign")
+        self.composer = Composer(self)
+        self.detail = Detail(self)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.composer)
+        self.stack.addWidget(self.detail)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.addWidget(self.new_btn)
+        lv.addWidget(self.table, 1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.stack)
+        split.setStretchFactor(1, 3)
+        QVBoxLayout(self).addWidget(split)
+        self.track(self.new_btn.clicked, self.compose)
+        self.track(
+            self.table.selectionModel().currentRowChanged, lambda cur, _p: self._picked(cur.row())
+        )
+        self.call(ctx.services.bots(), lambda bots: self.composer.set_bots([b.name for b in bots]))
+        self.reload()
+
+    def reload(self) -> None:
+        self.call(self.ctx.services.campaign_list(), self.list.set_rows)
+
+    def refresh(self) -> None:
+        self.ticks += 1
+        if self.ticks % 3 == 0:
+            self.reload()
+        if self.stack.currentWidget() is self.detail:
+            self.detail.refresh()
+
+    def compose(self) -> None:
+        self.table.clearSelection()
+        self.stack.setCurrentWidget(self.composer)
+        self.composer.text.setFocus()
+
+    def _picked(self, row: int) -> None:
+        info = self.list.row(row)
+        if info is not None:
+            self.open_campaign(info.id)
+
+    def open_campaign(self, campaign_id: int) -> None:
+        self.stack.setCurrentWidget(self.detail)
+        self.detail.show_campaign(campaign_id)
+
+    def created(self, info: Any) -> None:
+        self.ctx.status(f"campaign {info.id} {info.state}")
+        self.reload()
+        self.open_campaign(info.id)
+
+    def screenshot_states(self) -> list[tuple[str, Any]]:
+        """What the README shows of this screen: a composed message, a running and a
+        finished campaign (the demo home has both)."""
+
+        def composed() -> None:
+            self.compose()
+            c = self.composer
+            c.name.setText("spring drop")
+            c.text.setPlainText(
+                "Hi <b>{first_name}</b>! The <i>spring collection</i> is here: "
+                '<a href="https://example.com">see it first</a>.\nUse code <code>SPRING10</code>.'
+            )
+            c.buttons.setPlainText(
+                "Shop now=https://example.com/shop\nSizes=https://example.com/sizes"
+            )
+            c.segment.setText("source:newsletter or source:friend")
+
+        def pick(state: str) -> None:
+            for info in self.list.rows:
+                if info.state == state:
+                    self.open_campaign(info.id)
+                    return
+
+        return [
+            ("composer", composed),
+            ("running", lambda: pick("running")),
+            ("report", lambda: pick("completed")),
+        ]

@@ -1,0 +1,1 @@
+"""Widgets the screens share: the Telegram-like message preview and the charts."""
