@@ -60,8 +60,9 @@ class Bridge(QObject):
 
         def done(t: asyncio.Task[Any]) -> None:
             bucket.discard(t)
-            if not bucket:
-                self._tasks.pop(id(owner), None)
+            # Only this owner's own bucket: a cancelled owner's id may already be reused.
+            if not bucket and self._tasks.get(id(owner)) is bucket:
+                del self._tasks[id(owner)]
             self.busy.emit(self.in_flight())
             if t.cancelled():
                 return
