@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo gui test lint bench clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP):
 
 demo: $(STAMP)
 	$(BIN)/botdesk demo
+
+# The desktop console on a fresh demo home (sandbox, demo bot, subscribers, campaigns).
+gui: $(STAMP)
+	$(BIN)/botdesk gui --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
