@@ -44,7 +44,6 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -131,20 +130,6 @@ class GapMeter:
         ), ok
 
 
-async def until(check: Callable[[], Any], within: float, what: str, every: float = 0.01) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        got = check()
-        if isinstance(got, Awaitable):
-            got = await got
-        if got:
-            return
-        if loop.time() > deadline:
-            raise SystemExit(f"not reached in {within:g} s: {what}")
-        await asyncio.sleep(every)
-
-
 @contextlib.contextmanager
 def temp_home(prefix: str) -> Any:
     home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -160,6 +145,7 @@ def temp_home(prefix: str) -> Any:
 async def bench_startup(t_qapp: float, verdicts: list[bool]) -> None:
     t0 = time.perf_counter()
     from botdesk.runtime.demo_home import demo_home
+    from botdesk.sandbox.testing import until
 
     t_core = time.perf_counter() - t0
     print("\n[start-up] preparing the demo home (sandbox in-process)...", flush=True)
@@ -182,7 +168,7 @@ async def bench_startup(t_qapp: float, verdicts: list[bool]) -> None:
             async with console(home, serve=True) as window:
                 t_ready = time.perf_counter()
                 window.show()
-                await until(lambda: shown, 30, "dashboard data")
+                await until(lambda: shown, within=30, what="dashboard data", every=0.01)
                 t_data = shown[0]
                 await window.ctx.bridge.drain()
         finally:
@@ -209,6 +195,7 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
     from botdesk.campaigns import CampaignSpec
     from botdesk.gui.app import console
     from botdesk.gui.views.campaigns import CampaignsView
+    from botdesk.sandbox.testing import until
 
     n = args.recipients
     token = token_for(60)
@@ -241,7 +228,7 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                     got = await services.campaigns.get(info.id)
                     return got.state in ("completed", "cancelled", "failed")
 
-                await until(done, n / 200 + 60, "campaign finished", every=0.25)
+                await until(done, within=n / 200 + 60, what="campaign finished", every=0.25)
                 await asyncio.sleep(1.0)  # the detail's last refresh (report, recipients)
                 meter.stop()
                 final = await services.campaigns.get(info.id)
@@ -293,6 +280,7 @@ async def bench_scroll(args: argparse.Namespace, verdicts: list[bool]) -> None:
     from botdesk.app import open_app
     from botdesk.gui.app import console
     from botdesk.gui.views.subscribers import SubscribersView
+    from botdesk.sandbox.testing import until
 
     n = args.subscribers
     with temp_home("bench-gui-scroll-") as home:
@@ -309,7 +297,7 @@ async def bench_scroll(args: argparse.Namespace, verdicts: list[bool]) -> None:
             view = window.open_screen(SubscribersView)
             await until(
                 lambda: view.model is not None and view.model.total == n and visible_loaded(
-                    view.table), 60, "first page"
+                    view.table), within=60, what="first page", every=0.01
             )  # fmt: skip
             t_first = time.perf_counter() - t_open
             text, ok_open = meter.line("GUI thread while the screen opened (COUNT, first page)")
@@ -333,7 +321,9 @@ async def bench_scroll(args: argparse.Namespace, verdicts: list[bool]) -> None:
                 bar.setValue(value)
                 steps += 1
                 await asyncio.sleep(0)
-                await until(lambda: visible_loaded(table), 60, "visible rows", every=0.001)
+                await until(
+                    lambda: visible_loaded(table), within=60, what="visible rows", every=0.001
+                )
                 held_max = max(held_max, model.held_rows())
             t_scroll = time.perf_counter() - t0
             await asyncio.sleep(0.1)
@@ -354,7 +344,9 @@ async def bench_scroll(args: argparse.Namespace, verdicts: list[bool]) -> None:
                 t0 = time.perf_counter()
                 bar.setValue(target)
                 await asyncio.sleep(0)
-                await until(lambda: visible_loaded(table), 60, f"jump to {label}", every=0.001)
+                await until(
+                    lambda: visible_loaded(table), within=60, what=f"jump to {label}", every=0.001
+                )
                 dt = time.perf_counter() - t0
                 await asyncio.sleep(0.05)
                 mx, _p99, _over, _n = meter.summary(mark)

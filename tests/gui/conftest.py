@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import qasync
 
 from botdesk.app import open_app
 from botdesk.bots import BotRegistry
-from botdesk.sandbox.testing import running_sandbox
+from botdesk.sandbox.testing import running_sandbox, until
 
 BOT = "shop"
 USERNAME = "shop_test_bot"
@@ -50,21 +50,6 @@ def drive(qloop: qasync.QEventLoop) -> Callable[..., Any]:
         return qloop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     return run
-
-
-async def until(check: Callable[[], Any], *, within: float = 20.0, what: str = "") -> None:
-    """Wait (letting Qt and asyncio run) until ``check()`` is truthy; await it if async."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        got = check()
-        if isinstance(got, Awaitable):
-            got = await got
-        if got:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached in {within}s: {what or check}")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

@@ -3,11 +3,13 @@
 ``running_sandbox(**overrides)`` starts a sandbox on an ephemeral loopback port with no
 latency and no faults unless overridden, and stops it on exit. ``aiogram_bot`` builds an
 aiogram ``Bot`` pointed at it (aiogram is imported lazily: the sandbox itself needs none).
+``until`` waits, letting the loop run, for a condition (the tests' and benches' one poll).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,3 +39,23 @@ async def aiogram_bot(sb: Sandbox, token: str, **session_kwargs: Any) -> AsyncIt
         yield bot
     finally:
         await session.close()
+
+
+async def until(
+    check: Callable[[], Any], *, within: float = 20.0, what: str = "", every: float = 0.05
+) -> None:
+    """Poll ``check()`` (awaited when it returns an awaitable) until it is truthy.
+
+    Raises AssertionError naming ``what`` after ``within`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        got = check()
+        if isinstance(got, Awaitable):
+            got = await got
+        if got:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not reached in {within:g}s: {what or check}")
+        await asyncio.sleep(every)
