@@ -100,6 +100,7 @@ class InboxView(View):
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 2)
+        split.setSizes([560, 520])  # the list wide enough for its text column
         QVBoxLayout(self).addWidget(split)
 
         self.track(self.only_waiting.toggled, lambda _b: self.refresh())
@@ -143,6 +144,16 @@ class InboxView(View):
         self.history.setHtml(messages_html(messages))
         bar = self.history.verticalScrollBar()
         bar.setValue(bar.maximum())
+
+    def screenshot_states(self) -> list[tuple[str, Any]]:
+        """The README's picture: the first conversation waiting for a human, opened."""
+
+        def waiting() -> None:
+            rows = [self.model.row(i) for i in range(self.model.rowCount())]
+            first = next((i for i, c in enumerate(rows) if c.needs_human), 0)
+            self.table.selectRow(first)
+
+        return [("", waiting)]
 
     def send_reply(self) -> None:
         text = self.reply_text.text()
