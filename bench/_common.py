@@ -130,6 +130,20 @@ class SandboxProcess:
             ids.extend(int(u["id"]) for u in made)
         return ids
 
+    async def forget_updates(self, token: str) -> None:
+        """Confirm every pending update of the bot with this token, as a bot that has already
+        handled them would (getUpdates with offset -1, then past the last one). The benches'
+        subscribers joined "long ago": without this, a serving runtime first welcomes each of
+        them, and those replies (rightly) go before any campaign send."""
+        assert self._http is not None
+        url = f"{self.base}/bot{token}/getUpdates"
+        async with self._http.post(url, json={"offset": -1, "timeout": 0}) as r:
+            last = (await r.json())["result"]
+        if last:
+            next_id = last[-1]["update_id"] + 1
+            async with self._http.post(url, json={"offset": next_id, "timeout": 0}) as r:
+                await r.read()
+
     async def set_stars(self, bot: str, balance: float) -> None:
         await self._call("POST", "/sandbox/stars", {"bot": bot, "balance": balance})
 

@@ -434,8 +434,11 @@ class Campaigns:
             "reasons": [{"state": r[0], "reason": r[1], "count": int(r[2])} for r in reasons],
         }
 
-    async def recipients(self, campaign_id: int) -> AsyncIterator[dict[str, Any]]:
-        """Per-recipient outcomes, streamed (for the CSV report)."""
+    async def recipients(
+        self, campaign_id: int, *, limit: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Per-recipient outcomes in audience order, streamed (for the CSV report); the first
+        ``limit`` only when given (a table's first screens)."""
         await self.get(campaign_id)
         async with self.db.read() as conn:
             result = await conn.stream(
@@ -451,6 +454,7 @@ class Campaigns:
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
                 .where(Delivery.campaign_id == campaign_id)
                 .order_by(Delivery.id)
+                .limit(limit)
             )
             async for r in result:
                 yield {

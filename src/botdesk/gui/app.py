@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import importlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +36,20 @@ def decide_serving(app: App, serve: bool | None) -> bool:
     return app.db.is_sqlite
 
 
+def freeze_libraries() -> None:
+    """Hide what the imports made (Qt's and the libraries' modules, classes, tables) from the
+    garbage collector: they live as long as the process. A full collection walked them with
+    the GIL held for 300+ ms, a frozen window, every few seconds of a 1,000 msg/s campaign.
+    Only what exists now is frozen: the window and the runtime come after and stay
+    collectable (frozen Qt wrappers would keep their C++ timers alive past their loop)."""
+    # The runtime thread's imports, made here so that they are frozen too.
+    for name in ("botdesk.runtime.assembly", "botdesk.delivery.worker"):
+        importlib.import_module(name)
+
+    gc.collect()
+    gc.freeze()
+
+
 @contextlib.asynccontextmanager
 async def console(home: Path, *, serve: bool | None = None) -> AsyncIterator[Any]:
     """The window over an opened home: yields the MainWindow; closes everything after."""
@@ -49,6 +65,7 @@ async def console(home: Path, *, serve: bool | None = None) -> AsyncIterator[Any
         theme = app.settings.gui.theme
         apply_theme(theme)
         ctx = Context(services=services, bridge=bridge, theme=theme)
+        freeze_libraries()
         window = MainWindow(ctx)
         try:
             await services.start_runtime()

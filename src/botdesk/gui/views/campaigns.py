@@ -40,6 +40,9 @@ LIST_COLUMNS = (
     ("audience", lambda c: c.audience),
     ("created", lambda c: f"{c.created_at:%Y-%m-%d %H:%M}"),
 )
+# Recipients shown while a campaign runs (the report shows up to 5,000, the CSV all).
+RUNNING_ROWS = 200
+
 RECIPIENT_COLUMNS = tuple(
     (k, (lambda r, k=k: r.get(k, "")))
     for k in ("chat_id", "username", "state", "attempts", "message_id", "error", "updated_at")
@@ -415,8 +418,11 @@ class Detail(QWidget):
                 self.view.ctx.services.recipients(cid), lambda rows: self._recipients(cid, rows)
             )
         elif state not in ("completed", "cancelled") and self.view.ticks % 5 == 0:
+            # While it runs, the first rows only: thousands re-read and re-shown every few
+            # seconds cost the window 100-500 ms each time at 1,000 msg/s.
             self.view.call(
-                self.view.ctx.services.recipients(cid), lambda rows: self._recipients(cid, rows)
+                self.view.ctx.services.recipients(cid, limit=RUNNING_ROWS),
+                lambda rows: self._recipients(cid, rows),
             )
 
     def _report(self, cid: int, report: dict[str, Any]) -> None:
