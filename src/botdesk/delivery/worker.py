@@ -74,6 +74,8 @@ class Channel(Protocol):
 
     def count_delivery(self, state: str) -> None: ...
 
+    async def remember_rates(self) -> None: ...
+
 
 @dataclass
 class CampaignCtx:
@@ -627,10 +629,12 @@ class DeliveryEngine:
                 self.stats.by_campaign_sent[c.id] = self.stats.by_campaign_sent.get(c.id, 0) + 1
                 self.writer.finish({**base, "state": "sent", "message_id": mid})
                 self.ch.count_delivery("sent")
+                self.ch.limiter.on_accepted(paid=c.paid)
             case policy.Retry(delay_s=delay, pause_bot=pause):
                 self.stats.retried += 1
                 if pause:
-                    self.ch.limiter.on_rate_limited(delay)
+                    self.ch.limiter.on_rate_limited(delay, paid=c.paid)
+                    await self.ch.remember_rates()
                 row.attempts += 1
                 self.writer.finish(
                     {**base, "state": "pending", "not_before": now.timestamp() + delay}
