@@ -93,9 +93,11 @@ class RateController:
         return min(self.configured, self._base * math.exp(self._growth * quiet_for))
 
     def learned(self, now: float) -> float | None:
-        """The rate worth remembering across a restart (None: the configured one holds)."""
-        r = self.rate(now)
-        return None if r >= self.configured else r
+        """The rate worth remembering across a restart (None: the configured one holds).
+
+        The rate the last 429 left, not the probe's: a probe may be above the limit already,
+        and a restart would start by drawing that 429 again."""
+        return None if self.rate(now) >= self.configured else self._base
 
     def on_accepted(self) -> None:
         self._accepted += 1
