@@ -16,7 +16,8 @@ flood errors, which Telegram punishes with longer waits. So the controller measu
   makes a rate measured from a full bucket meaningless).
 - After ``quiet`` seconds without a 429 the rate grows by ``growth`` per second (exponential,
   so 5/s gets back to 30/s in about 100 s when the limit rises again), up to the configured
-  rate. The next 429 measures again.
+  rate. The next 429 measures again. Each probe that ends in a 429 doubles the quiet period
+  (up to ``MAX_QUIET``): a steady limit is probed less and less often.
 - The rate never drops below ``floor_share`` of the configured rate.
 
 Pure logic on explicit ``now`` values (monotonic seconds), so tests drive it with a fake clock.
@@ -34,6 +35,7 @@ DEFAULT_MARGIN = 0.97
 DEFAULT_MAX_CUT = 0.95
 DEFAULT_MIN_CUT = 0.2
 PROBE_CUT = 0.75
+MAX_QUIET = 60.0
 # Two episodes further apart than this are not one measurement (traffic may have stopped).
 DEFAULT_HORIZON = 120.0
 # Fewer accepted sends than this between two episodes carry no measurement (sparse replies).
@@ -69,7 +71,8 @@ class RateController:
             raise ValueError("quiet and growth must not be negative, horizon must be positive")
         self.configured = configured
         self.floor = configured * floor_share
-        self._quiet = quiet
+        self._quiet_base = quiet
+        self._quiet = quiet  # doubles each time a probe ends in a 429 (steady limit)
         self._growth = growth
         self._first_cut = first_cut
         self._margin = margin
@@ -99,8 +102,12 @@ class RateController:
         and a restart would start by drawing that 429 again."""
         return None if self.rate(now) >= self.configured else self._base
 
-    def on_accepted(self) -> None:
-        self._accepted += 1
+    def on_accepted(self, sent_at: float | None = None) -> None:
+        """Telegram accepted a send that left at ``sent_at``. A send that left before the
+        current episode began was drawn from the bucket before it ran empty: counting its late
+        answer in the next interval would over-estimate the refill."""
+        if sent_at is None or sent_at >= self._episode_at:
+            self._accepted += 1
 
     def on_rate_limited(self, now: float, *, new_episode: bool) -> float:
         """A 429: lower the rate (once per episode); every 429 restarts the quiet period."""
@@ -120,9 +127,14 @@ class RateController:
             # the rate at most for bursts of a few seconds' worth.
             probed = now - self._cut_at > self._quiet
             held = max(self._base, current * PROBE_CUT) if probed else 0.0
+            if probed:
+                # The limit did not move: probe less often, each probe costs a 429.
+                self._quiet = min(MAX_QUIET, 2 * self._quiet)
             new = min(current * self._max_cut, max(current * self._min_cut, measured, held))
         else:
             new = current * self._first_cut
+        if current >= self.configured:
+            self._quiet = self._quiet_base  # back at full rate before: a new limit
         self._base = max(self.floor, new)
         self._cut_at = now
         self._episode_at = now

@@ -420,9 +420,10 @@ class BotRateLimiter:
         self._ctl[paid].on_rate_limited(now, new_episode=now >= self._paused_until)
         self.pause(retry_after)
 
-    def on_accepted(self, *, paid: bool = False) -> None:
-        """Telegram accepted a send: the controller measures the real limit from these."""
-        self._ctl[paid].on_accepted()
+    def on_accepted(self, *, paid: bool = False, sent_at: float | None = None) -> None:
+        """Telegram accepted a send (that left at monotonic ``sent_at``): the controller
+        measures the real limit from these."""
+        self._ctl[paid].on_accepted(sent_at)
 
     def learned_rates(self) -> tuple[float | None, float | None]:
         """(free, paid) rates learned from 429s, None where the configured one holds."""

@@ -95,6 +95,7 @@ class BotChannel:
         while attempt < MAX_REPLY_ATTEMPTS:
             # After a 429 this waits out the bot's pause; reply priority goes first then.
             await self.limiter.acquire(chat_id, is_group=is_group, priority=Priority.REPLY)
+            sent_at = self.clock.monotonic()
             result = await send(self.bot, msg)
             if result.outcome is Outcome.RETRY_AFTER:
                 # Refused, not delivered: not an attempt, Telegram said when to come back.
@@ -115,7 +116,7 @@ class BotChannel:
         self.metrics.replies.labels(self.name, result.outcome.value).inc()
         now = self.clock.now()
         if result.outcome is Outcome.SENT:
-            self.limiter.on_accepted()
+            self.limiter.on_accepted(sent_at=sent_at)
             self.stats.sent += 1
             async with self.db.write() as conn:
                 await inbox.record(

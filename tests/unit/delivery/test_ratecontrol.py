@@ -52,12 +52,13 @@ async def _campaign(limits: list[tuple[float, float]], *, messages: int, senders
             if bucket is not None:
                 bucket.refill(clock.monotonic())
                 bucket.rate = judge.bot_rate
+            sent_at = clock.monotonic()
             await clock.sleep(0.005)  # the request's way out
             decision = judge.check(1, chat, group=False, paid=False, stars_tenths=0)
             await clock.sleep(0.005)  # the answer's way back
             if decision.admitted:
                 run.accepted.append(clock.monotonic())
-                limiter.on_accepted()
+                limiter.on_accepted(sent_at=sent_at)
             else:
                 run.refused.append(clock.monotonic())
                 limiter.on_rate_limited(decision.retry_after)
