@@ -146,3 +146,17 @@ def test_restore_starts_from_the_learned_rate_then_probes() -> None:
         RateController(0.0)
     with pytest.raises(ValueError):
         RateController(30.0, margin=1.5)
+
+
+async def test_paid_broadcasts_learn_their_own_rate() -> None:
+    clock = ManualClock()
+    limiter = BotRateLimiter(clock=clock, rate=30.0, paid_rate=1000.0, safety=1.0)
+    limiter.on_rate_limited(1.0, paid=True)
+    assert limiter.effective_rate(paid=True) == pytest.approx(500.0)
+    assert limiter.effective_rate() == pytest.approx(30.0)  # the free rate is not touched
+    assert limiter.learned_rates() == (None, pytest.approx(500.0))
+    fresh = BotRateLimiter(clock=clock, rate=30.0, paid_rate=1000.0, safety=1.0)
+    fresh.restore_rates(None, 500.0)
+    assert fresh.effective_rate(paid=True) == pytest.approx(500.0)
+    await limiter.aclose()
+    await fresh.aclose()
