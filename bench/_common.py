@@ -167,6 +167,15 @@ class SandboxProcess:
     async def reset_arrivals(self) -> None:
         await self._call("POST", "/bench/arrivals/reset")
 
+    async def refusals(self) -> list[float]:
+        """Monotonic times of every 429 the sandbox's limiter answered (any bot)."""
+        times: list[float] = await self._call("GET", "/bench/refusals")
+        return times
+
+    async def set_bot_rate(self, rate: float) -> None:
+        """Change the per-bot limit the sandbox enforces, from now on."""
+        await self._call("POST", "/bench/limit", {"bot_rate": rate})
+
 
 def _serve(spec: dict[str, Any]) -> None:
     """Entry point of the sandbox process (imports the sandbox only here)."""
@@ -181,13 +190,29 @@ def _serve(spec: dict[str, Any]) -> None:
         cfg["latency"] = tuple(cfg["latency"])
     config = SandboxConfig(port=0, **cfg)
     arrivals: dict[str, list[float]] = {}
+    refusals: list[float] = []
 
     class BenchSandbox(Sandbox):
         def app(self) -> web.Application:
             app = super().app()
             app.router.add_get("/bench/arrivals", self._arrivals)
             app.router.add_post("/bench/arrivals/reset", self._reset_arrivals)
+            app.router.add_get("/bench/refusals", self._refusals)
+            app.router.add_post("/bench/limit", self._limit)
             return app
+
+        async def _refusals(self, request: web.Request) -> web.Response:
+            return web.json_response(refusals)
+
+        async def _limit(self, request: web.Request) -> web.Response:
+            rate = float((await request.json())["bot_rate"])
+            now = self.limiter.clock()
+            self.limiter.bot_rate = rate
+            for key, bucket in self.limiter._buckets.items():
+                if key[0] == "bot":
+                    bucket.refill(now)  # what accrued so far at the old rate
+                    bucket.rate = rate
+            return web.json_response({"ok": True})
 
         async def _arrivals(self, request: web.Request) -> web.Response:
             return web.json_response(arrivals.get(request.query.get("bot", ""), []))
@@ -205,6 +230,15 @@ def _serve(spec: dict[str, Any]) -> None:
         return out
 
     sb.api.record = timed_record  # type: ignore[method-assign]
+    check = sb.limiter.check
+
+    def timed_check(*args: Any, **kwargs: Any) -> Any:
+        decision = check(*args, **kwargs)
+        if decision.retry_after:
+            refusals.append(time.monotonic())
+        return decision
+
+    sb.limiter.check = timed_check  # type: ignore[method-assign]
     for username, token in spec["bots"]:
         sb.add_bot(username, token)
 

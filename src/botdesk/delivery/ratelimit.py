@@ -3,7 +3,8 @@
 One ``BotRateLimiter`` per bot admits a send only when ALL of these allow it:
 
 - the bot's global bucket (``rate``/s, or ``paid_rate``/s for paid broadcasts), scaled by
-  ``safety`` (stay just under the limit) and by the 429 tuning factor;
+  ``safety`` (stay just under the limit); after a 429 the rate is the one learned from
+  Telegram's answers (``ratecontrol.RateController``, one for free and one for paid sends);
 - the chat's own bucket (``chat_rate``/s);
 - for groups, the group bucket (``group_per_minute``/min);
 - no bot-wide pause is active (a 429 pauses every sender of the bot).
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from botdesk.clock import Clock, Timer
+from botdesk.delivery.ratecontrol import DEFAULT_FLOOR_SHARE, DEFAULT_GROWTH, RateController
 
 DEFAULT_RATE = 30.0
 DEFAULT_BURST_SECONDS = 0.1  # default global burst = max(1, rate * this)
@@ -50,11 +52,7 @@ DEFAULT_GROUP_BURST = 1.0
 DEFAULT_PAID_RATE = 1000.0
 DEFAULT_SAFETY = 0.995
 DEFAULT_TICK = 0.01
-# 429 tuning: multiplicative decrease, floor, then additive increase after a quiet period.
-DEFAULT_DECREASE = 0.9
-DEFAULT_FLOOR = 0.5
-DEFAULT_QUIET_PERIOD = 30.0
-DEFAULT_RECOVERY_PER_S = 0.01  # of the configured rate, per second once quiet
+DEFAULT_QUIET_PERIOD = 10.0  # seconds without a 429 before the learned rate probes upward
 # Wake a microsecond after the exact refill time: float rounding (ours or the server's bucket)
 # must never turn "exactly one token" into 0.9999999.
 _MARGIN = 1e-6
@@ -119,10 +117,9 @@ class BotRateLimiter:
         paid_rate: float = DEFAULT_PAID_RATE,
         paid_burst: float | None = None,
         safety: float = DEFAULT_SAFETY,
-        decrease: float = DEFAULT_DECREASE,
-        floor: float = DEFAULT_FLOOR,
+        floor_share: float = DEFAULT_FLOOR_SHARE,
         quiet_period: float = DEFAULT_QUIET_PERIOD,
-        recovery_per_s: float = DEFAULT_RECOVERY_PER_S,
+        growth: float = DEFAULT_GROWTH,
         tick: float = DEFAULT_TICK,
     ) -> None:
         for name, value in (
@@ -133,8 +130,8 @@ class BotRateLimiter:
         ):
             if not value > 0:
                 raise ValueError(f"{name} must be positive")
-        if not 0 < safety <= 1 or not 0 < floor <= 1 or not 0 < decrease <= 1:
-            raise ValueError("safety, floor and decrease must be in (0, 1]")
+        if not 0 < safety <= 1:
+            raise ValueError("safety must be in (0, 1]")
         self._clock = clock
         self.rate = rate
         self.paid_rate = paid_rate
@@ -156,13 +153,11 @@ class BotRateLimiter:
         self._chat_tau = (chat_burst - 1.0) * self._chat_t
         self._group_t = 60.0 / group_per_minute
         self._group_tau = (group_burst - 1.0) * self._group_t
-        self._decrease = decrease
-        self._floor = floor
-        self._quiet = quiet_period
-        self._recovery = recovery_per_s
-        # tuning state: factor right after the last 429, and when it happened
-        self._cut_factor = 1.0
-        self._cut_at = -math.inf
+        # What Telegram actually enforces, learned from 429s: free and paid sends apart.
+        self._ctl = {
+            paid: RateController(base, floor_share=floor_share, quiet=quiet_period, growth=growth)
+            for paid, base in ((False, rate), (True, paid_rate))
+        }
         now = clock.monotonic()
         self._tat_free = now
         self._tat_paid = now
@@ -182,15 +177,11 @@ class BotRateLimiter:
 
     # -- rates -------------------------------------------------------------------------------
 
-    def _factor(self, now: float) -> float:
-        quiet_for = now - self._cut_at - self._quiet
-        if quiet_for <= 0:
-            return self._cut_factor
-        return min(1.0, self._cut_factor + self._recovery * quiet_for)
+    def _rate(self, paid: bool, now: float) -> float:
+        return self._ctl[paid].rate(now) * self.safety
 
     def effective_rate(self, *, paid: bool = False) -> float:
-        base = self.paid_rate if paid else self.rate
-        return base * self.safety * self._factor(self._clock.monotonic())
+        return self._rate(paid, self._clock.monotonic())
 
     def tick(self, *, paid: bool = False) -> float:
         """The grid this kind's wake-ups land on (0: exact times); see the module docstring."""
@@ -203,11 +194,10 @@ class BotRateLimiter:
     # -- readiness ---------------------------------------------------------------------------
 
     def _global_ready(self, paid: bool, now: float) -> float:
+        t = 1.0 / self._rate(paid, now)
         if paid:
-            t = 1.0 / (self.paid_rate * self.safety * self._factor(now))
             ready = self._tat_paid - (self.paid_burst - 1.0) * t
         else:
-            t = 1.0 / (self.rate * self.safety * self._factor(now))
             ready = self._tat_free - (self.burst - 1.0) * t
         return max(ready, self._paused_until)
 
@@ -227,10 +217,9 @@ class BotRateLimiter:
 
     def _admit(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
         """Take the tokens; return whether the free bucket was charged."""
-        factor = self._factor(now)
-        paid_t = 1.0 / (self.paid_rate * self.safety * factor)
+        paid_t = 1.0 / self._rate(True, now)
         self._tat_paid = max(self._tat_paid, now) + paid_t
-        free_t = 1.0 / (self.rate * self.safety * factor)
+        free_t = 1.0 / self._rate(False, now)
         took_free = not paid or self._global_ready(False, now) <= now
         if took_free:
             self._tat_free = max(self._tat_free, now) + free_t
@@ -249,10 +238,9 @@ class BotRateLimiter:
 
     def _refund(self, w: _Waiter) -> None:
         now = self._clock.monotonic()
-        factor = self._factor(now)
-        self._tat_paid -= 1.0 / (self.paid_rate * self.safety * factor)
+        self._tat_paid -= 1.0 / self._rate(True, now)
         if w.took_free:
-            self._tat_free -= 1.0 / (self.rate * self.safety * factor)
+            self._tat_free -= 1.0 / self._rate(False, now)
         self._restore(self._chats, w.chat_id, w.prev_chat, self._chat_t + _MARGIN, now)
         if w.is_group:
             self._restore(self._groups, w.chat_id, w.prev_group, self._group_t + _MARGIN, now)
@@ -418,24 +406,36 @@ class BotRateLimiter:
             return
         self._paused_until = until
         # Resume from an empty bucket: a burst right after a 429 would provoke the next one.
-        factor = self._factor(now)
-        tau_free = (self.burst - 1.0) / (self.rate * self.safety * factor)
-        tau_paid = (self.paid_burst - 1.0) / (self.paid_rate * self.safety * factor)
+        tau_free = (self.burst - 1.0) / self._rate(False, now)
+        tau_paid = (self.paid_burst - 1.0) / self._rate(True, now)
         self._tat_free = max(self._tat_free, until + tau_free)
         self._tat_paid = max(self._tat_paid, until + tau_paid)
 
-    def on_rate_limited(self, retry_after: float) -> None:
-        """A 429 arrived anyway: pause the bot and lower its rate (recovering once quiet)."""
+    def on_rate_limited(self, retry_after: float, *, paid: bool = False) -> None:
+        """A 429 arrived anyway: pause the bot and learn a lower rate (probing up once quiet)."""
         now = self._clock.monotonic()
         self._rate_limited += 1
-        if now >= self._paused_until:
-            # One decrease per episode: the other in-flight sends of the same burst answer 429
-            # too, and counting each of them would drop straight to the floor.
-            self._cut_factor = max(self._floor, self._factor(now) * self._decrease)
-        else:
-            self._cut_factor = self._factor(now)
-        self._cut_at = now  # every 429 restarts the quiet period
+        # One measurement per episode: the other in-flight sends of the same burst answer 429
+        # too, and each of them would cut again.
+        self._ctl[paid].on_rate_limited(now, new_episode=now >= self._paused_until)
         self.pause(retry_after)
+
+    def on_accepted(self, *, paid: bool = False, sent_at: float | None = None) -> None:
+        """Telegram accepted a send (that left at monotonic ``sent_at``): the controller
+        measures the real limit from these."""
+        self._ctl[paid].on_accepted(sent_at)
+
+    def learned_rates(self) -> tuple[float | None, float | None]:
+        """(free, paid) rates learned from 429s, None where the configured one holds."""
+        now = self._clock.monotonic()
+        return self._ctl[False].learned(now), self._ctl[True].learned(now)
+
+    def restore_rates(self, free: float | None, paid: float | None) -> None:
+        """Start from rates learned before a restart (then probe upward once quiet)."""
+        now = self._clock.monotonic()
+        for kind, learned in ((False, free), (True, paid)):
+            if learned is not None:
+                self._ctl[kind].restore(learned, now)
 
     # -- introspection -----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from botdesk.errors import InvalidToken
 from botdesk.log import get_logger
 from botdesk.store.db import Database
 from botdesk.store.models import Campaign
-from botdesk.telegram.gateway import Broadcast, OutgoingMessage, send
+from botdesk.telegram.gateway import Broadcast, Outcome, OutgoingMessage, send
 
 log = get_logger(__name__)
 
@@ -73,6 +73,8 @@ class Channel(Protocol):
     def name(self) -> str: ...
 
     def count_delivery(self, state: str) -> None: ...
+
+    async def remember_rates(self) -> None: ...
 
 
 @dataclass
@@ -581,6 +583,7 @@ class DeliveryEngine:
         wait = leave - self.clock.monotonic()
         if wait > 0:
             await self.clock.sleep(wait)
+        sent_at = self.clock.monotonic()
         if c.media_path and not c.file_id:
             async with c.upload_lock:  # upload once, then reuse Telegram's file_id
                 result = await send(self.ch.bot, self._message(c, row))
@@ -593,6 +596,8 @@ class DeliveryEngine:
             # A static text is the broadcast's own, already encoded.
             text = None if c.static_text is not None else c.text_for(row.values)
             result = await c.broadcast.send(self.ch.bot, row.chat_id, text)
+        if result.outcome is Outcome.SENT:
+            limiter.on_accepted(paid=c.paid, sent_at=sent_at)
         attempt = row.attempts + 1
         decision = policy.decide(result, attempt=attempt, policy=self.retry_policy, rng=self.rng)
         await self._apply(c, row, decision)
@@ -630,7 +635,8 @@ class DeliveryEngine:
             case policy.Retry(delay_s=delay, pause_bot=pause):
                 self.stats.retried += 1
                 if pause:
-                    self.ch.limiter.on_rate_limited(delay)
+                    self.ch.limiter.on_rate_limited(delay, paid=c.paid)
+                    await self.ch.remember_rates()
                 row.attempts += 1
                 self.writer.finish(
                     {**base, "state": "pending", "not_before": now.timestamp() + delay}

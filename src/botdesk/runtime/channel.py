@@ -2,7 +2,13 @@
 
 Campaign sends and conversational replies of a bot share the same ``BotRateLimiter`` (replies
 go first). A reply is recorded in the conversation once Telegram confirms it; a reply that
-cannot be confirmed is logged, never resent (at most once, like campaigns).
+cannot be confirmed is logged, never resent (at most once, like campaigns). A reply that draws
+429 was refused, not delivered: it waits ``retry_after`` (the bot's pause) and goes out ahead
+of campaign sends, however many times that takes; only a chat that can no longer be written
+to (blocked, gone) or repeated network/server failures give it up.
+
+The rates the limiter learns from 429s are kept on the bot's row, so a restart starts from
+them instead of provoking the same 429s again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
+from sqlalchemy import select, update
 
 from botdesk import inbox, subscribers
 from botdesk.app import App
@@ -23,6 +30,7 @@ from botdesk.delivery.ratelimit import BotRateLimiter, Priority
 from botdesk.log import get_logger
 from botdesk.runtime.metrics import Metrics
 from botdesk.store.db import Database
+from botdesk.store.models import Bot as BotRow
 from botdesk.telegram.gateway import Outcome, OutgoingMessage, SendResult, send
 
 log = get_logger(__name__)
@@ -64,6 +72,7 @@ class BotChannel:
         self.stats = ReplyStats()
         self._rng = random.Random()
         self._delivery_counters: dict[str, Any] = {}
+        self._remembered: tuple[float | None, float | None] = (None, None)
 
     @property
     def name(self) -> str:
@@ -82,12 +91,24 @@ class BotChannel:
         """Send through the limiter with reply priority; record it in the conversation."""
         msg = OutgoingMessage(chat_id=chat_id, text=text, parse_mode=parse_mode)
         result = SendResult(outcome=Outcome.CONNECT_FAILED)
-        for attempt in range(1, MAX_REPLY_ATTEMPTS + 1):
+        attempt = 0
+        while attempt < MAX_REPLY_ATTEMPTS:
+            # After a 429 this waits out the bot's pause; reply priority goes first then.
             await self.limiter.acquire(chat_id, is_group=is_group, priority=Priority.REPLY)
+            sent_at = self.clock.monotonic()
             result = await send(self.bot, msg)
             if result.outcome is Outcome.RETRY_AFTER:
+                # Refused, not delivered: not an attempt, Telegram said when to come back.
                 self.limiter.on_rate_limited(result.retry_after or 1.0)
+                log.info(
+                    "reply rate limited, waiting",
+                    bot=self.name,
+                    chat_id=chat_id,
+                    retry_after=result.retry_after,
+                )
+                await self.remember_rates()
                 continue
+            attempt += 1
             if result.outcome in (Outcome.CONNECT_FAILED, Outcome.SERVER_ERROR):
                 await self.clock.sleep(min(8.0, 0.25 * 2**attempt) * self._rng.random())
                 continue
@@ -95,6 +116,7 @@ class BotChannel:
         self.metrics.replies.labels(self.name, result.outcome.value).inc()
         now = self.clock.now()
         if result.outcome is Outcome.SENT:
+            self.limiter.on_accepted(sent_at=sent_at)
             self.stats.sent += 1
             async with self.db.write() as conn:
                 await inbox.record(
@@ -129,6 +151,37 @@ class BotChannel:
             description=result.description,
         )
         return result
+
+    async def remember_rates(self) -> None:
+        """Store the rates learned from 429s on the bot's row when they changed."""
+        learned = self.limiter.learned_rates()
+        if learned == self._remembered:
+            return
+        self._remembered = learned
+        free, paid = learned
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(BotRow)
+                    .where(BotRow.id == self.record.id)
+                    .values(learned_rate=free, learned_paid_rate=paid)
+                )
+        except Exception as exc:  # a lost figure only costs a few 429s after a restart
+            log.warning("learned rate not stored", bot=self.name, error=str(exc))
+
+    async def restore_rates(self) -> None:
+        """Start the limiter from the rates learned before (see ``remember_rates``)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(BotRow.learned_rate, BotRow.learned_paid_rate).where(
+                        BotRow.id == self.record.id
+                    )
+                )
+            ).one_or_none()
+        if row is not None:
+            self.limiter.restore_rates(row[0], row[1])
+            self._remembered = self.limiter.learned_rates()
 
     def count_delivery(self, state: str) -> None:
         # Called once per campaign message: the labelled child is looked up once per state

@@ -145,8 +145,11 @@ async def _owning(
         return
     channel = open_channel(app, rec, clock=clock, metrics=Metrics())
     try:
+        await channel.restore_rates()
         yield channel
     finally:
+        with contextlib.suppress(Exception):
+            await channel.remember_rates()
         with contextlib.suppress(Exception):
             await leases.release(app.db, bot_id=rec.id, owner=owner)
         await channel.limiter.aclose()

@@ -126,6 +126,7 @@ class Runtime:
         self._presence_task = asyncio.create_task(self._presence())
         for rec in records:
             ch = self._channel(rec)
+            await ch.restore_rates()
             run = BotRun(
                 channel=ch,
                 processor=UpdateProcessor(channel=ch, dispatcher=self.dispatcher, port=self.port),
@@ -336,6 +337,8 @@ class Runtime:
         if self.webhook is not None:
             await self.webhook.stop()
         for run in self.runs.values():
+            with contextlib.suppress(Exception):
+                await run.channel.remember_rates()  # what probing learned since the last 429
             await run.channel.limiter.aclose()
             await run.channel.aclose()
         if self._metrics_runner is not None:

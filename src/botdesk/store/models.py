@@ -97,6 +97,9 @@ class Bot(Base):
     # Long-polling offset: the next update id to ask for, committed with the processed ids.
     update_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # Send rates (msg/s) learned from Telegram's 429s, free and paid; NULL: the configured one.
+    learned_rate: Mapped[float | None] = mapped_column(Float)
+    learned_paid_rate: Mapped[float | None] = mapped_column(Float)
 
 
 class Subscriber(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 from collections.abc import Sequence
 
 import pytest
@@ -204,26 +205,24 @@ async def test_waiter_cancelled_after_admission_gives_the_tokens_back() -> None:
 
 async def test_pause_holds_every_sender_and_429_tunes_the_rate() -> None:
     clock = ManualClock()
-    limiter = BotRateLimiter(
-        clock=clock, rate=30.0, safety=1.0, quiet_period=10.0, recovery_per_s=0.01
-    )
+    limiter = BotRateLimiter(clock=clock, rate=30.0, safety=1.0, quiet_period=10.0, growth=0.02)
     limiter.on_rate_limited(5.0)
     assert limiter.stats().paused_until == 5.0
-    assert limiter.effective_rate() == pytest.approx(27.0)
+    assert limiter.effective_rate() == pytest.approx(15.0)  # first episode: halved
     assert not limiter.try_acquire(1, priority=Priority.REPLY)
     reply = asyncio.create_task(limiter.acquire(1, priority=Priority.REPLY))
     await clock.advance(4.9)
     assert not reply.done()
     await clock.advance(0.2)
     assert reply.done()
-    for _ in range(20):
+    for _ in range(20):  # no sends accepted in between: no measurement, plain cuts
         limiter.on_rate_limited(0)
-    assert limiter.effective_rate() == pytest.approx(15.0)  # floor: 50% of configured
-    await clock.advance(10.0)  # quiet period: no recovery yet
-    assert limiter.effective_rate() == pytest.approx(15.0)
-    await clock.advance(20.0)  # +1%/s of the configured rate
-    assert limiter.effective_rate() == pytest.approx(15.0 + 0.2 * 30.0)
-    await clock.advance(100.0)
+    assert limiter.effective_rate() == pytest.approx(1.5)  # floor: 5% of configured
+    await clock.advance(10.0)  # quiet period: no probing yet
+    assert limiter.effective_rate() == pytest.approx(1.5)
+    await clock.advance(20.0)  # +2%/s, compounded
+    assert limiter.effective_rate() == pytest.approx(1.5 * math.exp(0.02 * 20.0))
+    await clock.advance(200.0)
     assert limiter.effective_rate() == pytest.approx(30.0)
     assert limiter.stats().rate_limited == 21
     await limiter.aclose()
@@ -309,8 +308,10 @@ async def test_429s_of_one_burst_tune_the_rate_once() -> None:
     for _ in range(64):  # the whole in-flight window answers 429 within a few ms
         limiter.on_rate_limited(3.0)
         await clock.advance(0.001)
-    assert limiter.effective_rate() == pytest.approx(27.0)
+    assert limiter.effective_rate() == pytest.approx(15.0)
     assert limiter.stats().paused_until == pytest.approx(3.063)
     await clock.advance(5.0)
-    limiter.on_rate_limited(1.0)  # a new episode after the pause: one more step
-    assert limiter.effective_rate() == pytest.approx(24.3)
+    for _ in range(41):
+        limiter.on_accepted()
+    limiter.on_rate_limited(1.0)  # a new episode after the pause: measured since the first
+    assert limiter.effective_rate() == pytest.approx(40 / clock.monotonic() * 0.97)

@@ -1,0 +1,148 @@
+"""Learning the send rate Telegram actually enforces, from its 429 answers.
+
+Telegram's "about 30 messages per second" is an upper bound: heavier messages, newer bots and
+media see lower limits, and the only signal is a 429 with ``retry_after``. A fixed cut per 429
+(say x0.9 down to half the configured rate) cannot reach a limit of 5/s and keeps provoking
+flood errors, which Telegram punishes with longer waits. So the controller measures instead:
+
+- Between two 429 episodes the server accepted ``n`` messages in ``interval`` seconds (the
+  pause in between included). Its bucket was empty (under one token) at both 429s, so the
+  bucket's refill over the interval is ``n`` give or take one token: ``(n - 1) / interval`` is
+  a lower bound of the real limit, and the new rate is just under it (``margin``). After a
+  probe, never below the rate held before it (it drew no 429 for a quiet period). Bounded by
+  ``max_cut`` (a 429 means we were above the limit: lower at least that much) and ``min_cut``
+  (an interval with idle stretches under-estimates; never drop more than this in one step).
+- The first episode has no interval to measure yet: the rate is halved (the server's burst
+  makes a rate measured from a full bucket meaningless).
+- After ``quiet`` seconds without a 429 the rate grows by ``growth`` per second (exponential,
+  so 5/s gets back to 30/s in about 100 s when the limit rises again), up to the configured
+  rate. The next 429 measures again. Each probe that ends in a 429 doubles the quiet period
+  (up to ``MAX_QUIET``): a steady limit is probed less and less often.
+- The rate never drops below ``floor_share`` of the configured rate.
+
+Pure logic on explicit ``now`` values (monotonic seconds), so tests drive it with a fake clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+DEFAULT_FLOOR_SHARE = 0.05
+DEFAULT_QUIET = 10.0
+DEFAULT_GROWTH = 0.02  # per second, once quiet
+DEFAULT_FIRST_CUT = 0.5
+DEFAULT_MARGIN = 0.97
+DEFAULT_MAX_CUT = 0.95
+DEFAULT_MIN_CUT = 0.2
+PROBE_CUT = 0.75
+MAX_QUIET = 60.0
+# Two episodes further apart than this are not one measurement (traffic may have stopped).
+DEFAULT_HORIZON = 120.0
+# Fewer accepted sends than this between two episodes carry no measurement (sparse replies).
+MIN_SAMPLES = 3
+
+
+class RateController:
+    def __init__(
+        self,
+        configured: float,
+        *,
+        floor_share: float = DEFAULT_FLOOR_SHARE,
+        quiet: float = DEFAULT_QUIET,
+        growth: float = DEFAULT_GROWTH,
+        first_cut: float = DEFAULT_FIRST_CUT,
+        margin: float = DEFAULT_MARGIN,
+        max_cut: float = DEFAULT_MAX_CUT,
+        min_cut: float = DEFAULT_MIN_CUT,
+        horizon: float = DEFAULT_HORIZON,
+    ) -> None:
+        if not configured > 0:
+            raise ValueError("configured rate must be positive")
+        for name, value in (
+            ("floor_share", floor_share),
+            ("first_cut", first_cut),
+            ("margin", margin),
+            ("max_cut", max_cut),
+            ("min_cut", min_cut),
+        ):
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1]")
+        if quiet < 0 or growth < 0 or horizon <= 0:
+            raise ValueError("quiet and growth must not be negative, horizon must be positive")
+        self.configured = configured
+        self.floor = configured * floor_share
+        self._quiet_base = quiet
+        self._quiet = quiet  # doubles each time a probe ends in a 429 (steady limit)
+        self._growth = growth
+        self._first_cut = first_cut
+        self._margin = margin
+        self._max_cut = max_cut
+        self._min_cut = min_cut
+        self._horizon = horizon
+        self._base = configured  # the rate set at the last cut (or restore)
+        self._cut_at = -math.inf
+        self._episode_at = -math.inf
+        self._episode_count = 0
+        self._accepted = 0
+        self.episodes = 0
+
+    def rate(self, now: float) -> float:
+        """The rate to send at now: the learned one, probing upward once quiet."""
+        if self._base >= self.configured:
+            return self.configured
+        quiet_for = now - self._cut_at - self._quiet
+        if quiet_for <= 0:
+            return self._base
+        return min(self.configured, self._base * math.exp(self._growth * quiet_for))
+
+    def learned(self, now: float) -> float | None:
+        """The rate worth remembering across a restart (None: the configured one holds).
+
+        The rate the last 429 left, not the probe's: a probe may be above the limit already,
+        and a restart would start by drawing that 429 again."""
+        return None if self.rate(now) >= self.configured else self._base
+
+    def on_accepted(self, sent_at: float | None = None) -> None:
+        """Telegram accepted a send that left at ``sent_at``. A send that left before the
+        current episode began was drawn from the bucket before it ran empty: counting its late
+        answer in the next interval would over-estimate the refill."""
+        if sent_at is None or sent_at >= self._episode_at:
+            self._accepted += 1
+
+    def on_rate_limited(self, now: float, *, new_episode: bool) -> float:
+        """A 429: lower the rate (once per episode); every 429 restarts the quiet period."""
+        current = self.rate(now)
+        if not new_episode:
+            self._base, self._cut_at = current, now
+            return current
+        self.episodes += 1
+        n = self._accepted - self._episode_count
+        interval = now - self._episode_at
+        if interval <= self._horizon and n >= MIN_SAMPLES:
+            measured = (n - 1) / interval * self._margin
+            # Probing since the last cut: the rate held before it drew no 429 for a quiet
+            # period, while the interval's average also counts the slow climb (and a full
+            # bucket's lost refill), so it under-estimates.
+            # The probe overshot the limit by what drained the server's burst: a quarter of
+            # the rate at most for bursts of a few seconds' worth.
+            probed = now - self._cut_at > self._quiet
+            held = max(self._base, current * PROBE_CUT) if probed else 0.0
+            if probed:
+                # The limit did not move: probe less often, each probe costs a 429.
+                self._quiet = min(MAX_QUIET, 2 * self._quiet)
+            new = min(current * self._max_cut, max(current * self._min_cut, measured, held))
+        else:
+            new = current * self._first_cut
+        if current >= self.configured:
+            self._quiet = self._quiet_base  # back at full rate before: a new limit
+        self._base = max(self.floor, new)
+        self._cut_at = now
+        self._episode_at = now
+        self._episode_count = self._accepted
+        return self._base
+
+    def restore(self, rate: float, now: float) -> None:
+        """Start from a rate learned before (a restart): quiet period first, then probe."""
+        if rate > 0:
+            self._base = min(self.configured, max(self.floor, rate))
+            self._cut_at = now
