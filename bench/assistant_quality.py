@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/assistant_quality.py [--split test|tune] [--no-embeddings]
        .venv/bin/python bench/assistant_quality.py --cv   (tune split only)
-       .venv/bin/python bench/assistant_quality.py --kbs [--no-embeddings]
+       .venv/bin/python bench/assistant_quality.py --kbs [--no-embeddings | --embedder e5]
 
 ``--kbs`` is the generalisation suite (bench/kb_suite.py, bench/data/kb/): every figure per
 knowledge base, for the held-out bases only; the single methods' thresholds are chosen on the
@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 from kb_suite import KnowledgeBase, Question, load_suite
 
+from botdesk.assistant.e5_embedder import load_e5_embedder
 from botdesk.assistant.embeddings import load_default_embedder
 from botdesk.assistant.knowledge import parse_knowledge
 from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_WEIGHTS, Retriever
@@ -237,6 +238,39 @@ def _as_scored(asked: list[Asked]) -> list[Scored]:
     ]
 
 
+def impostor_scores(retriever: Retriever) -> np.ndarray:
+    """Per entry: the best embedding score its own question gets from any *other* entry.
+
+    How high an in-domain question scores against entries that do not answer it: the base's
+    own competition, the reference for a per-base handoff threshold.
+    """
+    out = []
+    for i, e in enumerate(retriever.entries):
+        s = retriever.signals(e.question, correct_typos=False)["phrasing"].copy()
+        s[i] = -1.0
+        out.append(float(s.max()))
+    return np.asarray(out)
+
+
+QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def per_base_quantile(bases: list[KnowledgeBase], retrievers: dict[str, Retriever]) -> float:
+    """The impostor quantile that maximises correct decisions on the tune bases."""
+    best, best_ok = QUANTILES[0], -1.0
+    for qt in QUANTILES:
+        ok = 0.0
+        for kb in bases:
+            if kb.role != "tune":
+                continue
+            r = retrievers[kb.name]
+            thr = float(np.quantile(impostor_scores(r), qt))
+            ok += decisions(_as_scored(ask_all(r, kb, "phrasing")), thr)["correct_decisions"]
+        if ok > best_ok:
+            best, best_ok = qt, ok
+    return best
+
+
 def generalisation(embedder: object | None) -> int:
     bases, skipped = load_suite()
     for line in skipped:
@@ -257,6 +291,9 @@ def generalisation(embedder: object | None) -> int:
         f"embedder: {getattr(embedder, 'name', 'none')}; thresholds chosen on the tune bases:"
         + ", ".join(f" {names[m]} {t:.3f}" for m, t in thresholds.items())
     )
+    quantile = per_base_quantile(bases, retrievers) if embedder else None
+    if quantile is not None:
+        print(f"per-base calibration: impostor quantile {quantile} (chosen on the tune bases)")
     columns = [
         "top-1 (any threshold)",
         "right & answered",
@@ -276,6 +313,11 @@ def generalisation(embedder: object | None) -> int:
         for m in methods:
             r = suite_figures(kb, ask_all(retrievers[kb.name], kb, m), thresholds[m])
             print(f"  {names[m]:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
+        if quantile is not None:
+            thr = float(np.quantile(impostor_scores(retrievers[kb.name]), quantile))
+            r = suite_figures(kb, ask_all(retrievers[kb.name], kb, "phrasing"), thr)
+            label = f"emb. per-base {thr:.2f}"
+            print(f"  {label:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
     return 0
 
 
@@ -292,9 +334,18 @@ def main() -> int:
     parser.add_argument("--no-embeddings", action="store_true")
     parser.add_argument("--cv", action="store_true", help="tune-split cross-validation only")
     parser.add_argument("--kbs", action="store_true", help="held-out knowledge bases, per base")
+    parser.add_argument(
+        "--embedder", default="minilm", choices=["minilm", "e5"], help="with --kbs: which model"
+    )
     args = parser.parse_args()
     if args.kbs:
-        return generalisation(None if args.no_embeddings else load_default_embedder())
+        if args.no_embeddings:
+            return generalisation(None)
+        embedder = load_default_embedder() if args.embedder == "minilm" else load_e5_embedder()
+        if embedder is None:
+            print(f"embedder {args.embedder} is not installed")
+            return 1
+        return generalisation(embedder)
     entries, questions = load()
     embedder = None if args.no_embeddings else load_default_embedder()
     if args.cv:
