@@ -2,6 +2,11 @@
 
 Usage: .venv/bin/python bench/assistant_quality.py [--split test|tune] [--no-embeddings]
        .venv/bin/python bench/assistant_quality.py --cv   (tune split only)
+       .venv/bin/python bench/assistant_quality.py --kbs [--no-embeddings | --embedder e5]
+
+``--kbs`` is the generalisation suite (bench/kb_suite.py, bench/data/kb/): every figure per
+knowledge base, for the held-out bases only; the single methods' thresholds are chosen on the
+tune bases' questions, the hybrid runs as shipped.
 
 For each method (BM25 alone, char n-gram TF-IDF alone, embeddings alone, hybrid) the handoff
 threshold is chosen on the *tune* split (maximising correct decisions: right answer for an
@@ -21,12 +26,15 @@ import argparse
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
+from kb_suite import KnowledgeBase, Question, load_suite
 
+from botdesk.assistant.e5_embedder import load_e5_embedder
 from botdesk.assistant.embeddings import load_default_embedder
 from botdesk.assistant.knowledge import parse_knowledge
 from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_WEIGHTS, Retriever
@@ -170,12 +178,184 @@ def calibrate(retriever: Retriever, tune: list[dict]) -> None:
         )
 
 
+@dataclass
+class Asked:
+    question: Question
+    top_key: str
+    confidence: float
+    seconds: float
+
+
+def ask_all(retriever: Retriever, kb: KnowledgeBase, method: str) -> list[Asked]:
+    out = []
+    for q in kb.questions:
+        started = time.perf_counter()
+        if method == "hybrid":
+            hit = retriever.search(q.text, k=1)[0]
+            key, conf = hit.entry.key, hit.confidence
+        elif method == "fused":
+            # the hybrid's ranking with its raw fused score, thresholded like the single methods
+            f = retriever.fuse(retriever.signals(q.text))
+            i = int(np.argmax(f))
+            key, conf = retriever.entries[i].key, float(f[i])
+        else:
+            s = retriever.signals(q.text, correct_typos=False)[method]
+            i = int(np.argmax(s))
+            key, conf = retriever.entries[i].key, float(s[i])
+        out.append(Asked(q, key, conf, time.perf_counter() - started))
+    return out
+
+
+def suite_figures(kb: KnowledgeBase, asked: list[Asked], threshold: float) -> dict[str, str]:
+    def pct(part: list[Asked], ok: Callable[[Asked], bool]) -> str:
+        return f"{sum(map(ok, part))}/{len(part)}" if part else "-"
+
+    def right(a: Asked) -> bool:
+        return a.question.expect is not None and a.top_key in a.question.expect
+
+    native = [a for a in asked if a.question.expect is not None and a.question.lang == kb.lang]
+    foreign = [a for a in asked if a.question.expect is not None and a.question.lang != kb.lang]
+    oos = [a for a in asked if a.question.expect is None]
+    answerable = native + foreign
+    ms = sorted(a.seconds * 1000 for a in asked)
+    return {
+        "top-1 (any threshold)": pct(native, right),
+        "right & answered": pct(native, lambda a: right(a) and a.confidence >= threshold),
+        "OOS handed off": pct(oos, lambda a: a.confidence < threshold),
+        "answerable handed off": pct(answerable, lambda a: a.confidence < threshold),
+        "cross-lingual right": pct(foreign, lambda a: right(a) and a.confidence >= threshold),
+        "p95 ms": f"{ms[int(0.95 * (len(ms) - 1))]:.1f}",
+    }
+
+
+def _as_scored(asked: list[Asked]) -> list[Scored]:
+    # decisions() takes one expected key; a question answered by several entries counts the one
+    # the method picked when it is among them.
+    return [
+        Scored(
+            None
+            if a.question.expect is None
+            else (a.top_key if a.top_key in a.question.expect else min(a.question.expect)),
+            a.top_key,
+            a.confidence,
+        )
+        for a in asked
+    ]
+
+
+def impostor_scores(retriever: Retriever) -> np.ndarray:
+    """Per entry: the best embedding score its own question gets from any *other* entry.
+
+    How high an in-domain question scores against entries that do not answer it: the base's
+    own competition, the reference for a per-base handoff threshold.
+    """
+    out = []
+    for i, e in enumerate(retriever.entries):
+        s = retriever.signals(e.question, correct_typos=False)["phrasing"].copy()
+        s[i] = -1.0
+        out.append(float(s.max()))
+    return np.asarray(out)
+
+
+QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def per_base_quantile(bases: list[KnowledgeBase], retrievers: dict[str, Retriever]) -> float:
+    """The impostor quantile that maximises correct decisions on the tune bases."""
+    best, best_ok = QUANTILES[0], -1.0
+    for qt in QUANTILES:
+        ok = 0.0
+        for kb in bases:
+            if kb.role != "tune":
+                continue
+            r = retrievers[kb.name]
+            thr = float(np.quantile(impostor_scores(r), qt))
+            ok += decisions(_as_scored(ask_all(r, kb, "phrasing")), thr)["correct_decisions"]
+        if ok > best_ok:
+            best, best_ok = qt, ok
+    return best
+
+
+def generalisation(embedder: object | None) -> int:
+    bases, skipped = load_suite()
+    for line in skipped:
+        print(line)
+    methods = ["bm25"] + (["phrasing", "fused"] if embedder else []) + ["hybrid"]
+    names = {
+        "bm25": "BM25 alone",
+        "phrasing": "embedding alone",
+        "fused": "hybrid, tune thr.",
+        "hybrid": "hybrid (shipped)",
+    }
+    retrievers = {
+        kb.name: Retriever.build(kb.entries, embedder=embedder, weights=DEFAULT_WEIGHTS)  # type: ignore[arg-type]
+        for kb in bases
+    }
+    thresholds = {"hybrid": DEFAULT_CONFIDENCE_THRESHOLD}
+    for m in methods[:-1]:
+        tuned = [
+            a for kb in bases if kb.role == "tune" for a in ask_all(retrievers[kb.name], kb, m)
+        ]
+        thresholds[m] = tune_threshold(_as_scored(tuned))
+    print(
+        f"embedder: {getattr(embedder, 'name', 'none')}; thresholds chosen on the tune bases:"
+        + ", ".join(f" {names[m]} {t:.3f}" for m, t in thresholds.items())
+    )
+    quantile = per_base_quantile(bases, retrievers) if embedder else None
+    if quantile is not None:
+        print(f"per-base calibration: impostor quantile {quantile} (chosen on the tune bases)")
+    columns = [
+        "top-1 (any threshold)",
+        "right & answered",
+        "OOS handed off",
+        "answerable handed off",
+        "cross-lingual right",
+        "p95 ms",
+    ]
+    for kb in bases:
+        if kb.role != "held-out":
+            continue
+        print(
+            f"\n{kb.name} ({kb.lang}, {len(kb.entries)} entries,"
+            f" {len(kb.questions)} questions): {kb.shape}"
+        )
+        print(f"  {'method':18}" + "".join(f"{c:>23}" for c in columns))
+        for m in methods:
+            r = suite_figures(kb, ask_all(retrievers[kb.name], kb, m), thresholds[m])
+            print(f"  {names[m]:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
+        if quantile is not None:
+            thr = float(np.quantile(impostor_scores(retrievers[kb.name]), quantile))
+            r = suite_figures(kb, ask_all(retrievers[kb.name], kb, "phrasing"), thr)
+            label = f"emb. per-base {thr:.2f}"
+            print(f"  {label:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
+    return 0
+
+
+def _with_pct(cell: str) -> str:
+    if "/" not in cell:
+        return cell
+    a, b = map(int, cell.split("/"))
+    return f"{cell} ({a / b:.0%})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="test", choices=["test", "tune"])
     parser.add_argument("--no-embeddings", action="store_true")
     parser.add_argument("--cv", action="store_true", help="tune-split cross-validation only")
+    parser.add_argument("--kbs", action="store_true", help="held-out knowledge bases, per base")
+    parser.add_argument(
+        "--embedder", default="minilm", choices=["minilm", "e5"], help="with --kbs: which model"
+    )
     args = parser.parse_args()
+    if args.kbs:
+        if args.no_embeddings:
+            return generalisation(None)
+        embedder = load_default_embedder() if args.embedder == "minilm" else load_e5_embedder()
+        if embedder is None:
+            print(f"embedder {args.embedder} is not installed")
+            return 1
+        return generalisation(embedder)
     entries, questions = load()
     embedder = None if args.no_embeddings else load_default_embedder()
     if args.cv:
