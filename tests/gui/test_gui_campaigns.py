@@ -67,6 +67,7 @@ def test_compose_validate_send_pause_resume_report(drive, home: Path, tmp_path: 
             await until(lambda: d.report is not None and d.recipients.rowCount() == 16)
             assert d.report["counts"]["sent"] == 16
             assert d.progress.value() == 16
+            assert "sent 16" in d.numbers.text() and "ETA" not in d.numbers.text()
             got = [m for m in sb.messages(bot=USERNAME) if "Sale" in (m.get("text") or "")]
             assert sorted(m["chat_id"] for m in got) == sorted(u.id for u in people)
 

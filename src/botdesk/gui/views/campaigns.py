@@ -401,10 +401,9 @@ class Detail(QWidget):
         self.progress.setValue(done)
         eta = "-" if st["eta_s"] is None else f"{st['eta_s']:.0f} s"
         self.heading.setText(f"Campaign {cid}: {state}")
-        self.numbers.setText(
-            "  ".join(f"{s} {st.get(s, 0):,}" for s in STATES)
-            + f"   rate {st['rate_per_s']}/s  ETA {eta}"
-        )
+        # Rate and ETA only mean something while it runs ("0.0/s, ETA 0 s" on a finished one).
+        live = f"   rate {st['rate_per_s']}/s  ETA {eta}" if state == "running" else ""
+        self.numbers.setText("  ".join(f"{s} {st.get(s, 0):,}" for s in STATES) + live)
         self.chart.show({s: st.get(s, 0) for s in STATES})
         self.pause_btn.setEnabled(state == "running")
         self.resume_btn.setEnabled(state == "paused")
