@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
     STATE.home = None  # in-process callers (tests) must not inherit an earlier --home
     args = _extract_home(list(sys.argv[1:] if argv is None else argv))
+    if args and args[0] in ("campaign", "subscribers", "bot", "inbox"):
+        # Commands that send or list build aiogram's models on first use (fast_import);
+        # not yet `serve`: an assistant e2e flow failed with it (issue 13, part 2).
+        from botdesk.telegram.fast_import import install
+
+        install()
     usage_errors = _cli_errors()
     try:
         rv = app(args=args, prog_name="botdesk", standalone_mode=False)

@@ -11,7 +11,7 @@ import sys
 
 PROBE = r"""
 import json, sys
-import botdesk  # installs the hook
+from botdesk.telegram.fast_import import install; install()
 import aiogram.methods as methods
 import aiogram.types as types
 from pydantic import BaseModel
