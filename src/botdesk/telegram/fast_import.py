@@ -5,7 +5,8 @@ of ``aiogram/types/__init__.py``, calls ``model_rebuild`` on every one of them w
 holding all the types, which builds every schema at import. `botdesk campaign run` sends with
 a handful of them, so almost all of that work (and memory) was for nothing.
 
-How: a meta-path hook, installed by ``botdesk/cli/main.py`` for commands that send or list (it costs nothing until aiogram is
+How: a meta-path hook, installed by ``botdesk/cli/main.py`` for commands that send or list
+(it costs nothing until aiogram is
 imported), wraps the import of the ``aiogram`` package. While aiogram's own ``__init__`` runs,
 ``model_rebuild`` calls that pass a ``_types_namespace`` for aiogram's types only record that
 namespace as the model's parent namespace (pydantic resolves forward references from it) and
