@@ -34,6 +34,9 @@ class BotRecord:
     status: str
     status_reason: str | None
     update_offset: int
+    # Send rates (msg/s) learned from Telegram's 429s; None: the configured ones.
+    learned_rate: float | None = None
+    learned_paid_rate: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -80,7 +83,21 @@ def _record(row: Any) -> BotRecord:
         status=m["status"],
         status_reason=m["status_reason"],
         update_offset=m["update_offset"],
+        learned_rate=m["learned_rate"],
+        learned_paid_rate=m["learned_paid_rate"],
     )
+
+
+async def store_learned_rates(
+    db: Database, bot_id: int, rate: float | None, paid_rate: float | None
+) -> None:
+    """Keep the rates a bot's limiter learned from 429s, for its next start."""
+    async with db.write() as conn:
+        await conn.execute(
+            update(Bot)
+            .where(Bot.id == bot_id)
+            .values(learned_rate=rate, learned_paid_rate=paid_rate)
+        )
 
 
 class BotRegistry:

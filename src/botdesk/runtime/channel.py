@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
-from sqlalchemy import select, update
 
-from botdesk import inbox, subscribers
+from botdesk import bots, inbox, subscribers
 from botdesk.app import App
 from botdesk.bots import BotRecord
 from botdesk.clock import Clock
@@ -30,7 +29,6 @@ from botdesk.delivery.ratelimit import BotRateLimiter, Priority
 from botdesk.log import get_logger
 from botdesk.runtime.metrics import Metrics
 from botdesk.store.db import Database
-from botdesk.store.models import Bot as BotRow
 from botdesk.telegram.gateway import Outcome, OutgoingMessage, SendResult, send
 
 log = get_logger(__name__)
@@ -158,30 +156,16 @@ class BotChannel:
         if learned == self._remembered:
             return
         self._remembered = learned
-        free, paid = learned
         try:
-            async with self.db.write() as conn:
-                await conn.execute(
-                    update(BotRow)
-                    .where(BotRow.id == self.record.id)
-                    .values(learned_rate=free, learned_paid_rate=paid)
-                )
+            await bots.store_learned_rates(self.db, self.record.id, *learned)
         except Exception as exc:  # a lost figure only costs a few 429s after a restart
             log.warning("learned rate not stored", bot=self.name, error=str(exc))
 
-    async def restore_rates(self) -> None:
-        """Start the limiter from the rates learned before (see ``remember_rates``)."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(BotRow.learned_rate, BotRow.learned_paid_rate).where(
-                        BotRow.id == self.record.id
-                    )
-                )
-            ).one_or_none()
-        if row is not None:
-            self.limiter.restore_rates(row[0], row[1])
-            self._remembered = self.limiter.learned_rates()
+    def restore_rates(self) -> None:
+        """Start the limiter from the rates learned before (see ``remember_rates``), as the
+        bot's record read at start-up holds them."""
+        self.limiter.restore_rates(self.record.learned_rate, self.record.learned_paid_rate)
+        self._remembered = self.limiter.learned_rates()
 
     def count_delivery(self, state: str) -> None:
         # Called once per campaign message: the labelled child is looked up once per state

@@ -145,7 +145,7 @@ async def _owning(
         return
     channel = open_channel(app, rec, clock=clock, metrics=Metrics())
     try:
-        await channel.restore_rates()
+        channel.restore_rates()
         yield channel
     finally:
         with contextlib.suppress(Exception):

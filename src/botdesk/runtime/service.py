@@ -126,7 +126,7 @@ class Runtime:
         self._presence_task = asyncio.create_task(self._presence())
         for rec in records:
             ch = self._channel(rec)
-            await ch.restore_rates()
+            ch.restore_rates()
             run = BotRun(
                 channel=ch,
                 processor=UpdateProcessor(channel=ch, dispatcher=self.dispatcher, port=self.port),
