@@ -124,6 +124,11 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
         sb.set_star_balance(body["bot"], float(body["balance"]))
         return {"bot": body["bot"], "balance": sb.star_balance(body["bot"])}
 
+    async def clock(request: web.Request, body: dict[str, Any]) -> Any:
+        if request.method == "POST":
+            return {"offset": sb.advance_clock(float(body.get("advance", 0)))}
+        return {"offset": sb.world.clock_offset, "now": sb.world.now()}
+
     async def revoke(request: web.Request, body: dict[str, Any]) -> Any:
         sb.revoke_token(request.match_info["username"])
         return {"ok": True}
@@ -146,3 +151,5 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     r.add_route("POST", "/sandbox/faults", _endpoint(faults))
     r.add_route("POST", "/sandbox/stars", _endpoint(stars))
     r.add_route("POST", "/sandbox/reset", _endpoint(reset))
+    r.add_route("GET", "/sandbox/clock", _endpoint(clock))
+    r.add_route("POST", "/sandbox/clock", _endpoint(clock))

@@ -8,6 +8,7 @@ message is never recorded and never consumes a rate token.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from .errors import CHAT_NOT_FOUND, ApiError, bad_request, forbidden, too_many_r
 from .limits import Limiter
 from .params import Params, Upload, validate_markup
 from .stats import Stats
-from .world import DEACTIVATED, DELETED, Bot, World, now
+from .world import DEACTIVATED, DELETED, Bot, World
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -37,6 +38,10 @@ _NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 NO_STARS = "not enough Telegram Stars to send paid broadcast messages"
+# "A message can only be deleted if it was sent less than 48 hours ago" (Bot API, deleteMessage).
+DELETE_WINDOW_S = 48 * 3600
+CANT_DELETE_OLD = "message can't be deleted for everyone"
+MAX_DELETE_BATCH = 100
 
 
 def required(name: str) -> ApiError:
@@ -109,7 +114,7 @@ class BotApi:
             "message_id": 0,
             "from": bot.user_json(),
             "chat": chat,
-            "date": now(),
+            "date": self.world.now(),
         }
         message.update(fields)
         if params.flag("protect_content"):
@@ -386,49 +391,127 @@ class BotApi:
         paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
         return self.record(bot, chat_id, chat, "forwardMessage", fields, paid, p)
 
-    def m_editMessageText(self, bot: Bot, p: Params) -> Any:
+    def editable(self, bot: Bot, p: Params) -> tuple[int, int, dict[str, Any] | None]:
+        """The chat, message id and message an edit names, with Telegram's refusals."""
         if p.get("inline_message_id") is not None:
             raise bad_request("MESSAGE_ID_INVALID")  # the sandbox has no inline messages
         chat_id = p.chat_id()
         message_id = p.integer("message_id", required="message identifier is not specified")
-        text, entities = self.message_text(p)
-        markup = self.markup(p)
+        mid = message_id or 0
+        return chat_id, mid, self.world.log(bot, chat_id).messages.get(mid)
+
+    def count_call(self, bot: Bot, chat_id: int, message_id: int, kind: str) -> None:
+        """Every edit or delete call naming a message the bot sent, refused or not: tests
+        count them to prove nothing was edited or deleted twice."""
+        record = self.world.log(bot, chat_id).records.get(message_id)
+        if record is not None:
+            record[kind] = record.get(kind, 0) + 1
+
+    def apply_edit(
+        self,
+        bot: Bot,
+        chat_id: int,
+        message_id: int,
+        message: dict[str, Any] | None,
+        content: dict[str, Any],
+        markup: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Replace ``content`` (text/entities or caption/caption_entities; empty for a
+        markup-only edit) and the keyboard, as Telegram does, or refuse."""
         self.target(bot, chat_id)
-        log = self.world.log(bot, chat_id)
-        message = log.messages.get(message_id or 0)
+        self.count_call(bot, chat_id, message_id, "edit_calls")
         if message is None:
             raise bad_request("message to edit not found")
         if message.get("from", {}).get("id") != bot.info.id:
             raise bad_request("message can't be edited")
-        if "text" not in message:
+        keys = tuple(content) if content else ()
+        if "text" in keys and "text" not in message:
             raise bad_request("there is no text in the message to edit")
-        if (
-            message["text"] == text
-            and message.get("entities", []) == entities
-            and message.get("reply_markup") == markup.get("reply_markup")
-        ):
+        if "caption" in keys and not ("photo" in message or "document" in message):
+            raise bad_request("there is no caption in the message to edit")
+        entity_key = "entities" if "text" in keys else "caption_entities"
+        same_content = all(message.get(k) == v for k, v in content.items() if k != entity_key)
+        if content:
+            same_content = same_content and message.get(entity_key, []) == content.get(
+                entity_key, []
+            )
+        if same_content and message.get("reply_markup") == markup.get("reply_markup"):
             raise bad_request(_NOT_MODIFIED)
-        message["text"] = text
-        message.pop("entities", None)
+        if content:
+            main = "text" if "text" in keys else "caption"
+            message.pop(main, None)
+            message.pop(entity_key, None)
+            message.update({k: v for k, v in content.items() if v})
         message.pop("reply_markup", None)  # an edit without reply_markup drops the keyboard
-        if entities:
-            message["entities"] = entities
         message.update(markup)
-        message["edit_date"] = now()
-        record = log.records.get(message_id or 0)
+        message["edit_date"] = self.world.now()
+        record = self.world.log(bot, chat_id).records.get(message_id)
         if record is not None:
-            record.update(text=text, entities=entities, edited=True, **markup)
+            if "text" in keys:
+                record.update(text=content["text"], entities=content.get("entities", []))
+            elif "caption" in keys:
+                record.update(
+                    caption=content.get("caption"),
+                    entities=content.get("caption_entities", []),
+                )
+            record["reply_markup"] = markup.get("reply_markup")
+            record["edited"] = True
+            record["edits"] = record.get("edits", 0) + 1
         return message
+
+    def m_editMessageText(self, bot: Bot, p: Params) -> Any:
+        chat_id, message_id, message = self.editable(bot, p)
+        text, entities = self.message_text(p)
+        content: dict[str, Any] = {"text": text}
+        if entities:
+            content["entities"] = entities
+        return self.apply_edit(bot, chat_id, message_id, message, content, self.markup(p))
+
+    def m_editMessageCaption(self, bot: Bot, p: Params) -> Any:
+        chat_id, message_id, message = self.editable(bot, p)
+        fields = self.caption(p)  # an absent caption removes it, as Telegram does
+        content: dict[str, Any] = {"caption": fields.get("caption", "")}
+        if fields.get("caption_entities"):
+            content["caption_entities"] = fields["caption_entities"]
+        return self.apply_edit(bot, chat_id, message_id, message, content, self.markup(p))
+
+    def m_editMessageReplyMarkup(self, bot: Bot, p: Params) -> Any:
+        chat_id, message_id, message = self.editable(bot, p)
+        return self.apply_edit(bot, chat_id, message_id, message, {}, self.markup(p))
+
+    def delete_one(self, bot: Bot, chat_id: int, message_id: int) -> None:
+        log = self.world.log(bot, chat_id)
+        self.count_call(bot, chat_id, message_id, "delete_calls")
+        message = log.messages.get(message_id)
+        if message is None:
+            raise bad_request("message to delete not found")
+        if message.get("from", {}).get("id") == bot.info.id and (
+            self.world.now() - int(message.get("date", 0)) >= DELETE_WINDOW_S
+        ):
+            raise bad_request(CANT_DELETE_OLD)
+        del log.messages[message_id]
+        record = log.records.get(message_id)
+        if record is not None:
+            record["deleted"] = True
 
     def m_deleteMessage(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
         message_id = p.integer("message_id", required="message identifier is not specified")
-        log = self.world.log(bot, chat_id)
-        if log.messages.pop(message_id or 0, None) is None:
-            raise bad_request("message to delete not found")
-        record = log.records.get(message_id or 0)
-        if record is not None:
-            record["deleted"] = True
+        self.delete_one(bot, chat_id, message_id or 0)
+        return True
+
+    def m_deleteMessages(self, bot: Bot, p: Params) -> Any:
+        """Deletes what it can and answers True: messages that can't be found or deleted are
+        skipped (Bot API 7.0). An empty or over-long list is refused."""
+        chat_id = p.chat_id()
+        ids = p.json("message_ids", "message identifiers")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise bad_request("message identifiers are not specified")
+        if not 1 <= len(ids) <= MAX_DELETE_BATCH:
+            raise bad_request("too many messages to delete" if ids else "MESSAGE_IDS_EMPTY")
+        for message_id in ids:
+            with contextlib.suppress(ApiError):
+                self.delete_one(bot, chat_id, message_id)
         return True
 
     def m_answerCallbackQuery(self, bot: Bot, p: Params) -> Any:

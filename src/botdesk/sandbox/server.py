@@ -299,6 +299,14 @@ class Sandbox:
     def star_balance(self, bot: str) -> float:
         return self.world.bot(bot).star_tenths / 10
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move the Bot API's clock forward (message dates, the 48-hour deletion window);
+        returns the total offset. Only the world's dates move, never the rate limiter's."""
+        if seconds < 0:
+            raise SandboxError("the clock only moves forward")
+        self.world.clock_offset += seconds
+        return self.world.clock_offset
+
     def revoke_token(self, bot: str) -> None:
         self.world.bot(bot).revoked = True
 

@@ -159,6 +159,13 @@ class World:
         self.outgoing: list[dict[str, Any]] = []  # every accepted outgoing message, in order
         self._next_query = 1
         self._next_group = 1
+        # Seconds added to the wall clock for the Bot API methods' dates (``advance_clock``):
+        # how a test makes a message older than Telegram's 48-hour deletion window.
+        self.clock_offset = 0.0
+
+    def now(self) -> int:
+        """The sandbox's time, as message dates carry it (Unix seconds)."""
+        return int(time.time() + self.clock_offset)
 
     # -- population ------------------------------------------------------------------
 

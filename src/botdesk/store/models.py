@@ -287,4 +287,65 @@ class KnowledgeEntryRow(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
+# -- campaign actions (edit / recall after sending): one block, see campaign_actions.py -------
+
+ACTION_KINDS = ("edit", "recall")
+ACTION_STATES = ("running", "completed", "cancelled")
+ACTION_ROW_STATES = (
+    "pending",
+    "acting",
+    "edited",
+    "recalled",
+    "failed",
+    "uncertain",
+    "suppressed",
+)
+
+
+class CampaignAction(Base):
+    """An edit or a recall of a campaign's delivered messages (what, and how far it got)."""
+
+    __tablename__ = "campaign_actions"
+    __table_args__ = (Index("ix_campaign_actions_state", "state", "campaign_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # edit | recall
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    # An edit's new content; NULL buttons keep none (an edit without a keyboard drops it).
+    text: Mapped[str | None] = mapped_column(Text)
+    parse_mode: Mapped[str | None] = mapped_column(String(16))
+    buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    media_kind: Mapped[str | None] = mapped_column(String(16))  # caption edit when set
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class CampaignActionRow(Base):
+    """One delivered message an action edits or deletes: the action's own ledger.
+
+    ``pending -> acting -> edited | recalled | failed | suppressed | uncertain``; ``acting`` is
+    committed before the request leaves and becomes ``uncertain`` after a crash.
+    """
+
+    __tablename__ = "campaign_action_rows"
+    __table_args__ = (
+        UniqueConstraint("action_id", "delivery_id"),
+        Index("ix_campaign_action_rows_state", "action_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("campaign_actions.id", ondelete="CASCADE"))
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    not_before: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
 TABLES = Base.metadata
