@@ -333,6 +333,25 @@ class Campaigns:
             )
             self._check_one(templates, spec, values, limit, who=chat_id)
 
+    async def check_template(self, spec: CampaignSpec, where: Any, *, limit: int) -> None:
+        """``validate``'s checks of the text for the subscribers ``where`` selects: an edit
+        of delivered messages checks its new text against the people who have them."""
+        from botdesk.delivery import templates
+
+        if spec.parse_mode not in PARSE_MODES:
+            raise ValidationError(f"parse mode must be one of {', '.join(PARSE_MODES)}")
+        if not spec.text.strip():
+            raise TemplateError("the message text is empty")
+        used = templates.variables(spec.text)
+        custom = sorted(used - set(BUILTIN_FIELDS))
+        async with self.db.read() as conn:
+            if custom:
+                await self._check_custom_fields(conn, where, custom)
+            sample = {f: "" for f in BUILTIN_FIELDS} | {f: "" for f in custom}
+            self._check_one(templates, spec, sample, limit, who=None)
+            if used and not await self._fits_everyone(conn, templates, spec, where, limit, used):
+                await self._check_all(conn, templates, spec, where, limit)
+
     async def create(
         self,
         spec: CampaignSpec,

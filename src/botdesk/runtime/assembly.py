@@ -21,13 +21,16 @@ async def build_port(app: App) -> AssistantPort | None:
 
 
 def build_workers(app: App, *, owner: str, delivery: bool = True) -> list[BotWorker]:
-    """Jobs run per bot by the process that owns it: operator replies, and campaigns."""
+    """Jobs run per bot by the process that owns it: operator replies, campaigns, and their
+    edits and recalls."""
+    from botdesk.delivery.action_worker import make_action_worker
     from botdesk.delivery.worker import make_bot_worker
     from botdesk.runtime.outbox import outbox_worker
 
     workers: list[BotWorker] = [outbox_worker]
     if delivery:
         workers.append(make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner))
+        workers.append(make_action_worker(db=app.db, settings=app.settings.delivery))
     return workers
 
 
