@@ -344,3 +344,12 @@ def run_(
         print_json(st)
     else:
         _print_status(st)
+
+
+def _register_actions() -> None:
+    from botdesk.cli import campaign_actions_cmd
+
+    campaign_actions_cmd.register(app)
+
+
+_register_actions()
