@@ -138,7 +138,7 @@ async def test_validated_before_anything_is_touched(app: App, sandbox: Any) -> N
             ActionSpec(campaign_id=cid, kind="edit", text="Hi {frist_name}"),
             now=datetime.now(UTC),
         )
-    with pytest.raises(TemplateError, match="can't parse|parse"):
+    with pytest.raises(TemplateError, match="parse"):
         await service.start(
             ActionSpec(campaign_id=cid, kind="edit", text="<b>open", parse_mode="html"),
             now=datetime.now(UTC),

@@ -19,6 +19,7 @@ SERVICES = {
     "segments",
     "audience",
     "campaigns",
+    "campaign_actions",
     "inbox",
     "knowledge_base",
     "delivery",
