@@ -34,7 +34,7 @@ async def _perform(a: Any, action_id: int, *, show: bool) -> dict[str, Any]:
     if not show:
         result = await run_action(a, action_id)
         st = await service.status(action_id)
-        st["performed_by"] = "this process" if result is not None else "serve"
+        st["performed_by"] = "here" if result is not None else "another process"
         return st
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -55,7 +55,7 @@ async def _perform(a: Any, action_id: int, *, show: bool) -> dict[str, Any]:
                 break
             await asyncio.wait({work}, timeout=0.5)
         result = work.result()
-    st["performed_by"] = "this process" if result is not None else "serve"
+    st["performed_by"] = "here" if result is not None else "another process"
     return st
 
 
@@ -65,7 +65,7 @@ def _print(st: dict[str, Any]) -> None:
         f"action {st['id']} ({st['kind']} of campaign {st['campaign_id']}): {st['state']}  "
         f"messages {st['total']}  {counts}"
     )
-    if st.get("performed_by") == "serve" and st["state"] == "running":
+    if st.get("performed_by") == "another process" and st["state"] == "running":
         console().print(
             "the bot is served by another process: it performs this action; follow it with "
             f"`botdesk campaign actions {st['campaign_id']}`"

@@ -23,7 +23,7 @@ from aiogram import Bot
 from aiogram.methods import DeleteMessage, EditMessageCaption, EditMessageText
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from botdesk.telegram.gateway import _CALL_ERRORS
+from botdesk.telegram.gateway import _CALL_ERRORS, _session
 from botdesk.telegram.outcomes import Outcome, SendResult, classify_exception
 
 
@@ -115,7 +115,7 @@ async def edit(bot: Bot, req: EditRequest) -> ActionResult:
             reply_markup=_markup(req.buttons),
         )
     try:
-        await bot(method)
+        await _session(bot).acknowledged(bot, method)
     except _CALL_ERRORS as exc:
         return _classified(exc)
     return ActionResult(SendResult(Outcome.SENT, message_id=req.message_id))
@@ -124,7 +124,7 @@ async def edit(bot: Bot, req: EditRequest) -> ActionResult:
 async def delete(bot: Bot, chat_id: int, message_id: int) -> ActionResult:
     """Delete one message; every Telegram or network outcome is returned, never raised."""
     try:
-        await bot(DeleteMessage(chat_id=chat_id, message_id=message_id))
+        await _session(bot).acknowledged(bot, DeleteMessage(chat_id=chat_id, message_id=message_id))
     except _CALL_ERRORS as exc:
         return _classified(exc)
     return ActionResult(SendResult(Outcome.SENT, message_id=message_id))

@@ -128,6 +128,36 @@ class SplitTimeoutSession(AiohttpSession):
         # for message_id, say) gets here; the model's own reading of it is returned.
         return message.model_dump(mode="json", by_alias=True)
 
+    async def acknowledged(self, bot: Bot, method: TelegramMethod[Any]) -> None:
+        """Call a method whose answer botdesk only needs as "done" (an edit, a deletion).
+
+        A success answer (``ok`` with a ``result``) is not read further. Any other answer goes
+        through aiogram's ``check_response``, typed as deleteMessage's ``bool`` answer: an
+        edit's own answer type (``Message | bool``) is a model the lean import
+        (``fast_import``) builds only on first use, and an error answer carries no result
+        to type anyway. The exceptions are the same (``TelegramBadRequest``, ...).
+        """
+        from aiogram.methods import DeleteMessage
+
+        status, raw = await self._post(bot, method, None, None)
+        if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
+            try:
+                data = self.json_loads(raw)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and data.get("ok") is True and "result" in data:
+                return
+        typed = method
+        if not isinstance(method, DeleteMessage):
+            typed = DeleteMessage(
+                chat_id=getattr(method, "chat_id", 0) or 0,
+                message_id=getattr(method, "message_id", 0) or 0,
+            )
+        self._checked(bot, typed, status, raw)
+        err = ClientDecodeError("a successful answer without a result", ValueError(), raw)
+        setattr(err, HTTP_STATUS_ATTR, status)
+        raise err
+
     async def _post(
         self,
         bot: Bot,
