@@ -78,6 +78,21 @@ def _print(st: dict[str, Any]) -> None:
         )
 
 
+def _start(spec: Any, *, yes: bool, json_out: bool) -> None:
+    """Check, confirm, store the action, then perform it here (or leave it to `serve`)."""
+    from botdesk.campaign_actions import CampaignActions
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        service = CampaignActions(a.db)
+        plan = await service.plan(spec)
+        _confirm(plan.describe(), yes)
+        aid = await service.start(spec, now=datetime.now(UTC))
+        return await _perform(a, aid, show=not json_out)
+
+    st = with_app(go)
+    print_json(st) if json_out else _print(st)
+
+
 def edit(
     campaign_id: int = typer.Argument(..., metavar="ID"),
     text: str | None = typer.Option(None, "--text", help="The new text (or caption)."),
@@ -94,7 +109,7 @@ def edit(
 
     Checked like a new campaign first; then sent at the bot's rate limit with its own
     per-recipient ledger. Without --button the campaign's buttons are kept."""
-    from botdesk.campaign_actions import ActionSpec, CampaignActions
+    from botdesk.campaign_actions import ActionSpec
     from botdesk.cli.campaign_cmd import _parse_buttons
     from botdesk.errors import ValidationError
 
@@ -119,15 +134,7 @@ def edit(
         buttons=buttons,
     )
 
-    async def go(a):  # type: ignore[no-untyped-def]
-        service = CampaignActions(a.db)
-        plan = await service.plan(spec)
-        _confirm(plan.describe(), yes)
-        aid = await service.start(spec, now=datetime.now(UTC))
-        return await _perform(a, aid, show=not json_out)
-
-    st = with_app(go)
-    print_json(st) if json_out else _print(st)
+    _start(spec, yes=yes, json_out=json_out)
 
 
 def recall(
@@ -139,19 +146,11 @@ def recall(
 
     Telegram lets a bot delete a message only within 48 hours of sending it; older ones are
     reported as failed with that reason."""
-    from botdesk.campaign_actions import ActionSpec, CampaignActions
+    from botdesk.campaign_actions import ActionSpec
 
     spec = ActionSpec(campaign_id=campaign_id, kind="recall")
 
-    async def go(a):  # type: ignore[no-untyped-def]
-        service = CampaignActions(a.db)
-        plan = await service.plan(spec)
-        _confirm(plan.describe(), yes)
-        aid = await service.start(spec, now=datetime.now(UTC))
-        return await _perform(a, aid, show=not json_out)
-
-    st = with_app(go)
-    print_json(st) if json_out else _print(st)
+    _start(spec, yes=yes, json_out=json_out)
 
 
 def actions(

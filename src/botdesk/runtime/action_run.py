@@ -18,9 +18,8 @@ from botdesk.campaign_actions import CampaignActions
 from botdesk.clock import Clock, SystemClock
 from botdesk.delivery.action_worker import ActionEngine, ActionStats
 from botdesk.errors import DeliveryError
-from botdesk.runtime.foreground import _owning
+from botdesk.runtime.foreground import _owning, lease_heartbeat
 from botdesk.runtime.service import worker_id
-from botdesk.store import leases
 
 
 async def run_action(
@@ -39,26 +38,11 @@ async def run_action(
     async with _owning(app, rec, owner=owner, clock=clock) as channel:
         if channel is None:
             return None
-        ttl = app.settings.delivery.lease_seconds
         stop = asyncio.Event()
         lost: list[str] = []
-
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(ttl / 3)
-                try:
-                    ok = await leases.acquire(
-                        app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()
-                    )
-                except Exception as exc:
-                    lost.append(f"the lease could not be renewed: {exc}")
-                    ok = False
-                if not ok:
-                    lost.append("another process took the bot's lease over")
-                    stop.set()
-                    return
-
-        beat = asyncio.create_task(heartbeat())
+        beat = asyncio.create_task(
+            lease_heartbeat(app, rec, owner=owner, clock=clock, stop=stop, lost=lost)
+        )
         engine = ActionEngine(
             channel=channel,
             db=app.db,

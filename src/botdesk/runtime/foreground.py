@@ -76,30 +76,11 @@ async def _deliver(
     on_progress: Callable[[EngineStats], None] | None,
 ) -> EngineStats:
     """Run the engine on one campaign while renewing the lease we hold."""
-    rec = channel.record
-    ttl = app.settings.delivery.lease_seconds
     stop = asyncio.Event()
     lost: list[str] = []
-
-    async def heartbeat() -> None:
-        while True:
-            await asyncio.sleep(ttl / 3)
-            try:
-                ok = await leases.acquire(
-                    app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now()
-                )
-            except Exception as exc:
-                # Not renewed means another process may own the bot soon: stop like a loss,
-                # or two processes would send the same campaign.
-                lost.append(f"the lease could not be renewed: {exc}")
-                stop.set()
-                return
-            if not ok:
-                lost.append("another process took the bot's lease over")
-                stop.set()
-                return
-
-    beat = asyncio.create_task(heartbeat())
+    beat = asyncio.create_task(
+        lease_heartbeat(app, channel.record, owner=owner, clock=clock, stop=stop, lost=lost)
+    )
     engine = DeliveryEngine(
         channel=channel,
         db=app.db,
@@ -120,6 +101,27 @@ async def _deliver(
             "the owner of the bot continues it"
         )
     return engine.stats
+
+
+async def lease_heartbeat(
+    app: App, rec: BotRecord, *, owner: str, clock: Clock, stop: asyncio.Event, lost: list[str]
+) -> None:
+    """Renew the bot's lease while a foreground job works; on a loss, say why and stop it."""
+    ttl = app.settings.delivery.lease_seconds
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            ok = await leases.acquire(app.db, bot_id=rec.id, owner=owner, ttl=ttl, now=clock.now())
+        except Exception as exc:
+            # Not renewed means another process may own the bot soon: stop like a loss,
+            # or two processes would send the same campaign.
+            lost.append(f"the lease could not be renewed: {exc}")
+            stop.set()
+            return
+        if not ok:
+            lost.append("another process took the bot's lease over")
+            stop.set()
+            return
 
 
 async def deliver_replies(app: App, bot: str, *, clock: Clock | None = None) -> int:
