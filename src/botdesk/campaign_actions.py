@@ -217,6 +217,31 @@ class CampaignActions:
             )
         return int(aid)
 
+    async def current_text(self, campaign_id: int) -> str:
+        """What the delivered messages say now: the last completed edit's text, else the
+        campaign's (where an operator starts an edit from)."""
+        async with self.db.read() as conn:
+            edited = (
+                await conn.execute(
+                    select(CampaignAction.text)
+                    .where(
+                        CampaignAction.campaign_id == campaign_id,
+                        CampaignAction.kind == "edit",
+                        CampaignAction.state == "completed",
+                    )
+                    .order_by(CampaignAction.id.desc())
+                    .limit(1)
+                )
+            ).scalar()
+            if edited is not None:
+                return str(edited)
+            text = (
+                await conn.execute(select(Campaign.text).where(Campaign.id == campaign_id))
+            ).scalar()
+        if text is None:
+            raise NotFoundError(f"no campaign with id {campaign_id}")
+        return str(text)
+
     async def open_action(self, campaign_id: int) -> int | None:
         async with self.db.read() as conn:
             found = await self._open(conn, campaign_id)

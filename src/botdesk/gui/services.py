@@ -16,6 +16,7 @@ from typing import Any
 from botdesk import audience, inbox, knowledge_base, overview
 from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
+from botdesk.campaign_actions import ActionPlan, ActionSpec, CampaignActions
 from botdesk.campaigns import CampaignInfo, Campaigns, CampaignSpec, Estimate
 from botdesk.config import save_settings
 from botdesk.errors import NotFoundError
@@ -61,6 +62,7 @@ class Services:
         self.runtime: Any = None
         self._port: Any = None
         self.campaigns = Campaigns(app.db)
+        self.actions = CampaignActions(app.db)
 
     # -- the in-process runtime ----------------------------------------------------------
 
@@ -239,6 +241,29 @@ class Services:
 
     async def resend_uncertain(self, campaign_id: int) -> int:
         return await self.campaigns.resend_uncertain(campaign_id, now=now())
+
+    # -- edit and recall of a sent campaign ----------------------------------------------
+
+    async def action_text(self, campaign_id: int) -> tuple[str, str]:
+        """The text an edit starts from, and the campaign's parse mode."""
+        info = await self.campaigns.get(campaign_id)
+        return await self.actions.current_text(campaign_id), info.parse_mode
+
+    async def plan_campaign_action(self, spec: ActionSpec) -> ActionPlan:
+        return await self.actions.plan(spec)
+
+    async def start_campaign_action(self, spec: ActionSpec) -> int:
+        """Store the action; the console's runtime performs it when it serves the bot,
+        otherwise it is performed here before this returns."""
+        from botdesk.runtime.action_run import run_action
+
+        aid = await self.actions.start(spec, now=now())
+        if self.runtime is None:
+            await run_action(self.app, aid)
+        return aid
+
+    async def campaign_actions(self, campaign_id: int) -> list[dict[str, Any]]:
+        return await self.actions.for_campaign(campaign_id)
 
     # -- inbox -----------------------------------------------------------------------------
 

@@ -32,6 +32,10 @@ class Context:
     choose_file: Callable[[QWidget, str, bool], str | None] = field(
         default=lambda w, t, save: _file(w, t, save)
     )
+    # Asked for a text (title, label, initial text); None when cancelled. Tests replace it.
+    ask_text: Callable[[QWidget, str, str, str], str | None] = field(
+        default=lambda w, t, label, initial: _text(w, t, label, initial)
+    )
     theme: str = "light"
 
 
@@ -40,6 +44,13 @@ def _ask(parent: QWidget, title: str, message: str) -> bool:
     box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def _text(parent: QWidget, title: str, label: str, initial: str) -> str | None:
+    from PySide6.QtWidgets import QInputDialog
+
+    text, ok = QInputDialog.getMultiLineText(parent, title, label, initial)
+    return text if ok else None
 
 
 def _file(parent: QWidget, title: str, save: bool) -> str | None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from botdesk.campaign_actions import ActionSpec
 from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
 from botdesk.errors import UserError, ValidationError
 from botdesk.gui.models.rows import RowsModel
@@ -51,6 +52,14 @@ REASON_COLUMNS = (
     ("state", lambda r: r["state"]),
     ("reason", lambda r: r["reason"]),
     ("count", lambda r: r["count"]),
+)
+EDIT_CONFIRM = (
+    'This will {what}. Telegram marks each message "edited"; the keyboard is sent again '
+    "as it is. Recipients who blocked the bot since are skipped. Edit?"
+)
+RECALL_CONFIRM = (
+    "This will {what}: they disappear from the recipients' chats. Telegram lets a bot delete "
+    "a message only within 48 hours of sending it; older ones are reported as failed. Recall?"
 )
 RESEND_WARNING = (
     "These {n} recipients' messages may already have arrived: Telegram gave no answer we could "
@@ -345,6 +354,11 @@ class Detail(QWidget):
         self.cancel_btn = QPushButton("Ca&ncel")
         self.resend_btn = QPushButton("Resend &uncertain…")
         self.export_btn = QPushButton("&Export CSV…")
+        self.edit_btn = QPushButton("Ed&it…")
+        self.recall_btn = QPushButton("Re&call…")
+        self.actions_label = QLabel()
+        self.actions_label.setObjectName("actions")
+        self.taken_actions: list[dict[str, Any]] = []
         self.reasons = RowsModel(REASON_COLUMNS, self)
         self.recipients = RowsModel(RECIPIENT_COLUMNS, self)
         self.error = error_label()
@@ -353,7 +367,14 @@ class Detail(QWidget):
         reasons_t = row_table(self.reasons, "reasons")
         recips_t = row_table(self.recipients, "recipients", single=False, fit=False)
         buttons = QHBoxLayout()
-        for b in (self.pause_btn, self.resume_btn, self.cancel_btn, self.resend_btn):
+        for b in (
+            self.pause_btn,
+            self.resume_btn,
+            self.cancel_btn,
+            self.resend_btn,
+            self.edit_btn,
+            self.recall_btn,
+        ):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.export_btn)
@@ -362,6 +383,7 @@ class Detail(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.numbers)
         lay.addLayout(buttons)
+        lay.addWidget(self.actions_label)
         lay.addWidget(self.error)
         split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter()
@@ -376,10 +398,14 @@ class Detail(QWidget):
         v.track(self.cancel_btn.clicked, self._cancel)
         v.track(self.resend_btn.clicked, self.resend_uncertain)
         v.track(self.export_btn.clicked, self._export)
+        v.track(self.edit_btn.clicked, self.edit)
+        v.track(self.recall_btn.clicked, self.recall)
 
     def show_campaign(self, campaign_id: int) -> None:
         self.campaign_id = campaign_id
         self.report = None
+        self.taken_actions = []
+        self.actions_label.setText("")
         self.recipients.set_rows([])
         self.refresh()
 
@@ -409,6 +435,13 @@ class Detail(QWidget):
         self.resume_btn.setEnabled(state == "paused")
         self.cancel_btn.setEnabled(state in ("running", "paused", "scheduled", "draft"))
         self.resend_btn.setEnabled(st.get("uncertain", 0) > 0 and state not in ("running",))
+        finished = state in ("completed", "cancelled") and st.get("sent", 0) > 0
+        self.edit_btn.setEnabled(finished)
+        self.recall_btn.setEnabled(finished)
+        if finished and (not self.taken_actions or self.view.ticks % 2 == 0):
+            self.view.call(
+                self.view.ctx.services.campaign_actions(cid), lambda a: self._actions(cid, a)
+            )
         if state in ("completed", "cancelled") and self.report is None:
             self.view.call(
                 self.view.ctx.services.campaign_report(cid), lambda r: self._report(cid, r)
@@ -423,6 +456,71 @@ class Detail(QWidget):
                 self.view.ctx.services.recipients(cid, limit=RUNNING_ROWS),
                 lambda rows: self._recipients(cid, rows),
             )
+
+    def _actions(self, cid: int, actions: list[dict[str, Any]]) -> None:
+        if cid != self.campaign_id:
+            return
+        self.taken_actions = actions
+        lines = []
+        for a in actions:
+            counts = ", ".join(
+                f"{k} {a[k]}"
+                for k in ("edited", "recalled", "failed", "suppressed", "uncertain", "pending")
+                if a[k]
+            )
+            lines.append(f"{a['kind']} {a['id']}: {a['state']} ({counts or 'nothing yet'})")
+        self.actions_label.setText("\n".join(lines))
+
+    def edit(self) -> None:
+        """Ask for the new text (starting from what the messages say), check it like a new
+        campaign, say what will happen, then edit."""
+        cid = self.campaign_id
+        if cid is None:
+            return
+        services = self.view.ctx.services
+
+        def asked(current_and_mode: tuple[str, str]) -> None:
+            current, mode = current_and_mode
+            text = self.view.ctx.ask_text(
+                self, "Edit campaign", "New text for every delivered message:", current
+            )
+            if text is None:
+                return
+            spec = ActionSpec(
+                campaign_id=cid,
+                kind="edit",
+                text=text,
+                parse_mode=mode,  # type: ignore[arg-type]
+            )
+            self.view.call(
+                services.plan_campaign_action(spec),
+                lambda plan: self._confirmed(spec, EDIT_CONFIRM.format(what=plan.describe())),
+                lambda line: show_error(self.error, line),
+            )
+
+        self.view.call(services.action_text(cid), asked, lambda line: show_error(self.error, line))
+
+    def recall(self) -> None:
+        cid = self.campaign_id
+        if cid is None:
+            return
+        spec = ActionSpec(campaign_id=cid, kind="recall")
+        self.view.call(
+            self.view.ctx.services.plan_campaign_action(spec),
+            lambda plan: self._confirmed(spec, RECALL_CONFIRM.format(what=plan.describe())),
+            lambda line: show_error(self.error, line),
+        )
+
+    def _confirmed(self, spec: ActionSpec, message: str) -> None:
+        title = "Edit campaign" if spec.kind == "edit" else "Recall campaign"
+        if not self.view.ctx.confirm(self, title, message):
+            return
+        show_error(self.error, None)
+        self.view.call(
+            self.view.ctx.services.start_campaign_action(spec),
+            lambda aid: (self.view.ctx.status(f"{spec.kind} {aid} started"), self.refresh()),
+            lambda line: show_error(self.error, line),
+        )
 
     def _report(self, cid: int, report: dict[str, Any]) -> None:
         if cid == self.campaign_id:
