@@ -185,3 +185,17 @@ async def test_serve_performs_a_queued_action(app: App, sandbox: Any) -> None:
     news = [r for r in records(sandbox) if r["text"] == "Served news"]
     assert len(news) == 4
     assert all(r["deleted"] and r["delete_calls"] == 1 for r in news), news
+
+
+async def test_a_block_botdesk_did_not_know_of_is_learned(app: App, sandbox: Any) -> None:
+    cid, users = await sent_campaign(app, sandbox, 3, "Hello")
+    await sandbox.user_block(users[2].id, "shop_bot")  # nobody polls: the ledger still says active
+    st = await act(app, ActionSpec(campaign_id=cid, kind="edit", text="Hello again"))
+    assert st["edited"] == 2 and st["suppressed"] == 1
+    async with app.db.read() as conn:
+        status = (
+            await conn.execute(
+                Subscriber.__table__.select().where(Subscriber.chat_id == users[2].id)
+            )
+        ).one()
+    assert status.status == "blocked"  # later campaigns skip them
