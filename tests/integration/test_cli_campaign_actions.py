@@ -68,3 +68,35 @@ async def test_edit_recall_and_report(
     assert code == 2 and "no unfinished edit or recall" in err
     code, _out, err = await cli("campaign", "recall", str(cid), "--yes")
     assert code == 2 and "no delivered message to act on" in err
+
+
+async def test_while_serve_owns_the_bot_it_performs_the_action(
+    shop: App,  # noqa: F811
+    sb: Any,  # noqa: F811
+    home: Path,
+    capsys: Any,
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.e2e.support import eventually, running
+
+    from botdesk.bots import BotRegistry
+    from botdesk.store import leases
+
+    cli = Cli(home, capsys)
+    await seed(shop, sb, "shop", "shop_bot", 3)
+    cid = (await cli.json("campaign", "create", "--bot", "shop", "--text", "Served"))["id"]
+    await cli.json("campaign", "run", str(cid))
+    bot_id = (await BotRegistry(shop.db, shop.secrets).get("shop")).id
+    async with running(shop):
+
+        async def served() -> bool:
+            return await leases.holder(shop.db, bot_id=bot_id, now=datetime.now(UTC)) is not None
+
+        await eventually(served)
+        # The bar follows the serving process until the recall is done.
+        code, out, err = await cli("campaign", "recall", str(cid), "--yes")
+        assert code == 0, err
+        assert "recall of campaign" in out and ": completed" in out and "recalled 3" in out
+        assert "served by another process" not in out
+    assert all(m["deleted"] for m in sb.messages() if m["text"] == "Served")

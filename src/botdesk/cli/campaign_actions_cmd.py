@@ -25,7 +25,8 @@ def _confirm(line: str, yes: bool) -> None:
 
 
 async def _perform(a: Any, action_id: int, *, show: bool) -> dict[str, Any]:
-    """Run the action here (or leave it to the serving process) with a progress bar."""
+    """Run the action here with a progress bar; when a `serve` process owns the bot, it
+    performs the action and the bar follows it (with --json: return at once)."""
     from botdesk.campaign_actions import CampaignActions
     from botdesk.runtime.action_run import run_action
 
@@ -51,9 +52,12 @@ async def _perform(a: Any, action_id: int, *, show: bool) -> dict[str, Any]:
         while True:
             st = await service.status(action_id)
             progress.update(task, completed=st["total"] - st["pending"] - st["acting"])
+            if work.done() and (work.result() is not None or st["state"] != "running"):
+                break  # done here, or by the process that serves the bot (followed meanwhile)
             if work.done():
-                break
-            await asyncio.wait({work}, timeout=0.5)
+                await asyncio.sleep(0.5)
+            else:
+                await asyncio.wait({work}, timeout=0.5)
         result = work.result()
     st["performed_by"] = "here" if result is not None else "another process"
     return st
