@@ -322,6 +322,26 @@ class CampaignActions:
             )
         return [await self.status(i) for i in ids]
 
+    async def cancel(self, campaign_id: int, *, now: datetime) -> int:
+        """Stop the campaign's unfinished action: its pending rows become ``cancelled``
+        (requests already on the wire finish and are recorded). Returns the action's id."""
+        aid = await self.open_action(campaign_id)
+        if aid is None:
+            await self.for_campaign(campaign_id)  # a clear error for an unknown campaign
+            raise DeliveryError(f"campaign {campaign_id} has no unfinished edit or recall")
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(CampaignActionRow)
+                .where(CampaignActionRow.action_id == aid, CampaignActionRow.state == "pending")
+                .values(state="cancelled", updated_at=now)
+            )
+            await conn.execute(
+                update(CampaignAction)
+                .where(CampaignAction.id == aid, CampaignAction.state == "running")
+                .values(state="cancelled", finished_at=now)
+            )
+        return aid
+
     async def complete_if_done(self, action_id: int, *, now: datetime) -> bool:
         async with self.db.write() as conn:
             if await action_ledger.open_work(conn, action_id):

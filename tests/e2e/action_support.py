@@ -59,4 +59,4 @@ async def action_rows(app: App, action_id: int) -> list[Any]:
 
 
 def accounted(st: dict[str, Any]) -> int:
-    return sum(st[k] for k in (*FINAL, "pending", "acting"))
+    return sum(st[k] for k in (*FINAL, "pending", "acting", "cancelled"))

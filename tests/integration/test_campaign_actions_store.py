@@ -102,3 +102,26 @@ async def test_plan_start_claim_and_recover(db: Any) -> None:
     plan = await service.plan(ActionSpec(campaign_id=cid, kind="edit", text="ok"))
     assert plan.messages == 2
     assert [a["id"] for a in await service.for_campaign(cid)] == [aid]
+
+
+async def test_cancel_an_unfinished_action(db: Any) -> None:
+    _bot_id, cid = await _sent(db)
+    service = CampaignActions(db)
+    with pytest.raises(DeliveryError, match="no unfinished edit or recall"):
+        await service.cancel(cid, now=NOW)
+    aid = await service.start(ActionSpec(campaign_id=cid, kind="edit", text="fixed"), now=NOW)
+    async with db.write() as conn:
+        (first, *_rest) = await action_ledger.claim(
+            conn, action_id=aid, limit=1, now_ts=0.0, now=NOW
+        )
+        assert await action_ledger.mark_acting(conn, first.id, now=NOW)
+    assert await service.cancel(cid, now=NOW) == aid
+    async with db.write() as conn:  # the request on the wire still finishes and is recorded
+        await action_ledger.finish(conn, first.id, state="edited", now=NOW)
+        assert not await action_ledger.mark_acting(conn, first.id + 1, now=NOW)
+    st = await service.status(aid)
+    assert (st["state"], st["edited"], st["cancelled"], st["pending"]) == ("cancelled", 1, 2, 0)
+    assert st["edited"] + st["cancelled"] == st["total"] == 3
+    # Nothing running any more: a new action may start.
+    assert await service.open_action(cid) is None
+    await service.plan(ActionSpec(campaign_id=cid, kind="recall"))

@@ -64,8 +64,9 @@ async def test_edit_recall_and_report(
         ("edit", "completed"),
         ("recall", "completed"),
     ]
-    code, _out, err = await cli("campaign", "actions", str(cid), "--resume")
-    assert code == 2 and "no unfinished edit or recall" in err
+    for flag in ("--resume", "--cancel"):
+        code, _out, err = await cli("campaign", "actions", str(cid), flag)
+        assert code == 2 and "no unfinished edit or recall" in err
     code, _out, err = await cli("campaign", "recall", str(cid), "--yes")
     assert code == 2 and "no delivered message to act on" in err
 

@@ -12,7 +12,16 @@ import typer
 
 from botdesk.cli.common import console, print_json, table, with_app
 
-STATE_COLUMNS = ("edited", "recalled", "failed", "suppressed", "uncertain", "pending", "acting")
+STATE_COLUMNS = (
+    "edited",
+    "recalled",
+    "failed",
+    "suppressed",
+    "uncertain",
+    "pending",
+    "acting",
+    "cancelled",
+)
 
 
 def _confirm(line: str, yes: bool) -> None:
@@ -162,6 +171,9 @@ def actions(
     resume: bool = typer.Option(
         False, "--resume", help="Finish an interrupted edit or recall here."
     ),
+    cancel: bool = typer.Option(
+        False, "--cancel", help="Stop an unfinished edit or recall (pending rows cancelled)."
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The edits and recalls of a campaign: counts by state and reasons."""
@@ -170,6 +182,10 @@ def actions(
 
     async def go(a):  # type: ignore[no-untyped-def]
         service = CampaignActions(a.db)
+        if resume and cancel:
+            raise DeliveryError("give --resume or --cancel, not both")
+        if cancel:
+            await service.cancel(campaign_id, now=datetime.now(UTC))
         if resume:
             aid = await service.open_action(campaign_id)
             if aid is None:

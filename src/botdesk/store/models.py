@@ -299,6 +299,7 @@ ACTION_ROW_STATES = (
     "failed",
     "uncertain",
     "suppressed",
+    "cancelled",
 )
 
 
@@ -325,8 +326,9 @@ class CampaignAction(Base):
 class CampaignActionRow(Base):
     """One delivered message an action edits or deletes: the action's own ledger.
 
-    ``pending -> acting -> edited | recalled | failed | suppressed | uncertain``; ``acting`` is
-    committed before the request leaves and becomes ``uncertain`` after a crash.
+    ``pending -> acting -> edited | recalled | failed | suppressed | uncertain`` (or
+    ``cancelled`` while still pending); ``acting`` is committed before the request leaves and
+    becomes ``uncertain`` after a crash.
     """
 
     __tablename__ = "campaign_action_rows"
