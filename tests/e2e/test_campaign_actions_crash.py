@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from tests.e2e.action_support import accounted, action_rows, records, sent_campaign
-from tests.e2e.test_campaign_crash import _until_lease_expires
+from tests.e2e.test_campaign_crash import CampaignRun, _until_lease_expires
 
 from botdesk.app import App, open_app
 from botdesk.campaign_actions import CampaignActions
@@ -44,51 +41,11 @@ read_timeout = 5.0
 OLD, NEW = "Boots cost 100", "Boots cost 90"
 
 
-class Cli:
-    """One `botdesk ...` child process, output in a file."""
+class Cli(CampaignRun):
+    """One `botdesk campaign ...` child process (`campaign run`'s harness, other arguments)."""
 
-    def __init__(self, home: Path, args: list[str], n: int) -> None:
-        self.home, self.args = home, args
-        self.log = home / f"action-{n}.log"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> Cli:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTDESK_")}
-        env.update(BOTDESK_KEYRING="off", PYTHONUNBUFFERED="1")
-        with self.log.open("wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "botdesk.cli.main",
-                "--home",
-                str(self.home),
-                *self.args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.proc.wait(), 10)
-
-    async def close(self) -> None:
-        if self.running:
-            assert self.proc is not None
-            self.proc.kill()
-            await self.proc.wait()
+    def __init__(self, home: Path, campaign_id: int, args: list[str], n: int) -> None:
+        super().__init__(home, campaign_id, n, args)
 
 
 @pytest.fixture
@@ -154,11 +111,10 @@ async def test_kill_9_never_acts_twice(
     try:
         while final is None:
             args = first if not runs else ["campaign", "actions", str(cid), "--resume", "--json"]
-            run = await Cli(home, args, len(runs)).start()
+            run = await Cli(home, cid, args, len(runs)).start()
             runs.append(run)
             if len(acting_at_kill) >= KILLS or not await _progress(app, run, within=30):
-                assert run.proc is not None
-                await asyncio.wait_for(run.proc.wait(), 90)
+                await run.wait(within=90)
                 final = run
                 break
             await asyncio.sleep(rng.uniform(0.0, 0.6))
