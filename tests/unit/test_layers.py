@@ -19,6 +19,7 @@ SERVICES = {
     "segments",
     "audience",
     "campaigns",
+    "clicks",
     "inbox",
     "knowledge_base",
     "delivery",

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from aiogram import Bot
 from sqlalchemy import select, update
 
+from botdesk import clicks
 from botdesk.bots import BotRecord
 from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns
 from botdesk.clock import Clock, first_of, wait_event
@@ -399,7 +400,7 @@ class DeliveryEngine:
                     media_kind=r.media_kind,
                     media_path=r.media_path,
                     file_id=r.media_file_id,
-                    buttons=tuple((b[0], b[1]) for b in (r.buttons or [])),
+                    buttons=clicks.wire_buttons(r.id, r.buttons),
                     paid=bool(r.paid),
                 )
             else:
