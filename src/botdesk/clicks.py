@@ -24,8 +24,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.errors import ValidationError
+from botdesk.links import LinkSigner
 from botdesk.segments import check_tag
-from botdesk.store.models import Campaign, Click, Delivery, Outbox, Subscriber, SubscriberTag
+from botdesk.store.db import Database
+from botdesk.store.models import (
+    Campaign,
+    Click,
+    ClickTracking,
+    Delivery,
+    Outbox,
+    Subscriber,
+    SubscriberTag,
+)
 from botdesk.telegram.gateway import CALLBACK_TARGET as WIRE_CALLBACK
 
 CALLBACK_PREFIX = "cb:"
@@ -210,11 +220,22 @@ async def summary(
     """Per campaign and per button: unique clickers, clicks, click-through rate (unique
     clickers / delivered) and the median time from delivery to a clicker's first click.
 
-    ``tracked``: whether URL buttons were sent as tracked links (None: unknown, reported as
-    "not tracked" when no link click exists)."""
+    ``tracked``: whether URL buttons went out as tracked links; None: as the engines that
+    sent the campaign recorded (``note_tracking``). Untracked URL buttons have no figures
+    ("not tracked"): nobody can tell whether they were opened."""
     buttons = (
         await conn.execute(select(Campaign.buttons).where(Campaign.id == campaign_id))
     ).scalar() or []
+    modes = set(
+        (
+            await conn.execute(
+                select(ClickTracking.tracked).where(ClickTracking.campaign_id == campaign_id)
+            )
+        ).scalars()
+    )
+    if tracked is None:
+        tracked = True in modes
+    partly = modes == {True, False}
     firsts = (
         await conn.execute(
             select(
@@ -249,7 +270,7 @@ async def summary(
         got = per.get(i, [])
         kind = "callback" if is_callback(target) else "url"
         unique = len(got)
-        if kind == "url" and not got and not tracked:
+        if kind == "url" and (not tracked or i not in trackable(buttons)):
             rows.append(
                 {
                     "button": i,
@@ -268,7 +289,7 @@ async def summary(
                 "button": i,
                 "label": label,
                 "kind": kind,
-                "tracked": True,
+                "tracked": "partly" if kind == "url" and partly else True,
                 "unique": unique,
                 "clicks": sum(n for n, _ in got),
                 "ctr": rate(unique),
@@ -302,3 +323,38 @@ async def per_recipient(conn: AsyncConnection, campaign_id: int) -> dict[int, tu
         if first < got[1]:
             out[int(chat)] = (got[0], first)
     return {c: (";".join(b), f.isoformat()) for c, (b, f) in out.items()}
+
+
+# -- tracked links ------------------------------------------------------------------------
+
+
+def trackable(buttons: Any) -> tuple[int, ...]:
+    """Indexes of the buttons that can go out as tracked links (http and https URLs)."""
+    return tuple(
+        i for i, (_l, t) in enumerate(buttons or []) if t.startswith(("http://", "https://"))
+    )
+
+
+def personal_buttons(
+    wire: tuple[tuple[str, str], ...],
+    tracked: tuple[int, ...],
+    signer: LinkSigner,
+    delivery_id: int,
+    *,
+    now: datetime,
+) -> tuple[tuple[str, str], ...]:
+    """One recipient's buttons: each trackable URL replaced by its signed redirect."""
+    return tuple(
+        (label, signer.url(delivery_id, i, now=now) if i in tracked else target)
+        for i, (label, target) in enumerate(wire)
+    )
+
+
+async def note_tracking(db: Database, campaign_id: int, *, tracked: bool) -> None:
+    dialect = postgresql if db.dialect == "postgresql" else sqlite
+    async with db.write() as conn:
+        await conn.execute(
+            dialect.insert(ClickTracking)
+            .values(campaign_id=campaign_id, tracked=tracked)
+            .on_conflict_do_nothing(index_elements=["campaign_id", "tracked"])
+        )

@@ -4,17 +4,29 @@ public base URL are reported as not tracked."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 from tests.e2e.campaign_support import create, seed, status
-from tests.e2e.support import FAST_TOML, eventually, register, running, scalar, write_config
+from tests.e2e.support import (
+    FAST_TOML,
+    app_on,
+    eventually,
+    free_port,
+    register,
+    running,
+    scalar,
+    write_config,
+)
 
 from botdesk.app import App
 from botdesk.campaigns import Campaigns
+from botdesk.clock import SystemClock
 from botdesk.store.models import Click, Subscriber, SubscriberTag
 
 BOT = "shop_bot"
@@ -28,6 +40,20 @@ BUTTONS = [
 @pytest.fixture(autouse=True)
 def _fast_home(home: Path) -> None:
     write_config(home, FAST_TOML)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    if request.param == "sqlite":
+        return "sqlite", None
+    return "postgresql", str(request.getfixturevalue("pg_schema"))
+
+
+@pytest.fixture
+async def app(backend: tuple[str, str | None], home: Path) -> AsyncIterator[App]:
+    """Both backends: the tag insert and the click queries differ by dialect."""
+    async with app_on(home, *backend) as a:
+        yield a
 
 
 def campaign_message(sb: Any, chat_id: int) -> dict[str, Any]:
@@ -116,3 +142,71 @@ async def _no_open_queries(sb: Any) -> bool:
 async def scalar_all(app: App, stmt: Any) -> list[Any]:
     async with app.db.read() as conn:
         return list((await conn.execute(stmt)).scalars())
+
+
+class ShiftedClock(SystemClock):
+    """The system clock, with wall time moved forward on demand (link expiry)."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.shift
+
+
+async def test_tracked_links_redirect_count_and_refuse_forgeries(app: App, sandbox: Any) -> None:
+    from botdesk.links import LinkSigner, _b64, _unb64
+
+    await register(app, sandbox, "shop", BOT)
+    users = await seed(app, sandbox, "shop", BOT, 3)
+    cid = await create(app, "shop", "Spring sale!", buttons=BUTTONS)
+    await Campaigns(app.db).start(cid, now=datetime.now(UTC))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/hook"
+    clock = ShiftedClock()
+    async with (
+        running(app, webhook_base=base, listen=f"127.0.0.1:{port}", clock=clock),
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def done() -> bool:
+            return (await status(app, cid))["state"] == "completed"
+
+        await eventually(done)
+        links = {u.id: data_of(campaign_message(sandbox, u.id), "Shop") for u in users}
+        assert all(link.startswith(base + "/r/") for link in links.values())
+        assert len(set(links.values())) == 3  # signed per recipient
+        a, b = users[0].id, users[1].id
+
+        async def open_(url: str) -> tuple[int, str | None]:
+            async with http.get(url, allow_redirects=False) as resp:
+                return resp.status, resp.headers.get("Location")
+
+        for url in (links[a], links[a], links[b]):
+            assert await open_(url) == (302, "https://example.org/shop")
+        assert await clicks(app) == 3
+
+        token = links[a].rsplit("/", 1)[1]
+        raw = bytearray(_unb64(token))
+        raw[0] ^= 1  # another delivery id, same signature
+        other_key = LinkSigner(key=b"not the key" * 3, base_url=base + "/r/")
+        refused = [
+            base + "/r/" + _b64(bytes(raw)),
+            other_key.url(1, 2, now=datetime.now(UTC)),
+            base + "/r/" + token[:-3],
+            base + "/r/garbage",
+        ]
+        for url in refused:
+            status_, location = await open_(url)
+            assert (status_, location) == (404, None), url
+        # a month later the genuine link has expired
+        clock.shift = timedelta(days=31)
+        assert (await open_(links[a]))[0] == 410
+        assert await clicks(app) == 3
+
+    rep = await Campaigns(app.db).report(cid)
+    by = {r["label"]: r for r in rep["clicks"]["buttons"]}
+    shop = by["Shop"]
+    assert shop["tracked"] is True
+    assert (shop["unique"], shop["clicks"], shop["ctr"]) == (2, 3, round(2 / 3, 4))
+    assert rep["clicks"]["unique"] == 2

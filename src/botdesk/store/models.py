@@ -309,4 +309,16 @@ class Click(Base):
     at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
+class ClickTracking(Base):
+    """How a campaign's URL buttons went out: as tracked links (True) or plain URLs (False);
+    written by each engine that sends it, so a campaign sent both ways shows both rows."""
+
+    __tablename__ = "click_tracking"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    tracked: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+
+
 TABLES = Base.metadata

@@ -44,8 +44,22 @@ def upgrade() -> None:
     op.create_index(
         "ix_clicks_campaign_button", "clicks", ["campaign_id", "button", "subscriber_id"]
     )
+    op.create_table(
+        "click_tracking",
+        sa.Column(
+            "campaign_id",
+            BigId,
+            sa.ForeignKey(
+                "campaigns.id", ondelete="CASCADE", name="fk_click_tracking_campaign_id_campaigns"
+            ),
+            nullable=False,
+        ),
+        sa.Column("tracked", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("campaign_id", "tracked", name="pk_click_tracking"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("click_tracking")
     op.drop_index("ix_clicks_campaign_button", table_name="clicks")
     op.drop_table("clicks")
