@@ -4,6 +4,7 @@ public base URL are reported as not tracked."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,7 +74,14 @@ async def clicks(app: App) -> int:
     return int(await scalar(app, select(func.count()).select_from(Click)))
 
 
-async def test_callback_buttons_counted_tagged_and_answered(app: App, sandbox: Any) -> None:
+async def test_callback_buttons_counted_tagged_and_answered(
+    app: App,
+    sandbox: Any,
+    backend: tuple[str, str | None],
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     await register(app, sandbox, "shop", BOT)
     users = await seed(app, sandbox, "shop", BOT, 3)
     cid = await create(app, "shop", "Spring sale!", buttons=BUTTONS)
@@ -133,6 +141,25 @@ async def test_callback_buttons_counted_tagged_and_answered(app: App, sandbox: A
     assert by["Make me VIP"]["ctr"] == round(2 / 3, 4)
     assert (by["Opening hours?"]["unique"], by["Opening hours?"]["clicks"]) == (1, 1)
     assert by["Shop"]["tracked"] is False and by["Shop"]["clicks"] is None
+
+    if backend[0] != "sqlite":
+        return  # the CLI opens the home's own database
+    from tests.integration.test_cli_campaign import Cli
+
+    from botdesk.cli.common import STATE
+
+    monkeypatch.setattr(STATE, "home", None)
+    cli = Cli(home, capsys)
+    out_csv = home / "report.csv"
+    code, out, _err = await cli("campaign", "report", str(cid), "--csv", str(out_csv))
+    assert code == 0
+    assert "not tracked" in out and "66.7%" in out
+    with out_csv.open(encoding="utf-8") as fh:
+        rows = {int(r["chat_id"]): r for r in csv.DictReader(fh)}
+    assert rows[a]["clicked_buttons"] == "0;1" and rows[a]["first_click_at"]
+    assert rows[b]["clicked_buttons"] == "0"
+    assert rows[users[2].id]["clicked_buttons"] == "" == rows[users[2].id]["first_click_at"]
+    assert (await cli.json("campaign", "report", str(cid), "--json"))["clicks"]["clicks"] == 4
 
 
 async def _no_open_queries(sb: Any) -> bool:
