@@ -98,11 +98,18 @@ def estimate_stars(audience: int, *, paid_rate: float = 1000.0) -> float:
 def _check_buttons(buttons: list[tuple[str, str]]) -> None:
     if len(buttons) > MAX_BUTTONS:
         raise ValidationError(f"at most {MAX_BUTTONS} buttons")
+    from botdesk import clicks
+
     for label, url in buttons:
         if not label.strip() or len(label) > 64:
             raise ValidationError(f"button label must be 1-64 characters: {label!r}")
+        if clicks.is_callback(url):
+            clicks.parse_action(url)
+            continue
         if not BUTTON_URL_RE.match(url):
-            raise ValidationError(f"button URL must start with http://, https:// or tg://: {url!r}")
+            raise ValidationError(
+                f"button URL must start with http://, https:// or tg:// (or be cb:ACTION): {url!r}"
+            )
 
 
 def _check_media(spec: CampaignSpec) -> tuple[str | None, Path | None]:
@@ -447,9 +454,13 @@ class Campaigns:
                     .order_by(func.count().desc())
                 )
             ).all()
+            from botdesk import clicks
+
+            click_summary = await clicks.summary(conn, campaign_id, delivered=counts.get("sent", 0))
         return {
             "campaign": info.as_dict(),
             "counts": {s: counts.get(s, 0) for s in STATES},
+            "clicks": click_summary,
             "reasons": [{"state": r[0], "reason": r[1], "count": int(r[2])} for r in reasons],
         }
 

@@ -20,6 +20,7 @@ SERVICES = {
     "audience",
     "campaigns",
     "campaign_actions",
+    "clicks",
     "inbox",
     "knowledge_base",
     "delivery",

@@ -36,7 +36,7 @@ def _parse_buttons(buttons: list[str]) -> list[tuple[str, str]]:
     for b in buttons:
         label, sep, url = b.partition("=")
         if not sep or not label or not url:
-            raise ValidationError(f"--button must be LABEL=URL, got {b!r}")
+            raise ValidationError(f"--button must be LABEL=URL or LABEL=cb:ACTION, got {b!r}")
         out.append((label.strip(), url.strip()))
     return out
 
@@ -49,7 +49,12 @@ def create(
     parse_mode: str = typer.Option("plain", "--parse-mode", help="html | markdownv2 | plain"),
     photo: Path | None = typer.Option(None, "--photo"),
     document: Path | None = typer.Option(None, "--document"),
-    button: list[str] = typer.Option([], "--button", help="LABEL=URL (repeatable)."),
+    button: list[str] = typer.Option(
+        [],
+        "--button",
+        help="LABEL=URL, or LABEL=cb:tag=NAME | cb:reply=TEXT | cb:NAME (a callback button "
+        "whose presses are counted); repeatable.",
+    ),
     segment: str | None = typer.Option(None, "--segment"),
     at: str | None = typer.Option(None, "--at", help="Start at this ISO 8601 time."),
     paid: bool = typer.Option(
@@ -255,7 +260,8 @@ def report(
     csv_file: Path | None = typer.Option(None, "--csv", help="Write per-recipient outcomes here."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Counts by state and by error reason; per-recipient outcomes with --csv."""
+    """Counts by state and by error reason, clicks per button; per-recipient outcomes (and
+    clicked buttons, first click time) with --csv."""
 
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk.campaigns import Campaigns
@@ -264,6 +270,10 @@ def report(
         rep = await camps.report(campaign_id)
         written = 0
         if csv_file is not None:
+            from botdesk import clicks
+
+            async with a.db.read() as conn:
+                clicked = await clicks.per_recipient(conn, campaign_id)
             tmp = csv_file.with_name(csv_file.name + ".tmp")
             with tmp.open("w", newline="", encoding="utf-8") as fh:
                 w = csv.DictWriter(
@@ -276,11 +286,14 @@ def report(
                         "message_id",
                         "error",
                         "updated_at",
+                        "clicked_buttons",
+                        "first_click_at",
                     ],
                 )
                 w.writeheader()
                 async for row in camps.recipients(campaign_id):
-                    w.writerow(row)
+                    buttons, first = clicked.get(row["chat_id"], ("", ""))
+                    w.writerow(row | {"clicked_buttons": buttons, "first_click_at": first})
                     written += 1
             tmp.replace(csv_file)
         return rep, written
@@ -301,8 +314,53 @@ def report(
                 ["state", "reason", "count"],
                 [[r["state"], r["reason"], r["count"]] for r in rep["reasons"]],
             )
+        _print_clicks(rep["clicks"])
     if csv_file is not None:
         console(stderr=True).print(f"wrote {written} rows to {csv_file}")
+
+
+def _print_clicks(c: dict[str, Any]) -> None:
+    if not c["buttons"]:
+        return
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1%}"
+
+    def secs(v: float | None) -> str:
+        return "-" if v is None else f"{v:g}s"
+
+    rows = []
+    for b in c["buttons"]:
+        if b["clicks"] is None:
+            rows.append([b["button"], b["label"], b["kind"], "not tracked", "", "", ""])
+            continue
+        rows.append(
+            [
+                b["button"],
+                b["label"],
+                b["kind"],
+                b["unique"],
+                b["clicks"],
+                pct(b["ctr"]),
+                secs(b["median_first_click_s"]),
+            ]
+        )
+    rows.append(
+        [
+            "",
+            "all buttons",
+            "",
+            c["unique"],
+            c["clicks"],
+            pct(c["ctr"]),
+            secs(c["median_first_click_s"]),
+        ]
+    )
+    table(
+        f"clicks (click-through = unique clickers / {c['delivered']} delivered)",
+        ["#", "button", "kind", "unique", "clicks", "CTR", "median first click"],
+        rows,
+    )
 
 
 @app.command("resend-uncertain")

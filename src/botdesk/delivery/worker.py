@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from aiogram import Bot
 from sqlalchemy import select, update
 
+from botdesk import clicks
 from botdesk.bots import BotRecord
 from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns
 from botdesk.clock import Clock, first_of, wait_event
@@ -32,6 +33,7 @@ from botdesk.config import DeliverySettings
 from botdesk.delivery import ledger, policy, templates
 from botdesk.delivery.ratelimit import BotRateLimiter, Priority
 from botdesk.errors import InvalidToken
+from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.store.db import Database
 from botdesk.store.models import Campaign
@@ -88,6 +90,8 @@ class CampaignCtx:
     file_id: str | None
     buttons: tuple[tuple[str, str], ...]
     paid: bool
+    # Buttons sent as per-recipient tracked links (their indexes): no shared broadcast body.
+    tracked: tuple[int, ...] = ()
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The text every recipient gets when the template has no variables: rendered once.
     static_text: str | None = None
@@ -334,8 +338,10 @@ class DeliveryEngine:
         owner: str,
         only_campaign: int | None = None,
         on_progress: Callable[[EngineStats], None] | None = None,
+        links: LinkSigner | None = None,
     ) -> None:
         self.ch = channel
+        self.links = links
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -399,9 +405,12 @@ class DeliveryEngine:
                     media_kind=r.media_kind,
                     media_path=r.media_path,
                     file_id=r.media_file_id,
-                    buttons=tuple((b[0], b[1]) for b in (r.buttons or [])),
+                    buttons=clicks.wire_buttons(r.id, r.buttons),
                     paid=bool(r.paid),
+                    tracked=clicks.trackable(r.buttons) if self.links else (),
                 )
+                if any(not clicks.is_callback(b[1]) for b in r.buttons or []):
+                    await clicks.note_tracking(self.db, r.id, tracked=self.links is not None)
             else:
                 c.state = r.state
         for cid in list(self.ctx):
@@ -590,6 +599,8 @@ class DeliveryEngine:
                 if result.file_id and not c.file_id:
                     c.file_id = result.file_id
                     await self._store_file_id(c)
+        elif c.tracked:  # each recipient's own links: the request is built for them
+            result = await send(self.ch.bot, self._message(c, row))
         else:
             if c.broadcast is None:
                 c.broadcast = Broadcast(self._message(c, row))
@@ -613,7 +624,11 @@ class DeliveryEngine:
             parse_mode=TELEGRAM_PARSE_MODE[c.parse_mode],
             photo=media if c.media_kind == "photo" else None,
             document=media if c.media_kind == "document" else None,
-            buttons=c.buttons,
+            buttons=clicks.personal_buttons(
+                c.buttons, c.tracked, self.links, row.id, now=self.clock.now()
+            )
+            if c.tracked and self.links
+            else c.buttons,
             allow_paid_broadcast=c.paid,
         )
 
@@ -672,13 +687,18 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 
 
 def make_bot_worker(
-    *, db: Database, settings: DeliverySettings, owner: str
+    *, db: Database, settings: DeliverySettings, owner: str, links: LinkSigner | None = None
 ) -> Callable[[Channel, asyncio.Event], Any]:
     """The per-bot job `botdesk serve` runs while it holds the bot's lease."""
 
     async def worker(channel: Channel, stop: asyncio.Event) -> None:
         engine = DeliveryEngine(
-            channel=channel, db=db, settings=settings, clock=channel.clock, owner=owner
+            channel=channel,
+            db=db,
+            settings=settings,
+            clock=channel.clock,
+            owner=owner,
+            links=links,
         )
         await engine.run(stop)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from botdesk.app import App
+from botdesk.clock import Clock
+from botdesk.links import LinkSigner
 from botdesk.runtime.ports import AssistantPort
 from botdesk.runtime.service import BotWorker, Runtime, worker_id
 
@@ -20,7 +22,19 @@ async def build_port(app: App) -> AssistantPort | None:
     return await build_assistant_port(app)
 
 
-def build_workers(app: App, *, owner: str, delivery: bool = True) -> list[BotWorker]:
+def build_links(app: App, webhook_base: str | None) -> LinkSigner | None:
+    """Tracked links need a public base URL (the webhook's); without one URLs go out plain."""
+    if not webhook_base:
+        return None
+    from botdesk.links import load_key
+    from botdesk.runtime.redirect import ROUTE_PREFIX
+
+    return LinkSigner(key=load_key(app.secrets), base_url=webhook_base.rstrip("/") + ROUTE_PREFIX)
+
+
+def build_workers(
+    app: App, *, owner: str, delivery: bool = True, links: LinkSigner | None = None
+) -> list[BotWorker]:
     """Jobs run per bot by the process that owns it: operator replies, campaigns, and their
     edits and recalls."""
     from botdesk.delivery.action_worker import make_action_worker
@@ -29,8 +43,11 @@ def build_workers(app: App, *, owner: str, delivery: bool = True) -> list[BotWor
 
     workers: list[BotWorker] = [outbox_worker]
     if delivery:
-        workers.append(make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner))
+        workers.append(
+            make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner, links=links)
+        )
         workers.append(make_action_worker(db=app.db, settings=app.settings.delivery))
+    return workers
     return workers
 
 
@@ -44,8 +61,10 @@ async def build_runtime(
     delivery: bool = True,
     poll_timeout: int = 20,
     owner: str | None = None,
+    clock: Clock | None = None,
 ) -> Runtime:
     owner = owner or worker_id()
+    links = build_links(app, webhook_base)
     return Runtime(
         app,
         bot_names=bot_names,
@@ -53,7 +72,9 @@ async def build_runtime(
         listen=listen,
         metrics_listen=metrics_listen,
         port=await build_port(app),
-        bot_workers=build_workers(app, owner=owner, delivery=delivery),
+        bot_workers=build_workers(app, owner=owner, delivery=delivery, links=links),
         poll_timeout=poll_timeout,
         owner=owner,
+        clock=clock,
+        links=links,
     )

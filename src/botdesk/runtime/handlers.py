@@ -20,7 +20,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Chat, ChatMemberUpdated, Message, User
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import inbox, subscribers
+from botdesk import clicks, inbox, subscribers
 from botdesk.config import BotOptions
 from botdesk.runtime.ports import Inbound
 
@@ -243,9 +243,25 @@ def build_router() -> Router:
         )
 
     @router.callback_query()
-    async def on_callback(query: CallbackQuery, fx: Effects, event_update: Any) -> None:
+    async def on_callback(
+        query: CallbackQuery,
+        conn: AsyncConnection,
+        fx: Effects,
+        ctx: BotContext,
+        event_update: Any,
+    ) -> None:
         chat = query.message.chat if query.message else None
         chat_id = chat.id if chat else query.from_user.id
+        # A campaign button: the click (and its tag or queued reply) commits with the update.
+        await clicks.record_callback(
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=chat_id,
+            data=query.data,
+            message_id=query.message.message_id if query.message else None,
+            update_id=event_update.update_id,
+            now=ctx.now,
+        )
         fx.touches.append(
             subscribers.Person(
                 chat_id=chat_id,

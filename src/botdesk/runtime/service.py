@@ -22,12 +22,14 @@ from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
 from botdesk.clock import Clock, SystemClock, first_of, wait_event
 from botdesk.errors import BotdeskError, InvalidToken, ValidationError
+from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel, open_channel
 from botdesk.runtime.handlers import build_router
 from botdesk.runtime.metrics import Metrics, serve_metrics
 from botdesk.runtime.polling import poll
 from botdesk.runtime.ports import AssistantPort, AutoReply
+from botdesk.runtime.redirect import LinkRedirect
 from botdesk.runtime.updates import UpdateProcessor
 from botdesk.runtime.webhook import WebhookServer, parse_listen
 from botdesk.store import leases
@@ -74,6 +76,7 @@ class Runtime:
         owner: str | None = None,
         poll_timeout: int = 20,
         summary_every: float = 60.0,
+        links: LinkSigner | None = None,
     ) -> None:
         if bool(webhook_base) != bool(listen):
             raise ValidationError("--webhook-base and --listen go together")
@@ -87,7 +90,11 @@ class Runtime:
         self.poll_timeout = poll_timeout
         self.summary_every = summary_every
         self.webhook = (
-            WebhookServer(webhook_base=webhook_base, listen=listen)
+            WebhookServer(
+                webhook_base=webhook_base,
+                listen=listen,
+                redirect=LinkRedirect(db=app.db, signer=links, clock=self.clock) if links else None,
+            )
             if webhook_base and listen
             else None
         )

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from botdesk.errors import ValidationError
 from botdesk.log import get_logger
+from botdesk.runtime.redirect import ROUTE_PREFIX, LinkRedirect
 from botdesk.runtime.updates import ALLOWED_UPDATES, UpdateProcessor
 
 log = get_logger(__name__)
@@ -48,7 +49,10 @@ def base_path(webhook_base: str) -> str:
 
 
 class WebhookServer:
-    def __init__(self, *, webhook_base: str, listen: str) -> None:
+    def __init__(
+        self, *, webhook_base: str, listen: str, redirect: LinkRedirect | None = None
+    ) -> None:
+        self.redirect = redirect
         self.base = webhook_base.rstrip("/")
         self.path = base_path(webhook_base)
         self.host, self.port = parse_listen(listen)
@@ -103,6 +107,8 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post(f"{self.path}/{{bot}}", self._handle)
+        if self.redirect is not None:  # tracked links (clicks), see runtime/redirect.py
+            app.router.add_get(f"{self.path}{ROUTE_PREFIX}{{token}}", self.redirect.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()

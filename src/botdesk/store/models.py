@@ -348,6 +348,38 @@ class CampaignActionRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+# -- clicks (issue 14) --------------------------------------------------------------------
+
+
+class Click(Base):
+    """One press of a campaign's button (callback) or one opening of its tracked link:
+    written before the action it triggers. Every click is a row; unique clickers are the
+    distinct subscribers per button."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_campaign_button", "campaign_id", "button", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    button: Mapped[int] = mapped_column(Integer)  # index into the campaign's buttons
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    via: Mapped[str] = mapped_column(String(8))  # callback | link
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class ClickTracking(Base):
+    """How a campaign's URL buttons went out: as tracked links (True) or plain URLs (False);
+    written by each engine that sends it, so a campaign sent both ways shows both rows."""
+
+    __tablename__ = "click_tracking"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    tracked: Mapped[bool] = mapped_column(Boolean, primary_key=True)
 
 
 TABLES = Base.metadata

@@ -167,7 +167,8 @@ async def get_me(
 class OutgoingMessage:
     """One message to one chat. ``photo``/``document``: a ``Path`` uploads, a ``str`` is a file_id
     (or URL). With a photo or document the text becomes the caption. ``buttons`` are
-    (label, url) pairs, one inline button per row."""
+    (label, url) pairs, one inline button per row; a url of ``CALLBACK_TARGET + data`` is a
+    callback button."""
 
     chat_id: int
     text: str
@@ -181,12 +182,20 @@ class OutgoingMessage:
     link_preview_disabled: bool = False
 
 
+# A button target with this prefix is sent as callback data (the rest), not as a URL.
+CALLBACK_TARGET = "callback:"
+
+
+def _button(label: str, target: str) -> InlineKeyboardButton:
+    if target.startswith(CALLBACK_TARGET):
+        return InlineKeyboardButton(text=label, callback_data=target[len(CALLBACK_TARGET) :])
+    return InlineKeyboardButton(text=label, url=target)
+
+
 def _keyboard(msg: OutgoingMessage) -> InlineKeyboardMarkup | None:
     if not msg.buttons:
         return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=label, url=url)] for label, url in msg.buttons]
-    )
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(*b)] for b in msg.buttons])
 
 
 def _media(value: str | Path) -> FSInputFile | str:
