@@ -50,6 +50,7 @@ CONSENT_KINDS = (
     "unblock",
     "deactivated",
     "gone",
+    "imported",  # recorded by `subscribers import`: started the bot before it came to botdesk
 )
 CAMPAIGN_STATES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
 DELIVERY_STATES = ("pending", "sending", "sent", "failed", "suppressed", "uncertain", "cancelled")

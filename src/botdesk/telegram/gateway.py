@@ -46,6 +46,7 @@ __all__ = [
     "SendResult",
     "bot_session",
     "classify_exception",
+    "get_chat",
     "get_me",
     "make_bot",
     "redact",
@@ -161,6 +162,18 @@ async def get_me(
                 f"{result.description or result.outcome.value}"
             ) from exc
     return BotIdentity(id=me.id, username=me.username or "", first_name=me.first_name)
+
+
+async def get_chat(bot: Bot, chat_id: int) -> SendResult:
+    """Ask whether Telegram knows ``chat_id`` for this bot (getChat), as an outcome value:
+    ``SENT`` when it answered with the chat, ``CHAT_GONE`` for "chat not found", and the
+    usual outcomes (``RETRY_AFTER``, ``CONNECT_FAILED``, ...) otherwise. Never raises for a
+    Telegram or network reason."""
+    try:
+        await bot.get_chat(chat_id)
+    except _CALL_ERRORS as exc:
+        return classify_exception(exc)
+    return SendResult(Outcome.SENT)
 
 
 @dataclass(frozen=True)
