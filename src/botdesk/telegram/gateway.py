@@ -18,7 +18,7 @@ from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import AiogramError
 from aiogram.methods import SendDocument, SendMessage, SendPhoto
-from aiogram.methods.base import Response
+from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import (
     FSInputFile,
     InlineKeyboardButton,
@@ -164,13 +164,24 @@ async def get_me(
     return BotIdentity(id=me.id, username=me.username or "", first_name=me.first_name)
 
 
+class _ChatProbe(TelegramMethod[dict[str, Any]]):
+    """getChat whose answer is kept as JSON: botdesk only asks whether the chat exists, and
+    aiogram's ``ChatFullInfo`` (dozens of nested models) is not built for that, nor under
+    ``fast_import``, where its generic ``Response`` cannot resolve aiogram's unions."""
+
+    __returning__ = dict
+    __api_method__ = "getChat"
+
+    chat_id: int
+
+
 async def get_chat(bot: Bot, chat_id: int) -> SendResult:
     """Ask whether Telegram knows ``chat_id`` for this bot (getChat), as an outcome value:
     ``SENT`` when it answered with the chat, ``CHAT_GONE`` for "chat not found", and the
     usual outcomes (``RETRY_AFTER``, ``CONNECT_FAILED``, ...) otherwise. Never raises for a
     Telegram or network reason."""
     try:
-        await bot.get_chat(chat_id)
+        await bot(_ChatProbe(chat_id=chat_id))
     except _CALL_ERRORS as exc:
         return classify_exception(exc)
     return SendResult(Outcome.SENT)
