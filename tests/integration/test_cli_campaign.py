@@ -39,6 +39,7 @@ STATUS_KEYS = {
     "cancelled",
     "rate_per_s",
     "eta_s",
+    "options",
 }
 CSV_FIELDS = ["chat_id", "username", "state", "attempts", "message_id", "error", "updated_at"]
 # Short read timeout: the sandbox's ack-lost fault holds the answer for 3 s.
