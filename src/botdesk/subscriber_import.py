@@ -11,7 +11,7 @@ Merging keeps what botdesk already knows: a chat that is already a subscriber ke
 its dates and its names; the file only fills what is empty and adds tags and custom fields.
 Re-running an import is therefore harmless. Nothing here sends a message.
 
-File format (see docs/subscribers.md): ``chat_id`` (required), ``first_name``, ``last_name``,
+File format (see docs/delivery.md): ``chat_id`` (required), ``first_name``, ``last_name``,
 ``username``, ``language``, ``tags``, ``started_at``; any other column (CSV) or key (JSON
 Lines, or inside a ``"fields"`` object) is a custom field. botdesk keeps no last-name column:
 ``last_name`` is stored as the custom field of that name (``{last_name}`` in templates,

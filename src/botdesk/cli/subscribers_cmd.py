@@ -244,7 +244,7 @@ def import_(
     Columns/keys: chat_id (required), first_name, last_name, username, language, tags
     (';' or '|' separated; a list in JSON), started_at (ISO 8601); any other one is a custom
     field. Chats already known keep their status; malformed rows are reported by line and
-    skipped. See docs/subscribers.md.
+    skipped. See docs/delivery.md.
     """
     from botdesk.errors import ValidationError
     from botdesk.subscriber_import import check_source, read_file
