@@ -41,6 +41,39 @@ RATE_WINDOW_S = 10.0
 STATES = ("pending", "sending", "sent", "failed", "suppressed", "uncertain", "cancelled")
 
 
+@dataclass(frozen=True)
+class SendOptions:
+    """How every message of a campaign is sent (stored as JSON in ``campaigns.options``).
+
+    ``silent``: disable_notification; ``protect``: protect_content (no forwarding or saving);
+    ``link_preview``: False sends link_preview_options.is_disabled (text messages only);
+    ``max_rate``: messages per second this campaign never exceeds (the bot's limit still
+    holds when it is lower); None: the bot's rate."""
+
+    silent: bool = False
+    protect: bool = False
+    link_preview: bool = True
+    max_rate: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> SendOptions:
+        if not data:
+            return cls()
+        rate = data.get("max_rate")
+        return cls(
+            silent=bool(data.get("silent", False)),
+            protect=bool(data.get("protect", False)),
+            link_preview=bool(data.get("link_preview", True)),
+            max_rate=float(rate) if rate is not None else None,
+        )
+
+
+MAX_RATE_CAP = 1000.0  # msg/s: Telegram's paid-broadcast ceiling
+
+
 @dataclass
 class CampaignSpec:
     bot: str
@@ -53,6 +86,7 @@ class CampaignSpec:
     at: datetime | None = None
     paid: bool = False
     name: str | None = None
+    options: SendOptions = field(default_factory=SendOptions)
 
 
 @dataclass(frozen=True)
@@ -70,6 +104,7 @@ class CampaignInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    options: SendOptions = field(default_factory=SendOptions)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -154,6 +189,7 @@ def _info(row: Any) -> CampaignInfo:
         created_at=m["created_at"],
         started_at=m["started_at"],
         finished_at=m["finished_at"],
+        options=SendOptions.from_json(m["options"]),
     )
 
 
@@ -172,6 +208,7 @@ def _info_query() -> Any:
         Campaign.created_at,
         Campaign.started_at,
         Campaign.finished_at,
+        Campaign.options,
     ).join(Bot, Bot.id == Campaign.bot_id)
 
 
@@ -191,6 +228,9 @@ class Campaigns:
             raise TemplateError("the message text is empty")
         kind, path = _check_media(spec)
         _check_buttons(spec.buttons)
+        cap = spec.options.max_rate
+        if cap is not None and not 0 < cap <= MAX_RATE_CAP:
+            raise ValidationError(f"--max-rate must be more than 0 and at most {MAX_RATE_CAP:g}")
         if spec.at is not None and spec.at.tzinfo is None:
             raise ValidationError("--at needs a timezone, e.g. 2026-12-01T09:00:00+00:00 or ...Z")
         if spec.segment:
@@ -219,12 +259,12 @@ class Campaigns:
             self._check_one(templates, spec, sample, limit, who=None)
             if used and not await self._fits_everyone(conn, templates, spec, where, limit, used):
                 await self._check_all(conn, templates, spec, where, limit)
-        rate = FREE_RATE
-        stars = estimate_stars(audience) if spec.paid else 0.0
+        rate = min(1000.0 if spec.paid else FREE_RATE, cap or math.inf)
+        stars = estimate_stars(audience, paid_rate=rate) if spec.paid else 0.0
         return Estimate(
             audience=audience,
             stars=stars,
-            seconds=audience / (1000.0 if spec.paid else rate),
+            seconds=audience / rate,
             media_kind=kind,
             media_path=path,
         )
@@ -387,6 +427,7 @@ class Campaigns:
                         buttons=[list(b) for b in spec.buttons] or None,
                         segment=spec.segment or None,
                         paid=spec.paid,
+                        options=spec.options.as_dict() if spec.options != SendOptions() else None,
                         audience=0,
                         scheduled_at=spec.at,
                         created_at=now,
@@ -438,6 +479,7 @@ class Campaigns:
         left = out["pending"] + out["sending"]
         out["rate_per_s"] = round(rate, 2)
         out["eta_s"] = round(left / rate, 1) if rate > 0 else (0.0 if left == 0 else None)
+        out["options"] = info.options.as_dict()
         return out
 
     async def report(self, campaign_id: int) -> dict[str, Any]:

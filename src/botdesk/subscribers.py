@@ -5,6 +5,9 @@ transaction, so the current status can always be explained from the events. Func
 an open write connection: the runtime calls them inside the transaction that also marks the
 update as processed, which is what makes a redelivered update a no-op.
 
+Imported subscribers (``botdesk.subscriber_import``) start with an ``imported`` event naming the
+source label and the file, which counts as their opt-in.
+
 Statuses: active, unsubscribed (/stop), blocked (the user blocked the bot), deactivated (the
 account was deactivated), gone (chat not found, or the bot left a group).
 """
@@ -172,13 +175,14 @@ async def _consented(conn: AsyncConnection, bot_id: int, chat_id: int) -> bool:
             .where(
                 ConsentEvent.bot_id == bot_id,
                 ConsentEvent.chat_id == chat_id,
-                ConsentEvent.kind.in_(("subscribe", "resubscribe", "unsubscribe")),
+                ConsentEvent.kind.in_(("subscribe", "resubscribe", "imported", "unsubscribe")),
             )
             .order_by(ConsentEvent.id.desc())
             .limit(1)
         )
     ).scalar()
-    return kind in ("subscribe", "resubscribe")
+    # An imported chat started the bot before it moved to botdesk (subscriber_import).
+    return kind in ("subscribe", "resubscribe", "imported")
 
 
 async def member_status(
@@ -310,8 +314,10 @@ async def mark_unreachable(
     status: Literal["blocked", "deactivated", "gone"],
     reason: str,
     now: datetime,
+    via: str = "delivery",
 ) -> bool:
-    """A send proved the chat unreachable: record it so later campaigns skip it."""
+    """A send (or, ``via``, another call) proved the chat unreachable: record it so later
+    campaigns skip it."""
     existing = await _row(conn, bot_id, chat_id)
     if existing is None or existing[1] == status:
         return False
@@ -322,7 +328,7 @@ async def mark_unreachable(
         bot_id=bot_id,
         chat_id=chat_id,
         kind=kind,
-        source=f"delivery: {reason}"[:80],
+        source=f"{via}: {reason}"[:80],
         update_id=None,
         now=now,
     )

@@ -39,6 +39,7 @@ STATUS_KEYS = {
     "cancelled",
     "rate_per_s",
     "eta_s",
+    "options",
 }
 CSV_FIELDS = ["chat_id", "username", "state", "attempts", "message_id", "error", "updated_at"]
 # Short read timeout: the sandbox's ack-lost fault holds the answer for 3 s.
@@ -194,3 +195,22 @@ async def test_campaign_cli_errors_are_one_line(
     code, _out, err = await cli("campaign", "resend-uncertain", cid, "--yes")
     assert code == 2 and "is cancelled" in err
     assert sb.messages(bot="shop_bot") == []
+
+
+async def test_campaign_send_options_on_the_command_line(
+    shop: App, sb: Any, home: Path, capsys: Any
+) -> None:
+    cli = Cli(home, capsys)
+    await seed(shop, sb, "shop", "shop_bot", 3)
+    args = ("campaign", "create", "--bot", "shop", "--text", "Quiet news https://example.com")
+    created = await cli.json(*args, "--silent", "--protect", "--no-link-preview", "--max-rate", "2")
+    want = {"silent": True, "protect": True, "link_preview": False, "max_rate": 2.0}
+    assert created["options"] == want
+    assert (await cli.json("campaign", "status", str(created["id"])))["options"] == want
+    plain = await cli.json(*args)
+    assert plain["options"] == {
+        "silent": False, "protect": False, "link_preview": True, "max_rate": None,
+    }  # fmt: skip
+    code, out, err = await cli(*args, "--max-rate", "0")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--max-rate must be more than 0" in err

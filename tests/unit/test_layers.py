@@ -16,6 +16,7 @@ CORE = {"errors", "error_report", "config", "log", "secrets", "redact", "clock"}
 SERVICES = {
     "bots",
     "subscribers",
+    "subscriber_import",
     "segments",
     "audience",
     "campaigns",

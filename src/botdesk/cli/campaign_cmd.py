@@ -62,10 +62,20 @@ def create(
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the Star cost of --paid."),
     name: str | None = typer.Option(None, "--name"),
+    silent: bool = typer.Option(False, "--silent", help="Deliver without a notification sound."),
+    protect: bool = typer.Option(
+        False, "--protect", help="Protected content: no forwarding or saving."
+    ),
+    no_link_preview: bool = typer.Option(
+        False, "--no-link-preview", help="No preview of the first link (text messages)."
+    ),
+    max_rate: float | None = typer.Option(
+        None, "--max-rate", help="Never faster than N msg/s (the bot's limit still applies)."
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a campaign (validated completely; nothing is sent until it starts)."""
-    from botdesk.campaigns import CampaignSpec
+    from botdesk.campaigns import CampaignSpec, SendOptions
     from botdesk.errors import ValidationError
 
     if (text is None) == (text_file is None):
@@ -89,6 +99,9 @@ def create(
         at=_parse_at(at),
         paid=paid,
         name=name,
+        options=SendOptions(
+            silent=silent, protect=protect, link_preview=not no_link_preview, max_rate=max_rate
+        ),
     )
 
     async def go(a):  # type: ignore[no-untyped-def]

@@ -1,6 +1,6 @@
-"""Subscribers: count, list, export and tag segments.
+"""Subscribers: count, list, export, import and tag segments.
 
-`botdesk subscribers count|list|export|tag|untag`. Segments are parsed before the database
+`botdesk subscribers count|list|export|import|tag|untag`. Segments are parsed before the database
 is opened, so a typo costs nothing and reports its position; the selection rules live in
 ``botdesk.audience`` and ``botdesk.segments``.
 """
@@ -220,3 +220,89 @@ def untag(
     console().print(
         f"removed '{tag_name}' from chat {chat}" if removed else f"chat {chat} had no '{tag_name}'"
     )
+
+
+MAX_PROBLEMS_SHOWN = 20
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV (header row) or JSON Lines file."),
+    bot: str = BOT_OPT,
+    source: str = typer.Option(
+        ..., "--source", help="Label for where these people came from (segment: source:LABEL)."
+    ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Ask Telegram (getChat, at the bot's rate) and mark unknown chats gone.",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="The report as JSON."),
+) -> None:
+    """Import the people who started the bot before botdesk (nothing is sent).
+
+    Columns/keys: chat_id (required), first_name, last_name, username, language, tags
+    (';' or '|' separated; a list in JSON), started_at (ISO 8601); any other one is a custom
+    field. Chats already known keep their status; malformed rows are reported by line and
+    skipped. See docs/delivery.md.
+    """
+    from botdesk.errors import ValidationError
+    from botdesk.subscriber_import import check_source, read_file
+
+    check_source(source)
+    records = read_file(file)  # a missing file stops here, before the database opens
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.bots import BotRegistry
+        from botdesk.clock import SystemClock
+        from botdesk.subscriber_import import import_rows, verify_chats
+
+        registry = BotRegistry(a.db, a.secrets)
+        rec = await registry.get(bot)
+        report = await import_rows(
+            a.db, rec.id, records, source=source, file_name=file.name, now=_now(), keep_chats=verify
+        )
+        checked = None
+        if verify and report.chats:
+            s = a.settings
+            rate = s.bot(rec.name).rate or s.delivery.rate
+            if rec.learned_rate is not None:
+                rate = min(rate, rec.learned_rate)
+            checked = await verify_chats(
+                a.db,
+                rec.id,
+                report.chats,
+                token=registry.token(rec),
+                api_base=rec.api_base,
+                rate=rate,
+                clock=SystemClock(),
+                connect_timeout=s.network.connect_timeout,
+                read_timeout=s.network.read_timeout,
+                proxy=s.network.proxy or None,
+            )
+        return report, checked
+
+    report, checked = with_app(go)
+    if json_out:
+        out = report.as_dict()
+        out["bot"] = bot
+        out["verify"] = checked.as_dict() if checked else None
+        print_json(out)
+    else:
+        err = console(stderr=True)
+        for p in report.problems[:MAX_PROBLEMS_SHOWN]:
+            err.print(f"{file.name}: {p}")
+        if report.skipped > MAX_PROBLEMS_SHOWN:
+            err.print(f"{file.name}: ... {report.skipped - MAX_PROBLEMS_SHOWN} more (see --json)")
+        console().print(
+            f"imported {report.rows} rows from {file.name} into {bot}: {report.added} new, "
+            f"{report.merged} already subscribers (merged), {report.repeated} repeated, "
+            f"{report.skipped} skipped"
+        )
+        if checked is not None:
+            console().print(
+                f"verified {checked.checked} chats: {checked.gone} gone, "
+                f"{checked.deactivated} deactivated, {checked.unchecked} not checked"
+            )
+    if report.rows == 0:
+        raise ValidationError(f"{file.name}: no valid rows ({report.skipped} skipped)")

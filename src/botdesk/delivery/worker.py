@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 
 from botdesk import clicks
 from botdesk.bots import BotRecord
-from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns
+from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns, SendOptions
 from botdesk.clock import Clock, first_of, wait_event
 from botdesk.config import DeliverySettings
 from botdesk.delivery import ledger, policy, templates
@@ -92,6 +92,9 @@ class CampaignCtx:
     paid: bool
     # Buttons sent as per-recipient tracked links (their indexes): no shared broadcast body.
     tracked: tuple[int, ...] = ()
+    options: SendOptions = field(default_factory=SendOptions)
+    # The campaign's own rate cap (options.max_rate): when its next send may leave (monotonic).
+    cap_next: float = -math.inf
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The text every recipient gets when the template has no variables: rendered once.
     static_text: str | None = None
@@ -102,6 +105,14 @@ class CampaignCtx:
     def __post_init__(self) -> None:
         if not templates.variables(self.text):
             self.static_text = templates.render(self.text, {}, parse_mode=self.parse_mode)
+
+    def cap_wait(self, now: float) -> float:
+        """Take this campaign's next send slot under its rate cap; seconds to wait for it."""
+        if self.options.max_rate is None:
+            return 0.0
+        slot = max(self.cap_next, now)
+        self.cap_next = slot + 1.0 / self.options.max_rate
+        return slot - now
 
     def text_for(self, values: dict[str, str | None]) -> str:
         """The text one recipient gets."""
@@ -385,6 +396,7 @@ class DeliveryEngine:
             Campaign.media_file_id,
             Campaign.buttons,
             Campaign.paid,
+            Campaign.options,
         ).where(Campaign.bot_id == self.ch.record.id)
         if self.only is not None:
             q = q.where(Campaign.id == self.only)
@@ -408,6 +420,7 @@ class DeliveryEngine:
                     buttons=clicks.wire_buttons(r.id, r.buttons),
                     paid=bool(r.paid),
                     tracked=clicks.trackable(r.buttons) if self.links else (),
+                    options=SendOptions.from_json(r.options),
                 )
                 if any(not clicks.is_callback(b[1]) for b in r.buttons or []):
                     await clicks.note_tracking(self.db, r.id, tracked=self.links is not None)
@@ -557,6 +570,11 @@ class DeliveryEngine:
             c, row = await self.queue.get()
             self._phase[me] = ("wait", row.id)
             try:
+                # The campaign's own cap, before the window: a capped campaign waiting for its
+                # slot holds no place in flight that another campaign could use.
+                wait = c.cap_wait(self.clock.monotonic())
+                if wait > 0:
+                    await self.clock.sleep(wait)
                 window = self.paid_window if c.paid else self.free_window
                 async with window:
                     await self._deliver(c, row, me)
@@ -630,6 +648,9 @@ class DeliveryEngine:
             if c.tracked and self.links
             else c.buttons,
             allow_paid_broadcast=c.paid,
+            disable_notification=c.options.silent,
+            protect_content=c.options.protect,
+            link_preview_disabled=not c.options.link_preview,
         )
 
     async def _store_file_id(self, c: CampaignCtx) -> None:

@@ -133,6 +133,7 @@ class BotApi:
             "media_group_id": fields.get("media_group_id"),
             "disable_notification": params.flag("disable_notification"),
             "protect_content": params.flag("protect_content"),
+            "link_preview_options": fields.get("link_preview_options"),
             "paid": paid,
             "edited": False,
             "deleted": False,

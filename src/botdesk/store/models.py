@@ -50,6 +50,7 @@ CONSENT_KINDS = (
     "unblock",
     "deactivated",
     "gone",
+    "imported",  # recorded by `subscribers import`: started the bot before it came to botdesk
 )
 CAMPAIGN_STATES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
 DELIVERY_STATES = ("pending", "sending", "sent", "failed", "suppressed", "uncertain", "cancelled")
@@ -175,6 +176,8 @@ class Campaign(Base):
     buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)
     segment: Mapped[str | None] = mapped_column(Text)
     paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How every message of the campaign is sent (campaigns.SendOptions as JSON; NULL: defaults).
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     audience: Mapped[int] = mapped_column(Integer, default=0)
     scheduled_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)

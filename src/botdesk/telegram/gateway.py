@@ -18,7 +18,7 @@ from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import AiogramError
 from aiogram.methods import SendDocument, SendMessage, SendPhoto
-from aiogram.methods.base import Response
+from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import (
     FSInputFile,
     InlineKeyboardButton,
@@ -46,6 +46,7 @@ __all__ = [
     "SendResult",
     "bot_session",
     "classify_exception",
+    "get_chat",
     "get_me",
     "make_bot",
     "redact",
@@ -161,6 +162,29 @@ async def get_me(
                 f"{result.description or result.outcome.value}"
             ) from exc
     return BotIdentity(id=me.id, username=me.username or "", first_name=me.first_name)
+
+
+class _ChatProbe(TelegramMethod[dict[str, Any]]):
+    """getChat whose answer is kept as JSON: botdesk only asks whether the chat exists, and
+    aiogram's ``ChatFullInfo`` (dozens of nested models) is not built for that, nor under
+    ``fast_import``, where its generic ``Response`` cannot resolve aiogram's unions."""
+
+    __returning__ = dict
+    __api_method__ = "getChat"
+
+    chat_id: int
+
+
+async def get_chat(bot: Bot, chat_id: int) -> SendResult:
+    """Ask whether Telegram knows ``chat_id`` for this bot (getChat), as an outcome value:
+    ``SENT`` when it answered with the chat, ``CHAT_GONE`` for "chat not found", and the
+    usual outcomes (``RETRY_AFTER``, ``CONNECT_FAILED``, ...) otherwise. Never raises for a
+    Telegram or network reason."""
+    try:
+        await bot(_ChatProbe(chat_id=chat_id))
+    except _CALL_ERRORS as exc:
+        return classify_exception(exc)
+    return SendResult(Outcome.SENT)
 
 
 @dataclass(frozen=True)
