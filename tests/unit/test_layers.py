@@ -24,6 +24,7 @@ SERVICES = {
     "delivery",
     "assistant",
     "overview",
+    "abtest",
 }
 ORDER = {"core": 0, "store": 1, "telegram": 1, "services": 2, "runtime": 3, "cli": 4, "gui": 4}
 
