@@ -62,12 +62,30 @@ def test_incomplete_gamma_edges() -> None:
 
 def test_four_proportions_match_r_prop_test() -> None:
     # R's ?prop.test example (Fleiss 1981): smokers among patients in four groups;
-    # R prints X-squared = 12.6, df = 3, p-value = 0.005585.
-    result = homogeneity_test([Arm(83, 86), Arm(90, 93), Arm(129, 136), Arm(70, 82)])
+    # R prints X-squared = 12.6, df = 3, p-value = 0.005585. Exact enumeration is switched
+    # off so that the chi-square distribution is used.
+    arms = [Arm(83, 86), Arm(90, 93), Arm(129, 136), Arm(70, 82)]
+    result = homogeneity_test(arms, max_exact_tables=0)
     assert result.method == "chi-square"
     assert result.df == 3
     assert result.statistic == pytest.approx(12.6, abs=0.005)
     assert result.p_value == pytest.approx(0.005585, abs=5e-7)
+    # By default this small table (27 failures) is enumerated: same statistic, exact p-value,
+    # close to the approximation here.
+    exact = homogeneity_test(arms)
+    assert exact.method == "exact"
+    assert exact.statistic == result.statistic
+    assert exact.p_value == pytest.approx(result.p_value, rel=0.5)
+
+
+def test_exact_and_chi_square_agree_at_large_counts() -> None:
+    # 2 variants, 10,000 each: the enumerated exact p is close to the chi-square p, and a
+    # little larger (0.0672 vs 0.0639): the discreteness that makes it never exceed alpha.
+    arms = [Arm(1000, 10_000), Arm(1080, 10_000)]
+    exact = homogeneity_test(arms)
+    approx = homogeneity_test(arms, max_exact_tables=0)
+    assert (exact.method, approx.method) == ("exact", "chi-square")
+    assert approx.p_value < exact.p_value < approx.p_value * 1.1
 
 
 def test_small_counts_use_the_exact_test_lady_tasting_tea() -> None:
@@ -82,6 +100,7 @@ def test_exact_test_agrees_with_monte_carlo_and_uses_the_smaller_column() -> Non
     arms = [Arm(28, 30), Arm(30, 30), Arm(25, 30)]
     exact = homogeneity_test(arms)
     assert exact.method == "exact"
+    # Monte Carlo is used for small expected counts whose enumeration is too big; forced here.
     sampled = homogeneity_test(arms, max_exact_tables=0, draws=40_000, seed=7)
     assert sampled.method == "exact-monte-carlo"
     # 40,000 draws: the standard error of the sampled p is below 0.0025.
