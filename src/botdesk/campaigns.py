@@ -486,7 +486,12 @@ class Campaigns:
                 raise DeliveryError(
                     f"campaign {campaign_id} is {state}; only a draft or scheduled one starts"
                 )
-            await self._snapshot(conn, campaign_id, bot_id, segment, now=now)
+            from botdesk import ab_campaigns  # an A/B test's start is its split
+
+            if await ab_campaigns.is_test(conn, campaign_id):
+                await ab_campaigns.start_split(conn, campaign_id, bot_id, segment, now=now)
+            else:
+                await self._snapshot(conn, campaign_id, bot_id, segment, now=now)
         return await self.get(campaign_id)
 
     async def _snapshot(
