@@ -344,7 +344,7 @@ class AbTests:
         if parent.state not in (TESTING, UNDECIDED):
             raise DeliveryError(
                 f"campaign {campaign_id} is {parent.state}: "
-                + ("start it first" if parent.state == "draft" else "already decided")
+                + ("already decided" if test.decided_at else "no test to decide")
             )
         if now < out.window_end:
             raise DeliveryError(
@@ -438,3 +438,53 @@ def _decision_record(out: DecideOutcome, d: abtest.Decision | None) -> dict[str,
             "p_value": d.omnibus.p_value,
         }
     return rec
+
+
+_DID = {"replies": "replied", "unsubscribes": "stayed subscribed", "clicks": "clicked"}
+
+
+def outcome_dict(out: DecideOutcome) -> dict[str, Any]:
+    return {
+        "campaign": out.campaign_id,
+        "window_end": out.window_end.isoformat(),
+        "sent_to": out.sent_to,
+        "holdout": out.holdout,
+    } | _decision_record(out, out.decision)
+
+
+def describe(out: DecideOutcome) -> list[str]:
+    """The decision in words, one line a fact (for the CLI)."""
+    lines = []
+    for v in out.variants:
+        share = f" ({v.successes / v.delivered:.1%})" if v.delivered else ""
+        lines.append(
+            f"variant {variant_label(v.number)}: {v.successes} of {v.delivered} "
+            f"{_DID[out.metric]}{share}, {v.left} unsubscribed or blocked"
+        )
+    d = out.decision
+    if d is not None:
+        best, runner = variant_label(d.best + 1), variant_label(d.runner_up + 1)
+        ci = (
+            f"{d.interval.level:.1%} CI {d.interval.low * 100:+.1f} to "
+            f"{d.interval.high * 100:+.1f} points"
+        )
+        test = f"{d.omnibus.method} test p = {d.omnibus.p_value:.3g}"
+        if isinstance(d, abtest.Winner):
+            lines.append(
+                f"winner: variant {best}, {d.difference * 100:+.1f} points over {runner} "
+                f"({ci}); {test}"
+            )
+        else:
+            lines.append(
+                f"no significant difference: {best} - {runner} = {d.difference * 100:+.1f} "
+                f"points ({ci}); {test}"
+            )
+    if out.sent_to is not None:
+        lines.append(
+            f"variant {variant_label(out.sent_to)} goes to the rest: {out.holdout} recipients"
+        )
+    else:
+        lines.append(
+            f"nothing sent; choose with `botdesk campaign decide {out.campaign_id} --pick N`"
+        )
+    return lines
