@@ -35,6 +35,7 @@ from botdesk import abtest
 from botdesk.bots import BotRecord
 from botdesk.campaigns import Campaigns, CampaignSpec
 from botdesk.errors import DeliveryError, NotFoundError, ValidationError
+from botdesk.log import get_logger
 from botdesk.segments import audience_filter
 from botdesk.store.db import Database
 from botdesk.store.models import (
@@ -50,6 +51,7 @@ from botdesk.store.models import (
     Subscriber,
 )
 
+log = get_logger(__name__)
 Metric = Literal["clicks", "replies", "unsubscribes"]
 VARIANT_STATE = "ab-variant"  # a child waiting for its parent's start
 TESTING, UNDECIDED = "testing", "undecided"
@@ -164,6 +166,30 @@ def clicked_recipients(bot_id: int, campaign_id: int, end: datetime) -> Any:
     raise DeliveryError(
         "the clicks metric needs the button-click ledger, which this build does not have yet"
     )
+
+
+async def decide_due(db: Database, bot_id: int, *, now: datetime) -> list[DecideOutcome]:
+    """``serve``'s automatic decision: every test of ``bot_id`` whose window has ended."""
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(AbTest.campaign_id, AbTest.started_at, AbTest.decide_after_s)
+                .join(Campaign, Campaign.id == AbTest.campaign_id)
+                .where(Campaign.bot_id == bot_id, Campaign.state == TESTING)
+            )
+        ).all()
+    done = []
+    tests = AbTests(db)
+    for cid, started, after in rows:
+        if started is None or now < started + timedelta(seconds=after):
+            continue
+        try:
+            done.append(await tests.decide(cid, now=now))
+        except DeliveryError as exc:  # decided by someone else meanwhile
+            log.info("A/B test not decided here", campaign=cid, reason=str(exc))
+            continue
+        log.info("A/B test decided", campaign=cid, result=" | ".join(describe(done[-1])))
+    return done
 
 
 class AbTests:
@@ -358,21 +384,25 @@ class AbTests:
             decision = abtest.decide(
                 [abtest.Arm(v.successes, v.delivered) for v in out.variants], seed=test.seed
             )
-        elif pick is None:
-            raise DeliveryError("a variant reached nobody: no test possible; choose with --pick")
+        # else a variant reached nobody: no test is possible, only the operator's pick.
         chosen = pick
         if chosen is None and isinstance(decision, abtest.Winner):
             chosen = decision.best + 1
         record = _decision_record(out, decision)
         sent = 0
         async with self.db.write() as conn:
+            # The claim: of two deciders (serve and the CLI, or two workers) one moves the
+            # parent out of testing/undecided; the other finds it decided and sends nothing.
+            claimed = await conn.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.state.in_((TESTING, UNDECIDED)))
+                .values(state=UNDECIDED)
+            )
+            if not claimed.rowcount:
+                raise DeliveryError(f"campaign {campaign_id} was decided meanwhile")
             if chosen is not None:
                 text = children[chosen - 1].text
                 sent = await self._send_winner(conn, campaign_id, parent, text, now=now)
-            else:
-                await conn.execute(
-                    update(Campaign).where(Campaign.id == campaign_id).values(state=UNDECIDED)
-                )
             await conn.execute(
                 update(AbTest)
                 .where(AbTest.campaign_id == campaign_id)
@@ -425,7 +455,9 @@ def _decision_record(out: DecideOutcome, d: abtest.Decision | None) -> dict[str,
             for v in out.variants
         ],
     }
-    if d is not None:
+    if d is None:
+        rec["outcome"] = "no test: a variant reached nobody"
+    else:
         rec |= {
             "outcome": "winner" if isinstance(d, abtest.Winner) else "no significant difference",
             "best": d.best + 1,

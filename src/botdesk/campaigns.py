@@ -554,6 +554,13 @@ class Campaigns:
                     )
                     continue
             started.append(cid)
+        # A/B tests whose window has ended are decided here too: serve calls this every
+        # second per bot, and a winner sent to the holdout is a campaign that starts now.
+        from botdesk import ab_campaigns
+
+        for out in await ab_campaigns.decide_due(self.db, bot_id, now=now):
+            if out.sent_to is not None and out.holdout:
+                started.append(out.campaign_id)
         return started
 
     async def _transition(

@@ -172,3 +172,27 @@ async def test_variants_cannot_be_started_alone_and_clicks_wait_for_their_ledger
     with pytest.raises(ValidationError, match="fewer than one per variant"):
         small = await _create(app, test_share=0.1)
         await Campaigns(app.db).start(small, now=datetime.now(UTC))
+
+
+async def test_serve_decides_when_the_window_ends(ab_app: App, fast_sandbox: Any) -> None:
+    sb, app = fast_sandbox, ab_app
+    await register(app, sb, "shop", BOT)
+    await seed(app, sb, "shop", BOT, 40)
+    parent = await _create(app, decide_after=timedelta(seconds=4))
+    camps = Campaigns(app.db)
+    async with running(app):
+        await camps.start(parent, now=datetime.now(UTC))
+
+        async def decided() -> bool:
+            return (await camps.get(parent)).state == "undecided"
+
+        await eventually(decided, within=30)
+    async with app.db.read() as conn:
+        test = (await conn.execute(select(AbTest).where(AbTest.campaign_id == parent))).one()
+    # Nobody replied: no winner, nothing sent to the holdout, the decision recorded.
+    assert test.decision["outcome"] == "no significant difference" and test.winner is None
+    assert test.decided_at is not None
+    assert len(copies(sb, BOT, "Spring sale")) == 20
+    # Deciding again (the window's counts are fixed) gives the same answer and sends nothing.
+    again = await AbTests(app.db).decide(parent, now=datetime.now(UTC))
+    assert isinstance(again.decision, abtest.NoSignificantDifference) and again.sent_to is None
