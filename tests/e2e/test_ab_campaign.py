@@ -196,3 +196,41 @@ async def test_serve_decides_when_the_window_ends(ab_app: App, fast_sandbox: Any
     # Deciding again (the window's counts are fixed) gives the same answer and sends nothing.
     again = await AbTests(app.db).decide(parent, now=datetime.now(UTC))
     assert isinstance(again.decision, abtest.NoSignificantDifference) and again.sent_to is None
+
+
+async def test_unsubscribes_count_against_the_variant_that_drove_them(
+    ab_app: App, fast_sandbox: Any
+) -> None:
+    sb, app = fast_sandbox, ab_app
+    await register(app, sb, "shop", BOT)
+    await seed(app, sb, "shop", BOT, 100)
+    parent = await _create(app, test_share=1.0, metric="unsubscribes")
+    children = await _children(app, parent)
+    started = datetime.now(UTC)
+    async with running(app):
+        await Campaigns(app.db).start(parent, now=started)
+
+        async def all_sent() -> bool:
+            return await _sent(app, children) == 100
+
+        await eventually(all_sent, within=30)
+        got_a, got_b = copies(sb, BOT, A), copies(sb, BOT, B)
+        leavers = sorted(got_a)[:20] + sorted(got_b)[:2]
+        for chat in leavers[:-1]:
+            await sb.user_send(chat, BOT, "/stop")
+        await sb.user_block(leavers[-1], BOT)  # blocking counts as leaving too
+
+        async def recorded() -> bool:
+            out = await AbTests(app.db).results(parent, now=datetime.now(UTC))
+            return sum(v.left for v in out.variants) == 22
+
+        await eventually(recorded, within=30)
+    out = await AbTests(app.db).decide(parent, now=started + WINDOW + timedelta(seconds=1))
+    assert [(v.delivered, v.successes, v.left) for v in out.variants] == [
+        (50, 30, 20),
+        (50, 48, 2),
+    ]
+    assert isinstance(out.decision, abtest.Winner) and out.decision.best == 1
+    # A test share of 1.0 leaves no holdout: the winner is recorded, nothing more is sent.
+    assert out.sent_to == 2 and out.holdout == 0
+    assert (await Campaigns(app.db).get(parent)).state == "completed"
