@@ -99,6 +99,17 @@ async def is_test(conn: Any, campaign_id: int) -> bool:
     return row.first() is not None
 
 
+async def variant_campaigns(db: Database, campaign_id: int) -> list[int]:
+    """The children of A/B test ``campaign_id`` (none when it is not one)."""
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(AbVariant.campaign_id)
+            .where(AbVariant.parent_id == campaign_id)
+            .order_by(AbVariant.number)
+        )
+        return [r[0] for r in rows]
+
+
 async def start_split(
     conn: Any, campaign_id: int, bot_id: int, segment: str | None, *, now: datetime
 ) -> None:
@@ -106,11 +117,14 @@ async def start_split(
     test = (await conn.execute(select(AbTest).where(AbTest.campaign_id == campaign_id))).one()
     children = (
         await conn.execute(
-            select(AbVariant.number, AbVariant.campaign_id)
+            select(AbVariant.number, AbVariant.campaign_id, Campaign.state)
+            .join(Campaign, Campaign.id == AbVariant.campaign_id)
             .where(AbVariant.parent_id == campaign_id)
             .order_by(AbVariant.number)
         )
     ).all()
+    if any(state != VARIANT_STATE for _n, _c, state in children):
+        raise DeliveryError(f"campaign {campaign_id}: a variant is no longer waiting to start")
     rows = (
         await conn.execute(
             select(Subscriber.id, Subscriber.chat_id).where(
@@ -124,7 +138,7 @@ async def start_split(
     split = abtest.split_audience(
         list(chat), variants=len(children), test_share=test.test_share, seed=test.seed
     )
-    for (_number, child), group in zip(children, split.groups, strict=True):
+    for (_number, child, _state), group in zip(children, split.groups, strict=True):
         await conn.execute(
             insert(Delivery),
             [

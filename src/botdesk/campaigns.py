@@ -595,9 +595,19 @@ class Campaigns:
         return await self._transition(campaign_id, ("paused",), "running", now=now)
 
     async def cancel(self, campaign_id: int, *, now: datetime) -> CampaignInfo:
-        return await self._transition(
-            campaign_id, ("draft", "scheduled", "running", "paused"), "cancelled", now=now
-        )
+        from botdesk import ab_campaigns  # an A/B test's cancel takes its variants with it
+
+        children = await ab_campaigns.variant_campaigns(self.db, campaign_id)
+        allowed: tuple[str, ...] = ("draft", "scheduled", "running", "paused")
+        if children:
+            allowed += (ab_campaigns.TESTING, ab_campaigns.UNDECIDED)
+        info = await self._transition(campaign_id, allowed, "cancelled", now=now)
+        for child in children:
+            if (await self.get(child)).state in (*allowed, ab_campaigns.VARIANT_STATE):
+                await self._transition(
+                    child, (*allowed, ab_campaigns.VARIANT_STATE), "cancelled", now=now
+                )
+        return info
 
     async def resend_uncertain(self, campaign_id: int, *, now: datetime) -> int:
         """The operator's explicit decision: send the uncertain recipients again."""

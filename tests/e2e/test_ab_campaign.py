@@ -234,3 +234,24 @@ async def test_unsubscribes_count_against_the_variant_that_drove_them(
     # A test share of 1.0 leaves no holdout: the winner is recorded, nothing more is sent.
     assert out.sent_to == 2 and out.holdout == 0
     assert (await Campaigns(app.db).get(parent)).state == "completed"
+
+
+async def test_cancelling_the_test_cancels_its_variants(ab_app: App, fast_sandbox: Any) -> None:
+    sb, app = fast_sandbox, ab_app
+    await register(app, sb, "shop", BOT)
+    await seed(app, sb, "shop", BOT, 30)
+    camps = Campaigns(app.db)
+    draft = await _create(app)
+    assert (await camps.cancel(draft, now=datetime.now(UTC))).state == "cancelled"
+    assert {(await camps.get(c)).state for c in await _children(app, draft)} == {"cancelled"}
+    with pytest.raises(DeliveryError):
+        await camps.start(draft, now=datetime.now(UTC))
+    parent = await _create(app)
+    await camps.start(parent, now=datetime.now(UTC))  # nothing delivers: no worker runs
+    assert (await camps.cancel(parent, now=datetime.now(UTC))).state == "cancelled"
+    for child in await _children(app, parent):
+        st = await camps.status(child, now=datetime.now(UTC))
+        assert (st["state"], st["pending"], st["cancelled"]) == ("cancelled", 0, st["audience"])
+    with pytest.raises(DeliveryError):
+        await AbTests(app.db).decide(parent, now=datetime.now(UTC) + 2 * WINDOW)
+    assert sb.messages(bot=BOT) == []
