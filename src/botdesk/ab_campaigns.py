@@ -110,6 +110,29 @@ async def variant_campaigns(db: Database, campaign_id: int) -> list[int]:
         return [r[0] for r in rows]
 
 
+async def summary(db: Database, campaign_id: int) -> dict[str, Any] | None:
+    """The test's settings, variants and recorded decision (None when it is not a test)."""
+    async with db.read() as conn:
+        test = (await conn.execute(select(AbTest).where(AbTest.campaign_id == campaign_id))).first()
+    if test is None:
+        return None
+    started = test.started_at
+    return {
+        "metric": test.metric,
+        "test_share": test.test_share,
+        "seed": test.seed,
+        "decide_after_s": test.decide_after_s,
+        "started_at": started.isoformat() if started else None,
+        "window_end": (
+            (started + timedelta(seconds=test.decide_after_s)).isoformat() if started else None
+        ),
+        "decided_at": test.decided_at.isoformat() if test.decided_at else None,
+        "variant_campaigns": await variant_campaigns(db, campaign_id),
+        "winner": test.winner,
+        "decision": test.decision,
+    }
+
+
 async def start_split(
     conn: Any, campaign_id: int, bot_id: int, segment: str | None, *, now: datetime
 ) -> None:

@@ -428,11 +428,16 @@ class Campaigns:
                     .order_by(func.count().desc())
                 )
             ).all()
-        return {
+        out = {
             "campaign": info.as_dict(),
             "counts": {s: counts.get(s, 0) for s in STATES},
             "reasons": [{"state": r[0], "reason": r[1], "count": int(r[2])} for r in reasons],
         }
+        from botdesk import ab_campaigns
+
+        if (ab := await ab_campaigns.summary(self.db, campaign_id)) is not None:
+            out["ab_test"] = ab
+        return out
 
     async def recipients(
         self, campaign_id: int, *, limit: int | None = None

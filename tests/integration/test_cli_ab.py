@@ -53,6 +53,14 @@ async def test_ab_from_create_to_pick(
     assert picked["outcome"] == "no significant difference" and picked["p_value"] == 1.0
     final = await cli.json("campaign", "run", str(cid))
     assert final["state"] == "completed" and final["sent"] == 30
+    rep = await cli.json("campaign", "report", str(cid))
+    ab = rep["ab_test"]
+    assert (ab["metric"], ab["test_share"], ab["winner"]) == ("replies", 0.4, 2)
+    assert ab["variant_campaigns"] == [listed["ab [A]"]["id"], listed["ab [B]"]["id"]]
+    assert [v["delivered"] for v in ab["decision"]["variants"]] == [10, 10]
+    code, out, _err = await cli("campaign", "report", str(cid))
+    assert code == 0 and "decision: no significant difference, p = 1" in out
+    assert "variant B sent to the rest" in out
     assert len(copies(sb, "shop_bot", "variant two")) == 40
     assert len(copies(sb, "shop_bot", "variant one")) == 10
     code, out, err = await cli("campaign", "decide", str(cid))

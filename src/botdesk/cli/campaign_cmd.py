@@ -391,6 +391,8 @@ def report(
             f"audience {c['audience']}"
         )
         table(None, ["state", "count"], [[k, v] for k, v in rep["counts"].items()])
+        if ab := rep.get("ab_test"):
+            _print_ab(ab)
         if rep["reasons"]:
             table(
                 "reasons",
@@ -399,6 +401,24 @@ def report(
             )
     if csv_file is not None:
         console(stderr=True).print(f"wrote {written} rows to {csv_file}")
+
+
+def _print_ab(ab: dict[str, Any]) -> None:
+    kids = ", ".join(f"{'ABCD'[i]} = campaign {c}" for i, c in enumerate(ab["variant_campaigns"]))
+    console().print(
+        f"A/B test on {ab['metric']}: variants {kids}; test share {ab['test_share']:g}, "
+        f"seed {ab['seed']}, window ends {ab['window_end'] or '(not started)'}",
+        markup=False,
+    )
+    d = ab["decision"]
+    if d:
+        p = f", p = {d['p_value']:.3g}" if "p_value" in d else ""
+        sent = (
+            f"variant {'ABCD'[ab['winner'] - 1]} sent to the rest"
+            if ab["winner"]
+            else "nothing sent"
+        )
+        console().print(f"decision: {d['outcome']}{p}; {sent}", markup=False)
 
 
 @app.command("resend-uncertain")
