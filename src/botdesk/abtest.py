@@ -36,11 +36,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from botdesk.errors import ValidationError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `campaign run` and listings stay lean
+    import numpy as np
 
 DEFAULT_ALPHA = 0.05
 MIN_VARIANTS = 2
@@ -195,6 +196,8 @@ def _chi_square_statistics(successes: np.ndarray, trials: np.ndarray, total: int
     For a k x 2 table the failure cells mirror the success cells, so the sum over both columns
     is sum((x - n p)^2 / (n p (1 - p))) with p the pooled rate.
     """
+    import numpy as np
+
     n_all = int(trials.sum())
     p = total / n_all
     expected = trials * p
@@ -205,6 +208,8 @@ def _chi_square_statistics(successes: np.ndarray, trials: np.ndarray, total: int
 
 def _all_tables(trials: np.ndarray, m: int) -> np.ndarray:
     """Every vector x with 0 <= x_i <= trials_i and sum(x) = m, one per row."""
+    import numpy as np
+
     tables = np.zeros((1, 0), dtype=np.int64)
     for n_i in trials[:-1]:
         r = np.arange(min(int(n_i), m) + 1, dtype=np.int64)
@@ -229,6 +234,8 @@ def homogeneity_test(
     """Pearson's statistic referred to its exact conditional distribution when that is cheap,
     to the chi-square distribution when every expected count is at least 5, else to a seeded
     Monte Carlo sample of the exact distribution."""
+    import numpy as np
+
     _validate(arms)
     k = len(arms)
     trials = np.array([a.trials for a in arms], dtype=np.int64)
@@ -320,6 +327,8 @@ def split_audience(
     The input order does not matter (ids are sorted first), so the same audience and seed give
     the same split wherever it is computed.
     """
+    import numpy as np
+
     if not MIN_VARIANTS <= variants <= MAX_VARIANTS:
         raise ValidationError(
             f"an A/B test needs {MIN_VARIANTS}-{MAX_VARIANTS} variants, got {variants}"
