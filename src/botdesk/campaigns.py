@@ -499,12 +499,17 @@ class Campaigns:
             from botdesk import clicks
 
             click_summary = await clicks.summary(conn, campaign_id, delivered=counts.get("sent", 0))
-        return {
+        out = {
             "campaign": info.as_dict(),
             "counts": {s: counts.get(s, 0) for s in STATES},
             "clicks": click_summary,
             "reasons": [{"state": r[0], "reason": r[1], "count": int(r[2])} for r in reasons],
         }
+        from botdesk import ab_campaigns
+
+        if (ab := await ab_campaigns.summary(self.db, campaign_id)) is not None:
+            out["ab_test"] = ab
+        return out
 
     async def recipients(
         self, campaign_id: int, *, limit: int | None = None
@@ -558,7 +563,12 @@ class Campaigns:
                 raise DeliveryError(
                     f"campaign {campaign_id} is {state}; only a draft or scheduled one starts"
                 )
-            await self._snapshot(conn, campaign_id, bot_id, segment, now=now)
+            from botdesk import ab_campaigns  # an A/B test's start is its split
+
+            if await ab_campaigns.is_test(conn, campaign_id):
+                await ab_campaigns.start_split(conn, campaign_id, bot_id, segment, now=now)
+            else:
+                await self._snapshot(conn, campaign_id, bot_id, segment, now=now)
         return await self.get(campaign_id)
 
     async def _snapshot(
@@ -621,6 +631,13 @@ class Campaigns:
                     )
                     continue
             started.append(cid)
+        # A/B tests whose window has ended are decided here too: serve calls this every
+        # second per bot, and a winner sent to the holdout is a campaign that starts now.
+        from botdesk import ab_campaigns
+
+        for out in await ab_campaigns.decide_due(self.db, bot_id, now=now):
+            if out.sent_to is not None and out.holdout:
+                started.append(out.campaign_id)
         return started
 
     async def _transition(
@@ -655,9 +672,19 @@ class Campaigns:
         return await self._transition(campaign_id, ("paused",), "running", now=now)
 
     async def cancel(self, campaign_id: int, *, now: datetime) -> CampaignInfo:
-        return await self._transition(
-            campaign_id, ("draft", "scheduled", "running", "paused"), "cancelled", now=now
-        )
+        from botdesk import ab_campaigns  # an A/B test's cancel takes its variants with it
+
+        children = await ab_campaigns.variant_campaigns(self.db, campaign_id)
+        allowed: tuple[str, ...] = ("draft", "scheduled", "running", "paused")
+        if children:
+            allowed += (ab_campaigns.TESTING, ab_campaigns.UNDECIDED)
+        info = await self._transition(campaign_id, allowed, "cancelled", now=now)
+        for child in children:
+            if (await self.get(child)).state in (*allowed, ab_campaigns.VARIANT_STATE):
+                await self._transition(
+                    child, (*allowed, ab_campaigns.VARIANT_STATE), "cancelled", now=now
+                )
+        return info
 
     async def resend_uncertain(self, campaign_id: int, *, now: datetime) -> int:
         """The operator's explicit decision: send the uncertain recipients again."""

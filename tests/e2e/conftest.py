@@ -22,3 +22,11 @@ async def sandbox() -> AsyncIterator[Any]:
 async def app(home: Path) -> AsyncIterator[App]:
     async with open_app(home, configure_logs=False) as a:
         yield a
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """(backend, schema): a sync fixture, because ``pg_schema`` runs its own event loop."""
+    if request.param == "sqlite":
+        return "sqlite", None
+    return "postgresql", str(request.getfixturevalue("pg_schema"))

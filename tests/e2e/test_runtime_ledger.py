@@ -22,14 +22,6 @@ from botdesk.store.models import ConsentEvent, Subscriber
 BOT = "shop_bot"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    """(backend, schema): a sync fixture, because ``pg_schema`` runs its own event loop."""
-    if request.param == "sqlite":
-        return "sqlite", None
-    return "postgresql", str(request.getfixturevalue("pg_schema"))
-
-
 @pytest.fixture
 async def ledger_app(backend: tuple[str, str | None], home: Path) -> AsyncIterator[App]:
     write_config(home)

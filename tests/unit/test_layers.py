@@ -27,6 +27,8 @@ SERVICES = {
     "delivery",
     "assistant",
     "overview",
+    "abtest",
+    "ab_campaigns",
 }
 ORDER = {"core": 0, "store": 1, "telegram": 1, "services": 2, "runtime": 3, "cli": 4, "gui": 4}
 

@@ -72,19 +72,24 @@ def create(
     max_rate: float | None = typer.Option(
         None, "--max-rate", help="Never faster than N msg/s (the bot's limit still applies)."
     ),
+    variant: list[str] = typer.Option(
+        [], "--variant", help="A/B test: a variant's text or text file (2-4, repeatable)."
+    ),
+    test_share: float = typer.Option(
+        0.2, "--test-share", help="A/B test: share of the audience that gets the variants."
+    ),
+    metric: str = typer.Option("replies", "--metric", help="A/B test: clicks|replies|unsubscribes"),
+    decide_after: str = typer.Option("24h", "--decide-after", help="A/B test window, e.g. 24h."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create a campaign (validated completely; nothing is sent until it starts)."""
+    """Create a campaign (validated completely; nothing is sent until it starts).
+
+    With --variant (2-4 times) it is an A/B test: at start a random --test-share of the
+    audience gets the variants, and `campaign decide ID` after --decide-after sends the
+    winner to the rest."""
     from botdesk.campaigns import CampaignSpec, SendOptions
     from botdesk.errors import ValidationError
 
-    if (text is None) == (text_file is None):
-        raise ValidationError("give exactly one of --text or --text-file")
-    if text_file is not None:
-        try:
-            text = text_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"cannot read --text-file {text_file}: {exc}") from None
     mode = parse_mode.lower()
     if mode not in ("plain", "html", "markdownv2"):
         raise ValidationError("--parse-mode must be html, markdownv2 or plain")
@@ -103,6 +108,18 @@ def create(
             silent=silent, protect=protect, link_preview=not no_link_preview, max_rate=max_rate
         ),
     )
+    if variant:
+        if text is not None or text_file is not None:
+            raise ValidationError("an A/B test takes its texts from --variant, not --text")
+        _create_ab(spec, variant, test_share, metric, decide_after, json_out=json_out)
+        return
+    if (text is None) == (text_file is None):
+        raise ValidationError("give exactly one of --text or --text-file")
+    if text_file is not None:
+        try:
+            spec.text = text_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"cannot read --text-file {text_file}: {exc}") from None
 
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk.bots import BotRegistry
@@ -127,6 +144,85 @@ def create(
         print_json(info.as_dict())
     else:
         sys.stdout.write(f"{info.id}\n")
+
+
+def _variant_text(value: str) -> str:
+    """A --variant is a file's text when it names a readable file, else the text itself."""
+    from botdesk.errors import ValidationError
+
+    path = Path(value)
+    try:
+        if len(value) < 4096 and "\n" not in value and path.is_file():
+            return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read --variant file {value}: {exc}") from None
+    return value
+
+
+def _create_ab(
+    spec: Any, variants: list[str], test_share: float, metric: str, decide_after: str, *,
+    json_out: bool,
+) -> None:  # fmt: skip
+    from dataclasses import replace
+
+    from botdesk.ab_campaigns import parse_duration
+    from botdesk.errors import ValidationError
+
+    if spec.paid:
+        raise ValidationError("--paid is not available for A/B tests yet")
+    texts = [_variant_text(v) for v in variants]
+    window = parse_duration(decide_after)
+    spec = replace(spec, text=texts[0])
+    bot = spec.bot
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.ab_campaigns import AbTests
+        from botdesk.bots import BotRegistry
+        from botdesk.campaigns import Campaigns
+
+        rec = await BotRegistry(a.db, a.secrets).get(bot)
+        cid = await AbTests(a.db).create(
+            spec,
+            texts,
+            rec,
+            test_share=test_share,
+            metric=metric,
+            decide_after=window,
+            now=datetime.now(UTC),
+        )
+        return await Campaigns(a.db).get(cid)
+
+    info = with_app(go)
+    if json_out:
+        print_json(info.as_dict())
+    else:
+        sys.stdout.write(f"{info.id}\n")
+
+
+@app.command("decide")
+def decide(
+    campaign_id: int = typer.Argument(..., metavar="ID"),
+    pick: int | None = typer.Option(
+        None, "--pick", help="Send this variant (1-4) to the rest, whatever the test says."
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """A/B test: after the window, compare the variants; send the winner to the rest of the
+    audience, or report "no significant difference" and send nothing (then choose with --pick)."""
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk.ab_campaigns import AbTests
+
+        return await AbTests(a.db).decide(campaign_id, now=datetime.now(UTC), pick=pick)
+
+    from botdesk.ab_campaigns import describe, outcome_dict
+
+    out = with_app(go)
+    if json_out:
+        print_json(outcome_dict(out))
+        return
+    for line in describe(out):
+        console().print(line, markup=False, highlight=False)
 
 
 def _simple(action: str) -> Any:
@@ -321,6 +417,8 @@ def report(
             f"audience {c['audience']}"
         )
         table(None, ["state", "count"], [[k, v] for k, v in rep["counts"].items()])
+        if ab := rep.get("ab_test"):
+            _print_ab(ab)
         if rep["reasons"]:
             table(
                 "reasons",
@@ -374,6 +472,24 @@ def _print_clicks(c: dict[str, Any]) -> None:
         ["#", "button", "kind", "unique", "clicks", "CTR", "median first click"],
         rows,
     )
+
+
+def _print_ab(ab: dict[str, Any]) -> None:
+    kids = ", ".join(f"{'ABCD'[i]} = campaign {c}" for i, c in enumerate(ab["variant_campaigns"]))
+    console().print(
+        f"A/B test on {ab['metric']}: variants {kids}; test share {ab['test_share']:g}, "
+        f"seed {ab['seed']}, window ends {ab['window_end'] or '(not started)'}",
+        markup=False,
+    )
+    d = ab["decision"]
+    if d:
+        p = f", p = {d['p_value']:.3g}" if "p_value" in d else ""
+        sent = (
+            f"variant {'ABCD'[ab['winner'] - 1]} sent to the rest"
+            if ab["winner"]
+            else "nothing sent"
+        )
+        console().print(f"decision: {d['outcome']}{p}; {sent}", markup=False)
 
 
 @app.command("resend-uncertain")

@@ -378,11 +378,50 @@ class ClickTracking(Base):
     written by each engine that sends it, so a campaign sent both ways shows both rows."""
 
     __tablename__ = "click_tracking"
+# --- A/B tests (issue 14) ------------------------------------------------------------------
+# An A/B test is a campaign (the parent, which later carries the winner to the holdout) with
+# one child campaign per variant: each child is an ordinary campaign the delivery worker sends
+# unchanged, so every test delivery records its variant through its campaign.
+AB_METRICS = ("clicks", "replies", "unsubscribes")
+
+
+class AbTest(Base):
+    __tablename__ = "ab_tests"
 
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
     tracked: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16))
+    test_share: Mapped[float] = mapped_column(Float)
+    decide_after_s: Mapped[float] = mapped_column(Float)
+    seed: Mapped[int] = mapped_column(BigInteger)  # the split's seed, recorded
+    started_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    winner: Mapped[int | None] = mapped_column(Integer)  # 1-based variant sent to the holdout
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AbVariant(Base):
+    __tablename__ = "ab_variants"
+
+    parent_id: Mapped[int] = mapped_column(
+        ForeignKey("ab_tests.campaign_id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+
+
+class AbHoldout(Base):
+    """The recipients outside the test share, fixed at the split; they get the winner."""
+
+    __tablename__ = "ab_holdout"
+
+    parent_id: Mapped[int] = mapped_column(
+        ForeignKey("ab_tests.campaign_id", ondelete="CASCADE"), primary_key=True
+    )
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
 
 
 TABLES = Base.metadata
