@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "botdesk"
 
-CORE = {"errors", "error_report", "config", "log", "secrets", "redact", "clock"}
+CORE = {"errors", "error_report", "config", "log", "secrets", "redact", "clock", "textfiles"}
 SERVICES = {
     "bots",
     "subscribers",
@@ -21,6 +21,7 @@ SERVICES = {
     "campaigns",
     "inbox",
     "knowledge_base",
+    "reply_rules",
     "delivery",
     "assistant",
     "overview",

@@ -24,8 +24,9 @@ def build_workers(app: App, *, owner: str, delivery: bool = True) -> list[BotWor
     """Jobs run per bot by the process that owns it: operator replies, and campaigns."""
     from botdesk.delivery.worker import make_bot_worker
     from botdesk.runtime.outbox import outbox_worker
+    from botdesk.runtime.rules import commands_worker
 
-    workers: list[BotWorker] = [outbox_worker]
+    workers: list[BotWorker] = [outbox_worker, commands_worker]
     if delivery:
         workers.append(make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner))
     return workers

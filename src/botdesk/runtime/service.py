@@ -25,6 +25,7 @@ from botdesk.errors import BotdeskError, InvalidToken, ValidationError
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel, open_channel
 from botdesk.runtime.handlers import build_router
+from botdesk.runtime.menus import build_menu_router
 from botdesk.runtime.metrics import Metrics, serve_metrics
 from botdesk.runtime.polling import poll
 from botdesk.runtime.ports import AssistantPort, AutoReply
@@ -93,6 +94,7 @@ class Runtime:
         )
         self.metrics_listen = metrics_listen
         self.dispatcher = Dispatcher()
+        self.dispatcher.include_router(build_menu_router())  # m: presses, before the catch-all
         self.dispatcher.include_router(build_router())
         self.runs: dict[str, BotRun] = {}
         self._metrics_runner: object | None = None

@@ -167,7 +167,8 @@ async def get_me(
 class OutgoingMessage:
     """One message to one chat. ``photo``/``document``: a ``Path`` uploads, a ``str`` is a file_id
     (or URL). With a photo or document the text becomes the caption. ``buttons`` are
-    (label, url) pairs, one inline button per row."""
+    (label, url) pairs, one inline button per row; ``callbacks`` are (label, callback_data)
+    pairs, below them, ``CALLBACKS_PER_ROW`` to a row."""
 
     chat_id: int
     text: str
@@ -175,18 +176,23 @@ class OutgoingMessage:
     photo: str | Path | None = None
     document: str | Path | None = None
     buttons: tuple[tuple[str, str], ...] = ()
+    callbacks: tuple[tuple[str, str], ...] = ()
     disable_notification: bool = False
     protect_content: bool = False
     allow_paid_broadcast: bool = False
     link_preview_disabled: bool = False
 
 
+CALLBACKS_PER_ROW = 3
+
+
 def _keyboard(msg: OutgoingMessage) -> InlineKeyboardMarkup | None:
-    if not msg.buttons:
+    if not msg.buttons and not msg.callbacks:
         return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=label, url=url)] for label, url in msg.buttons]
-    )
+    rows = [[InlineKeyboardButton(text=label, url=url)] for label, url in msg.buttons]
+    cb = [InlineKeyboardButton(text=label, callback_data=data) for label, data in msg.callbacks]
+    rows += [cb[i : i + CALLBACKS_PER_ROW] for i in range(0, len(cb), CALLBACKS_PER_ROW)]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def _media(value: str | Path) -> FSInputFile | str:
