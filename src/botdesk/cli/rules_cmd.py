@@ -32,7 +32,7 @@ def _pattern(rule: Any) -> str:
 
 @app.command("load")
 def load(
-    file: Path = typer.Argument(..., help="YAML rules file (rules: and commands:)."),
+    file: Path = typer.Argument(..., help="YAML rules file (format: docs/engagement.md)."),
     bot: str = BOT_OPT,
 ) -> None:
     """Validate FILE and make it the bot's rules (every serving worker picks them up)."""
