@@ -104,7 +104,7 @@ async def commands_worker(channel: BotChannel, stop: asyncio.Event) -> None:
                         languages=",".join(x or "default" for x in langs),
                     )
                 applied = rules.version
-        except BotdeskError as exc:
+        except Exception as exc:  # a menu must never stop the bot (a failed worker ends its turn)
             log.warning("command menu not registered", bot=channel.name, error=str(exc))
             wait = RETRY_AFTER_FAILURE_S
         await wait_event(stop, wait)
