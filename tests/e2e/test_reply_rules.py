@@ -155,6 +155,19 @@ async def test_rule_beats_assistant_menu_tags_commands_registered(
             await eventually(lambda: _no_open_queries(sandbox))  # answered all the same
             assert await tags_of(app, user.id) == ["asked-shipping", "bags"]
 
+            # A human takes the conversation: rules stay silent there, like the assistant.
+            await inbox.take_over(app.db, bot="shop", chat_id=user.id)
+            await sandbox.user_send(user.id, "shop_bot", "shipping, human?")
+
+            async def recorded() -> bool:
+                msgs = await inbox.show(app.db, bot="shop", chat_id=user.id)
+                return msgs[-1].text == "shipping, human?"
+
+            await eventually(recorded)
+            await sandbox.user_send(user.id, "shop_bot", "/help")  # a later reply, in order
+            await eventually(lambda: _has(sandbox, user.id, "Send me a message"))
+            assert await _count(sandbox, user.id, "see our rates page", 2)
+
 
 async def _count(sb: Any, chat_id: int, needle: str, n: int) -> bool:
     return sum(needle in (m["text"] or "") for m in sent(sb, chat_id)) == n
