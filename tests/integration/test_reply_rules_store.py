@@ -145,6 +145,12 @@ def test_cli_load_list_test(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert json.loads(capsys.readouterr().out) == {"rule": None, "answered_by": "assistant"}
     assert _cli(home, "rules", "test", "--bot", "shop", "hello") == 0
     assert capsys.readouterr().out.strip() == "assistant"
+    assert _cli(home, "rules", "clear", "--bot", "shop") == 0
+    assert "rules of shop removed" in capsys.readouterr().out
+    assert _cli(home, "rules", "test", "--bot", "shop", "/price") == 0
+    assert capsys.readouterr().out.strip() == "assistant"
+    assert _cli(home, "rules", "clear", "--bot", "shop") == 0
+    assert "shop had no rules" in capsys.readouterr().out
 
 
 def test_cli_load_reports_each_problem_and_keeps_the_old_rules(

@@ -1,6 +1,6 @@
 """Keyword replies and menus: load, list, test a bot's rules; register its command menu.
 
-`botdesk rules load|list|test|apply`. The file format is in docs/engagement.md ("Keyword
+`botdesk rules load|list|test|clear|apply`. The file format is in docs/engagement.md ("Keyword
 replies and menus"); validation and matching live in ``botdesk.reply_rules``.
 """
 
@@ -163,6 +163,25 @@ def test(
     c.print(rule.reply.text, markup=False)
     if rule.tags:
         c.print(f"tags: {' '.join(rule.tags)}", markup=False)
+
+
+@app.command("clear")
+def clear(bot: str = BOT_OPT) -> None:
+    """Remove the bot's rules: the assistant answers everything again."""
+    from botdesk import reply_rules
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        rec = await _bot(a, bot)
+        return await reply_rules.clear(a.db, bot_id=rec.id)
+
+    removed = with_app(go)
+    console().print(
+        f"rules of {bot} removed (the command menu stays until you change it in @BotFather "
+        "or apply other rules)"
+        if removed
+        else f"{bot} had no rules",
+        markup=False,
+    )
 
 
 @app.command("apply")
