@@ -18,6 +18,7 @@ from botdesk.assistant.knowledge import ImportProblem, KnowledgeEntry, parse_kno
 from botdesk.errors import KnowledgeImportError, NotFoundError
 from botdesk.store.db import Database
 from botdesk.store.models import KnowledgeEntryRow
+from botdesk.textfiles import read_text
 
 SHARED = "*"
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -36,14 +37,7 @@ def scope_of(bot: str | None) -> str:
 
 
 def read_file(path: Path) -> str:
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise KnowledgeImportError(f"{path} is larger than {MAX_FILE_BYTES} bytes")
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise KnowledgeImportError(f"{path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise KnowledgeImportError(f"cannot read {path}: {exc.strerror}") from None
+    return read_text(path, limit=MAX_FILE_BYTES, error=KnowledgeImportError)
 
 
 async def import_file(db: Database, path: Path, *, bot: str | None, now: datetime) -> ImportResult:

@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "botdesk"
 
-CORE = {"errors", "error_report", "config", "log", "secrets", "redact", "clock"}
+CORE = {"errors", "error_report", "config", "log", "secrets", "redact", "clock", "textfiles"}
 SERVICES = {
     "bots",
     "subscribers",
@@ -24,6 +24,7 @@ SERVICES = {
     "clicks",
     "inbox",
     "knowledge_base",
+    "reply_rules",
     "delivery",
     "assistant",
     "overview",

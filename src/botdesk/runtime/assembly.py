@@ -40,8 +40,9 @@ def build_workers(
     from botdesk.delivery.action_worker import make_action_worker
     from botdesk.delivery.worker import make_bot_worker
     from botdesk.runtime.outbox import outbox_worker
+    from botdesk.runtime.rules import commands_worker
 
-    workers: list[BotWorker] = [outbox_worker]
+    workers: list[BotWorker] = [outbox_worker, commands_worker]
     if delivery:
         workers.append(
             make_bot_worker(db=app.db, settings=app.settings.delivery, owner=owner, links=links)

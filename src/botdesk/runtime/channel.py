@@ -85,9 +85,13 @@ class BotChannel:
         meta: dict[str, Any] | None = None,
         is_group: bool = False,
         parse_mode: str | None = None,
+        message: OutgoingMessage | None = None,
     ) -> SendResult:
-        """Send through the limiter with reply priority; record it in the conversation."""
-        msg = OutgoingMessage(chat_id=chat_id, text=text, parse_mode=parse_mode)
+        """Send through the limiter with reply priority; record it in the conversation.
+
+        ``message`` (media, buttons) is sent instead of a plain ``text``; ``text`` is what the
+        conversation records."""
+        msg = message or OutgoingMessage(chat_id=chat_id, text=text, parse_mode=parse_mode)
         result = SendResult(outcome=Outcome.CONNECT_FAILED)
         attempt = 0
         while attempt < MAX_REPLY_ATTEMPTS:

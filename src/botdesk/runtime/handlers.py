@@ -20,9 +20,12 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Chat, ChatMemberUpdated, Message, User
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import clicks, inbox, subscribers
+from botdesk import clicks, inbox, reply_rules, subscribers
 from botdesk.config import BotOptions
+from botdesk.reply_rules import RuleSet
 from botdesk.runtime.ports import Inbound
+from botdesk.runtime.rules import reply_parts
+from botdesk.telegram.gateway import OutgoingMessage
 
 HELP_TEXT = "Send me a message and we will answer. /stop unsubscribes, /start subscribes again."
 
@@ -33,6 +36,7 @@ class BotContext:
     name: str
     options: BotOptions
     now: datetime
+    rules: RuleSet | None = None  # keyword rules and menus (runtime/rules.py)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class SendEffect:
     author: str = "bot"
     is_group: bool = False
     meta: dict[str, Any] | None = None
+    message: OutgoingMessage | None = None  # media and buttons (a rule's reply)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class AskEffect:
 @dataclass(frozen=True)
 class CallbackEffect:
     callback_id: str
+    text: str | None = None
 
 
 @dataclass
@@ -124,6 +130,17 @@ def person(chat: Chat, user: User | None) -> subscribers.Person:
     )
 
 
+def presser(query: CallbackQuery) -> subscribers.Person:
+    """Who pressed a button, in the chat of the message that carries it."""
+    chat = query.message.chat if query.message else None
+    return subscribers.Person(
+        chat_id=chat.id if chat else query.from_user.id,
+        first_name=query.from_user.first_name,
+        username=query.from_user.username,
+        language=query.from_user.language_code,
+    )
+
+
 class _Safe(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""
@@ -192,12 +209,20 @@ def build_router() -> Router:
         fx.items.append(SendEffect(message.chat.id, HELP_TEXT))
 
     @router.message(F.text)
-    async def on_text(message: Message, fx: Effects, ctx: BotContext, event_update: Any) -> None:
+    async def on_text(
+        message: Message, conn: AsyncConnection, fx: Effects, ctx: BotContext, event_update: Any
+    ) -> None:
         p = person(message.chat, message.from_user)
         text = message.text or ""
         fx.touches.append(p)
         fx.record(p.chat_id, text, message_id=message.message_id, update_id=event_update.update_id)
         fx.count("message")
+        rule = ctx.rules.match(text, p.language) if ctx.rules and not p.is_group else None
+        if rule is not None:  # a keyword rule answers before the assistant
+            await reply_rules.retag(conn, bot_id=ctx.bot_id, chat_id=p.chat_id, add=rule.tags)
+            body, msg, meta = reply_parts(rule, p)
+            fx.items.append(SendEffect(p.chat_id, body, meta=meta, message=msg))
+            return
         if text.startswith("/") or p.is_group:
             # Unknown commands are kept but not answered; in groups the bot speaks only when
             # spoken to with a command.
@@ -250,8 +275,8 @@ def build_router() -> Router:
         ctx: BotContext,
         event_update: Any,
     ) -> None:
-        chat = query.message.chat if query.message else None
-        chat_id = chat.id if chat else query.from_user.id
+        p = presser(query)
+        chat_id = p.chat_id
         # A campaign button: the click (and its tag or queued reply) commits with the update.
         await clicks.record_callback(
             conn,
@@ -262,14 +287,7 @@ def build_router() -> Router:
             update_id=event_update.update_id,
             now=ctx.now,
         )
-        fx.touches.append(
-            subscribers.Person(
-                chat_id=chat_id,
-                first_name=query.from_user.first_name,
-                username=query.from_user.username,
-                language=query.from_user.language_code,
-            )
-        )
+        fx.touches.append(p)
         fx.record(
             chat_id,
             f"[button] {query.data or ''}",

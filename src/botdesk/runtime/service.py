@@ -26,6 +26,7 @@ from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel, open_channel
 from botdesk.runtime.handlers import build_router
+from botdesk.runtime.menus import build_menu_router
 from botdesk.runtime.metrics import Metrics, serve_metrics
 from botdesk.runtime.polling import poll
 from botdesk.runtime.ports import AssistantPort, AutoReply
@@ -100,6 +101,7 @@ class Runtime:
         )
         self.metrics_listen = metrics_listen
         self.dispatcher = Dispatcher()
+        self.dispatcher.include_router(build_menu_router())  # m: presses, before the catch-all
         self.dispatcher.include_router(build_router())
         self.runs: dict[str, BotRun] = {}
         self._metrics_runner: object | None = None

@@ -27,6 +27,7 @@ from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel
 from botdesk.runtime.handlers import AskEffect, BotContext, CallbackEffect, Effects, SendEffect
 from botdesk.runtime.ports import AssistantPort, ReplyContext
+from botdesk.runtime.rules import RuleBook
 from botdesk.store.db import Database
 from botdesk.store.models import Bot, ProcessedUpdate
 
@@ -114,6 +115,15 @@ class HistoryReader:
         self._wanted.clear()
 
 
+def _automatic(item: SendEffect | AskEffect | CallbackEffect, silent: set[int]) -> bool:
+    """An answer the bot gives by itself (the assistant's, a rule's) in a chat a human has."""
+    if isinstance(item, AskEffect):
+        return item.inbound.chat_id in silent
+    if isinstance(item, SendEffect):
+        return item.chat_id in silent and (item.meta or {}).get("kind") == "rule"
+    return False
+
+
 def update_type(u: Update) -> str:
     for name in ("message", "edited_message", "callback_query", "my_chat_member"):
         if getattr(u, name, None) is not None:
@@ -142,6 +152,7 @@ class UpdateProcessor:
         self._chat_locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._sem = asyncio.Semaphore(max_concurrent_effects)
         self._histories = HistoryReader(channel.db)
+        self.rules = RuleBook(channel.record.id, name=channel.name)
 
     async def process(self, updates: Sequence[Update], *, advance_offset: bool) -> int:
         """Handle a batch once; returns how many were new. Raises only on database failure."""
@@ -151,9 +162,15 @@ class UpdateProcessor:
         started = time.perf_counter()
         ids = [u.update_id for u in updates]
         fx = Effects()
-        ctx = BotContext(bot_id=ch.record.id, name=ch.name, options=ch.options, now=ch.clock.now())
         new = 0
         async with ch.db.write() as conn:
+            ctx = BotContext(
+                bot_id=ch.record.id,
+                name=ch.name,
+                options=ch.options,
+                now=ch.clock.now(),
+                rules=await self.rules.current(conn),
+            )
             seen = set(
                 (
                     await conn.execute(
@@ -218,14 +235,10 @@ class UpdateProcessor:
         bot_id = self.channel.record.id
         needs_human = await inbox.record_many(conn, bot_id=bot_id, rows=fx.records, now=ctx.now)
         await subscribers.touch_many(conn, bot_id=bot_id, people=fx.touches, now=ctx.now)
-        if fx.asks and any(needs_human.values()):
-            # A human has these conversations: the assistant stays silent there.
+        if any(needs_human.values()):
+            # A human has these conversations: the assistant and keyword rules stay silent.
             silent = {c for c, flag in needs_human.items() if flag}
-            fx.items = [
-                i
-                for i in fx.items
-                if not (isinstance(i, AskEffect) and i.inbound.chat_id in silent)
-            ]
+            fx.items = [i for i in fx.items if not _automatic(i, silent)]
 
     async def _one_by_one(
         self, conn: AsyncConnection, batch: Sequence[Update], fx: Effects, ctx: BotContext
@@ -258,7 +271,7 @@ class UpdateProcessor:
         try:
             async with self._sem:
                 if isinstance(item, CallbackEffect):
-                    await ch.answer_callback(item.callback_id)
+                    await ch.answer_callback(item.callback_id, item.text)
                     return
                 # One chat's effects run in order: the welcome before the answer to the
                 # first question, and never two assistant calls racing in one chat.
@@ -274,6 +287,7 @@ class UpdateProcessor:
                                 author=item.author,
                                 meta=item.meta,
                                 is_group=item.is_group,
+                                message=item.message,
                             )
                         else:
                             await self._ask(item)

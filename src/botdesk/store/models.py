@@ -422,6 +422,23 @@ class AbHoldout(Base):
     )
     subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
+# -- reply rules (issue 14: keyword replies and menus) ------------------------------------
+
+
+class ReplyRuleSet(Base):
+    """A bot's keyword rules as the operator loaded them: the validated YAML itself.
+
+    Every worker serving the bot parses ``source`` again when ``version`` changes (the home may
+    be shared through PostgreSQL, so no worker reads the operator's file).
+    """
+
+    __tablename__ = "reply_rule_sets"
+
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    filename: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
 TABLES = Base.metadata

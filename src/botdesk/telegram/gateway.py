@@ -191,8 +191,9 @@ async def get_chat(bot: Bot, chat_id: int) -> SendResult:
 class OutgoingMessage:
     """One message to one chat. ``photo``/``document``: a ``Path`` uploads, a ``str`` is a file_id
     (or URL). With a photo or document the text becomes the caption. ``buttons`` are
-    (label, url) pairs, one inline button per row; a url of ``CALLBACK_TARGET + data`` is a
-    callback button."""
+    (label, url) pairs, one inline button per row (a url of ``CALLBACK_TARGET + data`` is a
+    campaign's callback button); ``callbacks`` are (label, callback_data) pairs, below them,
+    ``CALLBACKS_PER_ROW`` to a row."""
 
     chat_id: int
     text: str
@@ -200,6 +201,7 @@ class OutgoingMessage:
     photo: str | Path | None = None
     document: str | Path | None = None
     buttons: tuple[tuple[str, str], ...] = ()
+    callbacks: tuple[tuple[str, str], ...] = ()
     disable_notification: bool = False
     protect_content: bool = False
     allow_paid_broadcast: bool = False
@@ -216,10 +218,16 @@ def _button(label: str, target: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=label, url=target)
 
 
+CALLBACKS_PER_ROW = 3
+
+
 def _keyboard(msg: OutgoingMessage) -> InlineKeyboardMarkup | None:
-    if not msg.buttons:
+    if not msg.buttons and not msg.callbacks:
         return None
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(*b)] for b in msg.buttons])
+    rows = [[_button(label, target)] for label, target in msg.buttons]
+    cb = [InlineKeyboardButton(text=label, callback_data=data) for label, data in msg.callbacks]
+    rows += [cb[i : i + CALLBACKS_PER_ROW] for i in range(0, len(cb), CALLBACKS_PER_ROW)]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def _media(value: str | Path) -> FSInputFile | str:
