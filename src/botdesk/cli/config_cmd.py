@@ -79,6 +79,7 @@ def doctor(json_out: bool = typer.Option(False, "--json")) -> None:
         checks.append(("home", verdict, detail))
     except OSError as exc:
         checks.append(("home", "fail", f"{home.path}: {exc.strerror}"))
+    checks.append(_assistant_model(_settings.assistant.embeddings))
 
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk.store.db import redact_url
@@ -139,6 +140,20 @@ def doctor(json_out: bool = typer.Option(False, "--json")) -> None:
     _print(checks, json_out)
     if any(v == "fail" for _c, v, _d in checks):
         raise typer.Exit(1)
+
+
+def _assistant_model(enabled: bool) -> tuple[str, str, str]:
+    """Whether the assistant answers with the embedding model or falls back to lexical retrieval."""
+    if not enabled:
+        return (
+            "assistant model",
+            "ok",
+            "disabled in the configuration (assistant.embeddings = false): lexical retrieval",
+        )
+    from botdesk.assistant.embeddings import load_default_embedder
+
+    status = load_default_embedder()
+    return ("assistant model", "ok" if status.embedder is not None else "warn", status.describe())
 
 
 def _print(checks: list[tuple[str, str, str]], json_out: bool) -> None:

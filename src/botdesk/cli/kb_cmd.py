@@ -115,20 +115,26 @@ def ask(
         await BotRegistry(a.db, a.secrets).get(bot)
         port = await build_assistant_port(a)
         try:
-            await port.index.ensure(bot)
-            return await port.service.respond(
+            retriever = await port.index.ensure(bot)
+            reply = await port.service.respond(
                 bot=bot, chat_id=0, text=question, language=language, history=[]
             )
+            return reply, retriever, port.index.status
         finally:
             await port.aclose()
 
-    reply = with_app(go)
+    reply, retriever, status = with_app(go)
+    model = retriever.embedder.name if retriever.embedder is not None else None
     out = {
         "answer": reply.text,
         "sources": list(reply.sources),
         "confidence": round(reply.confidence, 3),
         "handoff": reply.handoff,
         "reason": reply.reason,
+        # Which retrieval answered: "lexical" when the model is missing, broken or disabled.
+        "retrieval": "semantic" if retriever.semantic else "lexical",
+        "model": model,
+        "model_problem": status.problem if status is not None else None,
     }
     if json_out:
         print_json(out)
@@ -137,5 +143,8 @@ def ask(
     c.print(reply.text, markup=False)
     c.print(
         f"[dim]sources: {', '.join(reply.sources) or '-'}  confidence: {out['confidence']}"
-        f"  handoff: {'yes (' + (reply.reason or '') + ')' if reply.handoff else 'no'}[/]"
+        f"  handoff: {'yes (' + (reply.reason or '') + ')' if reply.handoff else 'no'}"
+        f"  retrieval: {out['retrieval']}[/]"
     )
+    if status is not None and status.embedder is None:
+        c.print(status.describe(), style="yellow", markup=False)

@@ -111,7 +111,7 @@ def _cli_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - depends on the typer release
         pass
     try:
-        import click
+        import click  # type: ignore[import-not-found,unused-ignore]  # absent in fresh venvs
 
         found.append(click.ClickException)
     except ImportError:  # pragma: no cover

@@ -16,7 +16,7 @@ from typing import Any
 
 from botdesk import knowledge_base
 from botdesk.app import App
-from botdesk.assistant.embeddings import Embedder, load_default_embedder
+from botdesk.assistant.embeddings import EmbedderStatus, load_default_embedder
 from botdesk.assistant.knowledge import KnowledgeEntry
 from botdesk.assistant.providers.base import Provider, Turn
 from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, Retriever
@@ -84,20 +84,26 @@ def _turns(history: Sequence[MessageView]) -> list[Turn]:
 class KnowledgeIndex:
     """One retriever per bot, rebuilt off the event loop when its entries change.
 
-    The embedding model (about 200 MB) is loaded on the first build that has entries to
-    embed, in the executor: a bot without a knowledge base never pays for it.
+    The embedding model (about 100 MB mapped) is loaded on the first build that has entries
+    to embed, in the executor: a bot without a knowledge base never pays for it. Whether it
+    loaded is logged once, in one line (``status``): without it answers come from lexical
+    retrieval, and the operator must be able to see that.
     """
 
     def __init__(
         self,
         db: Database,
         *,
-        load_embedder: Callable[[], Embedder | None] | None,
+        load_embedder: Callable[[], EmbedderStatus] | None,
         executor: ThreadPoolExecutor,
     ) -> None:
         self.db = db
         self._load_embedder = load_embedder
-        self._embedder: Embedder | None = None
+        self.status = (
+            EmbedderStatus(None, "disabled in the configuration (assistant.embeddings = false)")
+            if load_embedder is None
+            else None
+        )
         self.executor = executor
         self._retrievers: dict[str, Retriever] = {}
         self._versions: dict[str, tuple[int, str]] = {}
@@ -123,8 +129,13 @@ class KnowledgeIndex:
 
     def _build(self, entries: list[KnowledgeEntry]) -> Retriever:
         if entries and self._load_embedder is not None:
-            self._embedder, self._load_embedder = self._load_embedder(), None
-        return Retriever.build(entries, embedder=self._embedder)
+            self.status, self._load_embedder = self._load_embedder(), None
+            if self.status.embedder is not None:
+                log.info("assistant retrieval: " + self.status.describe())
+            else:
+                log.warning("assistant retrieval: " + self.status.describe())
+        embedder = self.status.embedder if self.status is not None else None
+        return Retriever.build(entries, embedder=embedder)
 
     def get(self, bot: str) -> Retriever:
         return self._retrievers[bot]
