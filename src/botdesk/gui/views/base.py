@@ -12,8 +12,17 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHeaderView, QLabel, QMessageBox, QTableView, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QStyle,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from botdesk.gui.bridge import Bridge
 from botdesk.gui.services import Services
@@ -161,8 +170,11 @@ def vbox(widget: QWidget, *children: QWidget) -> QVBoxLayout:
     return lay
 
 
-def row_table(model: Any, name: str, *, single: bool = True, fit: bool = True) -> QTableView:
-    """A table of whole-row selection over ``model``, columns fitted to their contents."""
+def row_table(
+    model: Any, name: str, *, single: bool = True, fit: bool = True, stretch: int | None = None
+) -> QTableView:
+    """A table of whole-row selection over ``model``, columns fitted to their contents
+    (``stretch``: the one text column that takes the room left, elided when short)."""
     t = QTableView()
     t.setObjectName(name)
     t.setModel(model)
@@ -171,15 +183,29 @@ def row_table(model: Any, name: str, *, single: bool = True, fit: bool = True) -
         t.setSelectionMode(QTableView.SelectionMode.SingleSelection)
     t.verticalHeader().hide()
     if fit:
-        fit_columns(t)
+        fit_columns(t, stretch=stretch)
     else:
         t.horizontalHeader().setStretchLastSection(True)
     return t
 
 
-def fit_columns(table: QTableView) -> QTableView:
-    """Columns as wide as their contents (Qt samples rows), the last one stretched."""
+def fit_columns(table: QTableView, *, stretch: int | None = None) -> QTableView:
+    """Columns as wide as their contents (Qt samples rows); ``stretch`` (else the last one)
+    takes the rest. Long text is elided rather than pushing the short columns out of view."""
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
+    table.setTextElideMode(Qt.TextElideMode.ElideRight)
+    if stretch is None:
+        header.setStretchLastSection(True)
+    else:
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     return table
+
+
+def header_need(table: QTableView, section: int) -> int:
+    """The width a column's header text needs (the header's font and the style's margins)."""
+    header = table.horizontalHeader()
+    text = str(table.model().headerData(section, Qt.Orientation.Horizontal) or "")
+    margin = header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header)
+    return QFontMetrics(header.font()).horizontalAdvance(text) + 2 * margin

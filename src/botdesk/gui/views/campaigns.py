@@ -3,6 +3,7 @@ campaign's progress with pause/resume/cancel, and a finished campaign's report."
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
 from botdesk.errors import UserError, ValidationError
 from botdesk.gui.models.rows import RowsModel
 from botdesk.gui.views.base import Context, View, error_label, row_table, show_error
-from botdesk.gui.widgets.charts import OutcomeChart
+from botdesk.gui.widgets.charts import OutcomeChart, RateChart
 from botdesk.gui.widgets.preview import MessagePreview, message_html
 
 LIST_COLUMNS = (
@@ -41,6 +42,7 @@ LIST_COLUMNS = (
     ("audience", lambda c: c.audience),
     ("created", lambda c: f"{c.created_at:%Y-%m-%d %H:%M}"),
 )
+LIST_WIDTH = 400
 # Recipients shown while a campaign runs (the report shows up to 5,000, the CSV all).
 RUNNING_ROWS = 200
 
@@ -349,6 +351,8 @@ class Detail(QWidget):
         self.numbers = QLabel()
         self.numbers.setObjectName("numbers")
         self.chart = OutcomeChart()
+        self.rate = RateChart("rate (msg/s)")
+        self.clock = time.monotonic
         self.pause_btn = QPushButton("&Pause")
         self.resume_btn = QPushButton("&Resume")
         self.cancel_btn = QPushButton("Ca&ncel")
@@ -388,6 +392,7 @@ class Detail(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter()
         top.addWidget(self.chart.widget)
+        top.addWidget(self.rate.widget)
         top.addWidget(reasons_t)
         split.addWidget(top)
         split.addWidget(recips_t)
@@ -431,6 +436,8 @@ class Detail(QWidget):
         live = f"   rate {st['rate_per_s']}/s  ETA {eta}" if state == "running" else ""
         self.numbers.setText("  ".join(f"{s} {st.get(s, 0):,}" for s in STATES) + live)
         self.chart.show({s: st.get(s, 0) for s in STATES})
+        running = {f"campaign {cid}": float(st["rate_per_s"])} if state == "running" else {}
+        self.rate.show(running, now=self.clock())
         self.pause_btn.setEnabled(state == "running")
         self.resume_btn.setEnabled(state == "paused")
         self.cancel_btn.setEnabled(state in ("running", "paused", "scheduled", "draft"))
@@ -586,7 +593,7 @@ class CampaignsView(View):
         self.validated = 0
         self.ticks = 0
         self.list = RowsModel(LIST_COLUMNS, self)
-        self.table = row_table(self.list, "campaigns")
+        self.table = row_table(self.list, "campaigns", stretch=1)
         self.new_btn = QPushButton("&New campaign")
         self.composer = Composer(self)
         self.detail = Detail(self)
@@ -601,6 +608,8 @@ class CampaignsView(View):
         split.addWidget(left)
         split.addWidget(self.stack)
         split.setStretchFactor(1, 3)
+        # The list's six columns need this much (at 1280 px the composer keeps ~650 px).
+        left.setMinimumWidth(LIST_WIDTH)
         QVBoxLayout(self).addWidget(split)
         self.track(self.new_btn.clicked, self.compose)
         self.track(

@@ -3,9 +3,10 @@ and the delivery rate while a campaign runs."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, QSize
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -53,6 +54,12 @@ WAITING_COLUMNS = (
 class OutcomeBar(QStyledItemDelegate):
     """Paints a campaign's outcome as one stacked bar (sent, failed, ... in their colours)."""
 
+    WIDTH = 120
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Any) -> QSize:
+        # The bar, not the "sent:1 pending:0 ..." text behind it (which would take the row).
+        return QSize(self.WIDTH, super().sizeHint(option, index).height())
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Any) -> None:
         card = index.data(ROW_ROLE)
         status = card.status if card is not None else {}
@@ -87,25 +94,33 @@ class DashboardView(View):
 
         grid = QGridLayout(self)
         grid.addWidget(self.summary, 0, 0, 1, 2)
-        grid.addWidget(self._box("Bots", self._table(self.bots, "bots")), 1, 0)
+        grid.addWidget(self._box("Bots", self._table(self.bots, "bots", stretch=3)), 1, 0)
         grid.addWidget(self._box("Subscribers", self.daily.widget), 1, 1)
-        recent = self._table(self.recent, "campaigns")
+        recent = self._table(self.recent, "campaigns", stretch=1)
         self._bar = OutcomeBar(recent)
         recent.setItemDelegateForColumn(5, self._bar)
         grid.addWidget(self._box("Recent campaigns", recent), 2, 0)
         grid.addWidget(self._box("Live delivery rate", self.rate.widget), 2, 1)
         grid.addWidget(
-            self._box("Waiting for a human", self._table(self.waiting, "waiting")), 3, 0, 1, 2
+            self._box("Waiting for a human", self._table(self.waiting, "waiting", stretch=4)),
+            3,
+            0,
+            1,
+            2,
         )
+        # The tables need the width (eight columns of bots); the charts scale down.
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
         grid.setRowStretch(1, 2)
         grid.setRowStretch(2, 2)
         grid.setRowStretch(3, 1)
+        self.clock = time.monotonic  # the rate chart's sample times (tests inject one)
         self._loading = False
         self.loaded = 0  # refreshes that completed (tests wait on it)
         self.refresh()
 
-    def _table(self, model: RowsModel, name: str) -> QTableView:
-        return row_table(model, name, single=False)
+    def _table(self, model: RowsModel, name: str, *, stretch: int) -> QTableView:
+        return row_table(model, name, single=False, stretch=stretch)
 
     @staticmethod
     def _box(title: str, child: Any) -> QGroupBox:
@@ -158,10 +173,10 @@ class DashboardView(View):
                 [a[1] for a in agg],
                 [a[2] for a in agg],
             )
+        # Only bots with a campaign running have a live rate; the others have no series.
         per_bot: dict[str, float] = {}
         for c in running:
             per_bot[c.info.bot] = per_bot.get(c.info.bot, 0.0) + float(
                 c.status.get("rate_per_s", 0)
             )
-        for b in d.bots:
-            self.rate.add(b.name, per_bot.get(b.name, 0.0))
+        self.rate.show(per_bot, now=self.clock())

@@ -57,6 +57,8 @@ class SubscribersView(View):
         self.untag_btn = QPushButton("&Untag selection")
         self.export_btn = QPushButton("&Export CSV…")
         self.model: SubscribersModel | None = None
+        # Counts answer in any order; only the latest reload's answer may replace the table.
+        self._generation = 0
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Bot"))
@@ -99,12 +101,15 @@ class SubscribersView(View):
         try:
             parse_segment(text)
         except SegmentSyntaxError as exc:
+            self._generation += 1  # a count still in flight is for an older expression
             self.error.setText(caret_html(exc.expression, exc.position, str(exc)))
             self.error.show()
             self.count.setText("")
             return False
         except UserError as exc:
+            self._generation += 1
             show_error(self.error, str(exc))
+            self.count.setText("")
             return False
         show_error(self.error, None)
         return True
@@ -118,13 +123,17 @@ class SubscribersView(View):
         if not bot or not self.check_segment():
             return
         segment = self.segment.text().strip() or None
+        self._generation += 1
+        gen = self._generation
         self.call(
             self.ctx.services.subscriber_count(bot, segment),
-            lambda n: self._count(bot, segment, n),
+            lambda n: self._count(gen, bot, segment, n),
             lambda line: show_error(self.error, line),
         )
 
-    def _count(self, bot: str, segment: str | None, n: int) -> None:
+    def _count(self, gen: int, bot: str, segment: str | None, n: int) -> None:
+        if gen != self._generation:  # a later expression was typed since: its count wins
+            return
         self.count.setText(f"{n:,} subscriber{'s' if n != 1 else ''}")
         services = self.ctx.services
 

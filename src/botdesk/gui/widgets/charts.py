@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import pyqtgraph as pg
 
+from botdesk.gui.models.rate import RateSeries
+
 STATE_COLORS = {
     "sent": "#3a9d5d",
     "pending": "#9aa5b1",
@@ -91,24 +93,59 @@ class OutcomeChart:
 
 
 class RateChart:
-    """Messages per second over the last minute, one line per series (bot or campaign)."""
+    """The live delivery rate (msg/s) of each series over the last ``span`` seconds, one point
+    per sample; "—" while no series has the two samples a line needs."""
+
+    EMPTY = "—"
 
     def __init__(self, title: str = "delivery rate (msg/s)", span: int = 60) -> None:
         self.widget = _plot(title)
         self.widget.addLegend(offset=(5, 5))
-        self.span = span
-        self.series: dict[str, list[float]] = {}
+        self.widget.setLabel("bottom", "seconds ago")
+        self.series = RateSeries(span=float(span))
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._empty = pg.TextItem(self.EMPTY, color="#5f6b7a", anchor=(0.5, 0.5))
+        self._empty.setFont(pg.QtGui.QFont("", 20))
+        self.widget.addItem(self._empty, ignoreBounds=True)
+        self.widget.setXRange(-span, 0, padding=0.02)
+        self._show_empty(True)
 
-    def add(self, name: str, value: float) -> None:
-        ys = self.series.setdefault(name, [])
-        ys.append(value)
-        del ys[: -self.span]
-        curve = self._curves.get(name)
-        if curve is None:
-            pen = pg.mkPen(
-                list(STATE_COLORS.values())[len(self._curves) % len(STATE_COLORS)], width=2
-            )
-            curve = self.widget.plot(name=name, pen=pen)
-            self._curves[name] = curve
-        curve.setData(list(range(-len(ys) + 1, 1)), ys)
+    @property
+    def empty(self) -> bool:
+        return bool(self._empty.isVisible())
+
+    def _show_empty(self, empty: bool) -> None:
+        self._empty.setVisible(empty)
+        if empty:
+            self.widget.setYRange(0, 1, padding=0)
+            self._empty.setPos(-self.series.span / 2, 0.5)
+        else:
+            self.widget.enableAutoRange(axis="y")
+
+    def show(self, rates: dict[str, float], *, now: float) -> None:
+        """Sample ``rates`` (series name -> msg/s) at ``now``; a series not given is over."""
+        for name in [n for n in self.series.names() if n not in rates]:
+            self.series.drop(name)
+            curve = self._curves.pop(name, None)
+            if curve is not None:
+                self.widget.removeItem(curve)
+                self.widget.plotItem.legend.removeItem(curve)
+        for name, value in rates.items():
+            self.series.add(name, value, now=now)
+            if not self.series.ready(name):
+                continue
+            curve = self._curves.get(name)
+            if curve is None:
+                color = list(STATE_COLORS.values())[len(self._curves) % len(STATE_COLORS)]
+                curve = self.widget.plot(
+                    name=name,
+                    pen=pg.mkPen(color, width=2),
+                    symbol="o",
+                    symbolSize=4,
+                    symbolBrush=color,
+                    symbolPen=None,
+                )
+                self._curves[name] = curve
+            curve.setData(*self.series.points(name))
+        self._show_empty(not self._curves)
+        self.widget.setXRange(-self.series.span, 0, padding=0.02)
