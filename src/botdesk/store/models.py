@@ -351,6 +351,8 @@ class CampaignActionRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
 # -- clicks (issue 14) --------------------------------------------------------------------
 
 
@@ -378,6 +380,13 @@ class ClickTracking(Base):
     written by each engine that sends it, so a campaign sent both ways shows both rows."""
 
     __tablename__ = "click_tracking"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    tracked: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+
+
 # --- A/B tests (issue 14) ------------------------------------------------------------------
 # An A/B test is a campaign (the parent, which later carries the winner to the holdout) with
 # one child campaign per variant: each child is an ordinary campaign the delivery worker sends
@@ -391,7 +400,6 @@ class AbTest(Base):
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
-    tracked: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     metric: Mapped[str] = mapped_column(String(16))
     test_share: Mapped[float] = mapped_column(Float)
     decide_after_s: Mapped[float] = mapped_column(Float)
@@ -422,6 +430,8 @@ class AbHoldout(Base):
     )
     subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
+
+
 # -- reply rules (issue 14: keyword replies and menus) ------------------------------------
 
 
