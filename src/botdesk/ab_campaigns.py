@@ -44,6 +44,7 @@ from botdesk.store.models import (
     AbTest,
     AbVariant,
     Campaign,
+    Click,
     ConsentEvent,
     Conversation,
     Delivery,
@@ -56,8 +57,8 @@ Metric = Literal["clicks", "replies", "unsubscribes"]
 VARIANT_STATE = "ab-variant"  # a child waiting for its parent's start
 TESTING, UNDECIDED = "testing", "undecided"
 LEAVING_KINDS = ("unsubscribe", "block")
-# The clicks ledger is built on the `clicks` branch (issue 14, "Clicks"); see clicked_recipients.
-CLICKS_AVAILABLE = False
+# The clicks metric counts rows of the clicks ledger (clicks.py); see clicked_recipients.
+CLICKS_AVAILABLE = True
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -198,10 +199,12 @@ async def start_split(
 
 def clicked_recipients(bot_id: int, campaign_id: int, end: datetime) -> Any:
     """The condition "this delivery's recipient clicked a button of ``campaign_id`` before
-    ``end``", for the clicks metric. TO FILL IN when the clicks ledger (branch ``clicks``) is
-    merged: an EXISTS over its table correlated with ``Delivery``; then set CLICKS_AVAILABLE."""
-    raise DeliveryError(
-        "the clicks metric needs the button-click ledger, which this build does not have yet"
+    ``end``", for the clicks metric: a press of a callback button or an opening of a tracked
+    link, both rows of the clicks ledger tied to the delivery that carried the button."""
+    return (
+        exists()
+        .where(Click.campaign_id == campaign_id, Click.delivery_id == Delivery.id, Click.at <= end)
+        .correlate(Delivery)
     )
 
 

@@ -21,7 +21,7 @@ from botdesk.campaigns import Campaigns, CampaignSpec
 from botdesk.errors import DeliveryError, ValidationError
 from botdesk.runtime.foreground import run_campaign
 from botdesk.sandbox.testing import running_sandbox
-from botdesk.store.models import AbTest, AbVariant, Delivery, Message
+from botdesk.store.models import AbTest, AbVariant, Click, Delivery, Message
 
 BOT = "shop_bot"
 A, B = "Spring sale: 10% off everything", "Spring sale: a gift with every order"
@@ -41,14 +41,13 @@ async def fast_sandbox() -> AsyncIterator[Any]:
         yield sb
 
 
-async def _create(app: App, **kw: Any) -> int:
+async def _create(app: App, buttons: list[tuple[str, str]] | None = None, **kw: Any) -> int:
     rec = await BotRegistry(app.db, app.secrets).get("shop")
     kw.setdefault("test_share", 0.5)
     kw.setdefault("metric", "replies")
     kw.setdefault("decide_after", WINDOW)
-    return await AbTests(app.db).create(
-        CampaignSpec(bot="shop", text="(variants)"), [A, B], rec, now=datetime.now(UTC), **kw
-    )
+    spec = CampaignSpec(bot="shop", text="(variants)", buttons=buttons or [])
+    return await AbTests(app.db).create(spec, [A, B], rec, now=datetime.now(UTC), **kw)
 
 
 async def _children(app: App, parent: int) -> list[int]:
@@ -157,9 +156,7 @@ async def test_no_difference_sends_nothing_until_the_operator_picks(
     assert len(copies(sb, BOT, A)) == 12 + 36 and len(copies(sb, BOT, B)) == 12
 
 
-async def test_variants_cannot_be_started_alone_and_clicks_wait_for_their_ledger(
-    ab_app: App, fast_sandbox: Any
-) -> None:
+async def test_variants_cannot_be_started_alone(ab_app: App, fast_sandbox: Any) -> None:
     sb, app = fast_sandbox, ab_app
     await register(app, sb, "shop", BOT)
     await seed(app, sb, "shop", BOT, 10)
@@ -167,8 +164,6 @@ async def test_variants_cannot_be_started_alone_and_clicks_wait_for_their_ledger
     child = (await _children(app, parent))[0]
     with pytest.raises(DeliveryError, match="ab-variant"):
         await Campaigns(app.db).start(child, now=datetime.now(UTC))
-    with pytest.raises(ValidationError, match="clicks"):
-        await _create(app, metric="clicks")
     with pytest.raises(ValidationError, match="fewer than one per variant"):
         small = await _create(app, test_share=0.1)
         await Campaigns(app.db).start(small, now=datetime.now(UTC))
@@ -255,3 +250,37 @@ async def test_cancelling_the_test_cancels_its_variants(ab_app: App, fast_sandbo
     with pytest.raises(DeliveryError):
         await AbTests(app.db).decide(parent, now=datetime.now(UTC) + 2 * WINDOW)
     assert sb.messages(bot=BOT) == []
+
+
+async def test_clicks_decide_from_the_click_ledger(ab_app: App, fast_sandbox: Any) -> None:
+    """The clicks metric: sandbox users press variant A's callback button far more often;
+    a second press by the same recipient is one success, not two."""
+    sb, app = fast_sandbox, ab_app
+    await register(app, sb, "shop", BOT)
+    await seed(app, sb, "shop", BOT, 200)
+    parent = await _create(app, buttons=[("Show me", "cb:interested")], metric="clicks", seed=7)
+    children = await _children(app, parent)
+    started = datetime.now(UTC)
+    async with running(app):
+        await Campaigns(app.db).start(parent, now=started)
+
+        async def test_share_sent() -> bool:
+            return await _sent(app, children) == 100
+
+        await eventually(test_share_sent, within=30)
+        pressers = sorted(copies(sb, BOT, A))[:30] + sorted(copies(sb, BOT, B))[:3]
+        for chat in pressers:
+            (m,) = [m for m in sb.messages(bot=BOT, chat_id=chat) if "Spring" in m["text"]]
+            data = m["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+            for _ in range(2 if chat == pressers[0] else 1):
+                await sb.user_press(chat, BOT, m["message_id"], data)
+
+        async def counted() -> bool:
+            async with app.db.read() as conn:
+                q = select(func.count()).select_from(Click)
+                return (await conn.execute(q)).scalar() == len(pressers) + 1
+
+        await eventually(counted, within=30)
+    out = await AbTests(app.db).decide(parent, now=started + WINDOW + timedelta(seconds=1))
+    assert [(v.delivered, v.successes) for v in out.variants] == [(50, 30), (50, 3)]
+    assert isinstance(out.decision, abtest.Winner) and out.decision.best == 0

@@ -41,7 +41,17 @@ STATUS_KEYS = {
     "eta_s",
     "options",
 }
-CSV_FIELDS = ["chat_id", "username", "state", "attempts", "message_id", "error", "updated_at"]
+CSV_FIELDS = [
+    "chat_id",
+    "username",
+    "state",
+    "attempts",
+    "message_id",
+    "error",
+    "updated_at",
+    "clicked_buttons",
+    "first_click_at",
+]
 # Short read timeout: the sandbox's ack-lost fault holds the answer for 3 s.
 TOML = """
 [delivery]
