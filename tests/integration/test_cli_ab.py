@@ -71,7 +71,7 @@ async def test_ab_from_create_to_pick(
     ("args", "message"),
     [
         (["--variant", "only one"], "2-4 variants"),
-        (["--variant", "a", "--variant", "b", "--metric", "clicks"], "--metric clicks"),
+        (["--variant", "a", "--variant", "b", "--metric", "opens"], "--metric must be one of"),
         (["--variant", "a", "--variant", "b", "--decide-after", "soon"], "a duration"),
         (["--variant", "a", "--variant", "b", "--test-share", "0"], "--test-share"),
         (["--variant", "a", "--variant", "b", "--text", "c"], "not --text"),
