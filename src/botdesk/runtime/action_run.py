@@ -9,7 +9,6 @@ serve worker) recovers the action's ledger and continues.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from botdesk.app import App
@@ -17,8 +16,7 @@ from botdesk.bots import BotRegistry
 from botdesk.campaign_actions import CampaignActions
 from botdesk.clock import Clock, SystemClock
 from botdesk.delivery.action_worker import ActionEngine, ActionStats
-from botdesk.errors import DeliveryError
-from botdesk.runtime.foreground import _owning, lease_heartbeat
+from botdesk.runtime.foreground import _owning, run_leased
 from botdesk.runtime.service import worker_id
 
 
@@ -38,11 +36,6 @@ async def run_action(
     async with _owning(app, rec, owner=owner, clock=clock) as channel:
         if channel is None:
             return None
-        stop = asyncio.Event()
-        lost: list[str] = []
-        beat = asyncio.create_task(
-            lease_heartbeat(app, rec, owner=owner, clock=clock, stop=stop, lost=lost)
-        )
         engine = ActionEngine(
             channel=channel,
             db=app.db,
@@ -51,13 +44,7 @@ async def run_action(
             only_action=action_id,
             on_progress=on_progress,
         )
-        try:
-            await engine.run(stop, until_done=True)
-        finally:
-            beat.cancel()
-            await asyncio.gather(beat, return_exceptions=True)
-        if lost:
-            raise DeliveryError(
-                f"stopped campaign action {action_id}: {lost[0]}; the owner of the bot continues it"
-            )
+        await run_leased(
+            app, rec, engine, owner=owner, clock=clock, job=f"campaign action {action_id}"
+        )
         return engine.stats

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
@@ -76,11 +77,6 @@ async def _deliver(
     on_progress: Callable[[EngineStats], None] | None,
 ) -> EngineStats:
     """Run the engine on one campaign while renewing the lease we hold."""
-    stop = asyncio.Event()
-    lost: list[str] = []
-    beat = asyncio.create_task(
-        lease_heartbeat(app, channel.record, owner=owner, clock=clock, stop=stop, lost=lost)
-    )
     engine = DeliveryEngine(
         channel=channel,
         db=app.db,
@@ -90,17 +86,38 @@ async def _deliver(
         only_campaign=campaign_id,
         on_progress=on_progress,
     )
+    await run_leased(
+        app,
+        channel.record,
+        engine,
+        owner=owner,
+        clock=clock,
+        job=f"delivering campaign {campaign_id}",
+    )
+    return engine.stats
+
+
+class _Job(Protocol):
+    async def run(self, stop: asyncio.Event, *, until_done: bool = False) -> Any: ...
+
+
+async def run_leased(
+    app: App, rec: BotRecord, engine: _Job, *, owner: str, clock: Clock, job: str
+) -> None:
+    """Run a foreground engine to the end while renewing the bot's lease; if the lease is
+    lost, stop and say so (the bot's new owner continues the work)."""
+    stop = asyncio.Event()
+    lost: list[str] = []
+    beat = asyncio.create_task(
+        lease_heartbeat(app, rec, owner=owner, clock=clock, stop=stop, lost=lost)
+    )
     try:
         await engine.run(stop, until_done=True)
     finally:
         beat.cancel()
         await asyncio.gather(beat, return_exceptions=True)
     if lost:
-        raise DeliveryError(
-            f"stopped delivering campaign {campaign_id}: {lost[0]}; "
-            "the owner of the bot continues it"
-        )
-    return engine.stats
+        raise DeliveryError(f"stopped {job}: {lost[0]}; the owner of the bot continues it")
 
 
 async def lease_heartbeat(
