@@ -102,7 +102,14 @@ async def test_rule_beats_assistant_menu_tags_commands_registered(
             rows = answer[0]["reply_markup"]["inline_keyboard"]
             assert rows == [[{"text": "Rates", "url": "https://example.com/rates"}]]
             await eventually(lambda: _tagged(app, user.id, ["asked-shipping"]))
-            # The exchange is in the inbox, the rule's reply marked as such.
+
+            # The exchange is in the inbox, the rule's reply marked as such (the reply is
+            # recorded after Telegram accepted it, so wait for its row, not for the tag).
+            async def reply_recorded() -> bool:
+                last = (await inbox.show(app.db, bot="shop", chat_id=user.id))[-1]
+                return (last.meta or {}).get("rule") == "shipping"
+
+            await eventually(reply_recorded)
             msgs = await inbox.show(app.db, bot="shop", chat_id=user.id)
             assert msgs[-2].author == "user" and msgs[-2].text == "how much is shipping?"
             assert msgs[-1].text == "<b>Shipping</b>: see our rates page."
