@@ -101,6 +101,16 @@ class CampaignActions:
             if row is None:
                 raise NotFoundError(f"no campaign with id {spec.campaign_id}")
             state, media_kind, bot = row
+            if media_kind == "album":
+                raise DeliveryError(
+                    f"campaign {spec.campaign_id} is an album: botdesk does not "
+                    f"{'edit' if spec.kind == 'edit' else 'recall'} albums yet"
+                )
+            if media_kind == "copy" and spec.kind == "edit":
+                raise DeliveryError(
+                    f"campaign {spec.campaign_id} is a copy of another message: botdesk does not "
+                    "know whether it has a text or a caption; recall it and send a new one"
+                )
             if state not in ACTIONABLE_STATES:
                 raise DeliveryError(
                     f"campaign {spec.campaign_id} is {state}; only a completed or cancelled "

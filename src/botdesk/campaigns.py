@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import LargeBinary, String, cast, func, insert, literal, select, update
 
+from botdesk import media
 from botdesk.bots import BotRecord
 from botdesk.errors import DeliveryError, NotFoundError, TemplateError, ValidationError
 from botdesk.segments import audience_filter, parse_segment
@@ -29,9 +30,6 @@ from botdesk.store.models import Bot, Campaign, Delivery, Subscriber
 ParseModeName = Literal["plain", "html", "markdownv2"]
 PARSE_MODES: tuple[ParseModeName, ...] = ("plain", "html", "markdownv2")
 TELEGRAM_PARSE_MODE = {"plain": None, "html": "HTML", "markdownv2": "MarkdownV2"}
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
-DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 MAX_BUTTONS = 10
 BUTTON_URL_RE = re.compile(r"^(https?|tg)://[^\s]+$")
 FREE_RATE = 30.0
@@ -87,6 +85,12 @@ class CampaignSpec:
     paid: bool = False
     name: str | None = None
     options: SendOptions = field(default_factory=SendOptions)
+    video: Path | None = None
+    animation: Path | None = None
+    audio: Path | None = None
+    voice: Path | None = None
+    album: list[media.MediaItem] = field(default_factory=list)  # 2-10 items (sendMediaGroup)
+    copy_from: str | None = None  # CHAT:MESSAGE_ID (copyMessage)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class Estimate:
     audience: int
     stars: float  # estimated Star cost of a paid broadcast (0 if not paid)
     seconds: float  # estimated delivery time at the bot's limit
-    media_kind: str | None = None  # photo | document, as validated
+    media_kind: str | None = None  # photo | document | video | ... | album | copy
     media_path: Path | None = None
 
 
@@ -148,29 +152,34 @@ def _check_buttons(buttons: list[tuple[str, str]]) -> None:
 
 
 def _check_media(spec: CampaignSpec) -> tuple[str | None, Path | None]:
-    if spec.photo and spec.document:
-        raise ValidationError("give either a photo or a document, not both")
-    path = spec.photo or spec.document
-    if path is None:
+    """The one file of a campaign (photo, document, video, animation, audio or voice)."""
+    given = [(k, p) for k in media.FILE_KINDS if (p := getattr(spec, k)) is not None]
+    if len(given) + bool(spec.album) + bool(spec.copy_from) > 1:
+        names = [f"--{k}" for k, _ in given] + ["--album"] * bool(spec.album)
+        names += ["--copy-from"] * bool(spec.copy_from)
+        raise ValidationError(f"give one of {', '.join(names)}, not several")
+    if not given:
         return None, None
-    kind = "photo" if spec.photo else "document"
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            fh.read(1)
-    except OSError as exc:
-        raise ValidationError(f"cannot read {kind} file {path}: {exc.strerror}") from None
-    if not path.is_file() or size == 0:
-        raise ValidationError(f"{kind} file {path} is empty or not a regular file")
-    limit = PHOTO_MAX_BYTES if kind == "photo" else DOCUMENT_MAX_BYTES
-    if size > limit:
-        raise ValidationError(f"{kind} file {path} is {size} bytes; Telegram allows {limit}")
-    if kind == "photo" and path.suffix.lower() not in PHOTO_SUFFIXES:
-        raise ValidationError(
-            f"photo must be one of {', '.join(sorted(PHOTO_SUFFIXES))}; "
-            "send other files as --document"
-        )
-    return kind, path.resolve()
+    kind, path = given[0]
+    return kind, media.check_file(media.MediaItem(kind, path))
+
+
+def _check_content(spec: CampaignSpec) -> tuple[str | None, Path | None]:
+    """Media, album or copy: the rules that hold before any text is looked at."""
+    kind, path = _check_media(spec)
+    if spec.album:
+        media.check_album(spec.album)
+        if spec.buttons:
+            raise ValidationError("an album cannot carry buttons (sendMediaGroup has no keyboard)")
+        return "album", None
+    if spec.copy_from:
+        media.parse_copy_source(spec.copy_from)
+        if spec.text.strip():
+            raise ValidationError(
+                "--copy-from sends the source message as it is; it takes no --text"
+            )
+        return "copy", None
+    return kind, path
 
 
 def _info(row: Any) -> CampaignInfo:
@@ -224,9 +233,10 @@ class Campaigns:
 
         if spec.parse_mode not in PARSE_MODES:
             raise ValidationError(f"parse mode must be one of {', '.join(PARSE_MODES)}")
-        if not spec.text.strip():
+        kind, path = _check_content(spec)
+        # A file or an album may go without a caption; a text message may not.
+        if not spec.text.strip() and kind is None:
             raise TemplateError("the message text is empty")
-        kind, path = _check_media(spec)
         _check_buttons(spec.buttons)
         cap = spec.options.max_rate
         if cap is not None and not 0 < cap <= MAX_RATE_CAP:
@@ -256,7 +266,8 @@ class Campaigns:
             # The markup and the length after entity parsing, for every recipient when the
             # text has personal variables (their values change the length), streamed.
             sample = {f: "" for f in BUILTIN_FIELDS} | {f: "" for f in custom}
-            self._check_one(templates, spec, sample, limit, who=None)
+            if spec.text.strip():
+                self._check_one(templates, spec, sample, limit, who=None)
             if used and not await self._fits_everyone(conn, templates, spec, where, limit, used):
                 await self._check_all(conn, templates, spec, where, limit)
         rate = min(1000.0 if spec.paid else FREE_RATE, cap or math.inf)
@@ -424,6 +435,12 @@ class Campaigns:
                         parse_mode=spec.parse_mode,
                         media_kind=kind,
                         media_path=str(path) if path else None,
+                        media_items=media.items_json(media.check_album(spec.album))
+                        if spec.album
+                        else None,
+                        copy_from=media.parse_copy_source(spec.copy_from).as_json()
+                        if spec.copy_from
+                        else None,
                         buttons=[list(b) for b in spec.buttons] or None,
                         segment=spec.segment or None,
                         paid=spec.paid,

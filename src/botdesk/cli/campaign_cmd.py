@@ -47,8 +47,29 @@ def create(
     text: str | None = typer.Option(None, "--text", help="Message text (or --text-file)."),
     text_file: Path | None = typer.Option(None, "--text-file"),
     parse_mode: str = typer.Option("plain", "--parse-mode", help="html | markdownv2 | plain"),
-    photo: Path | None = typer.Option(None, "--photo"),
-    document: Path | None = typer.Option(None, "--document"),
+    photo: Path | None = typer.Option(None, "--photo", help="A photo (up to 10 MB)."),
+    document: Path | None = typer.Option(None, "--document", help="Any file (up to 50 MB)."),
+    video: Path | None = typer.Option(None, "--video", help="An MPEG-4 video (.mp4/.mov/.m4v)."),
+    animation: Path | None = typer.Option(
+        None, "--animation", help="A GIF or silent MPEG-4 animation."
+    ),
+    audio: Path | None = typer.Option(None, "--audio", help="An MP3 or M4A audio file."),
+    voice: Path | None = typer.Option(
+        None, "--voice", help="A voice message (.ogg Opus, .mp3, .m4a)."
+    ),
+    album: list[str] = typer.Option(
+        [],
+        "--album",
+        help="An album item (2-10, repeatable): FILE (photo/video by suffix) or "
+        "photo:|video:|document:|audio:FILE; the text is its caption; no buttons.",
+    ),
+    copy_from: str | None = typer.Option(
+        None,
+        "--copy-from",
+        help="CHAT:MESSAGE_ID: send a copy of this message (a post of a channel the bot "
+        "administers, or a message in a chat with the bot) with copyMessage; no --text; "
+        "--button replaces its keyboard.",
+    ),
     button: list[str] = typer.Option(
         [],
         "--button",
@@ -89,6 +110,7 @@ def create(
     winner to the rest."""
     from botdesk.campaigns import CampaignSpec, SendOptions
     from botdesk.errors import ValidationError
+    from botdesk.media import album_kind
 
     mode = parse_mode.lower()
     if mode not in ("plain", "html", "markdownv2"):
@@ -99,6 +121,12 @@ def create(
         parse_mode=mode,  # type: ignore[arg-type]
         photo=photo,
         document=document,
+        video=video,
+        animation=animation,
+        audio=audio,
+        voice=voice,
+        album=[album_kind(a) for a in album],
+        copy_from=copy_from,
         buttons=_parse_buttons(button),
         segment=segment,
         at=_parse_at(at),
@@ -113,7 +141,10 @@ def create(
             raise ValidationError("an A/B test takes its texts from --variant, not --text")
         _create_ab(spec, variant, test_share, metric, decide_after, json_out=json_out)
         return
-    if (text is None) == (text_file is None):
+    if copy_from or album or any((photo, document, video, animation, audio, voice)):
+        if text is not None and text_file is not None:  # a caption is optional
+            raise ValidationError("give at most one of --text or --text-file")
+    elif (text is None) == (text_file is None):
         raise ValidationError("give exactly one of --text or --text-file")
     if text_file is not None:
         try:

@@ -199,7 +199,15 @@ async def mark_sending(conn: AsyncConnection, ids: Sequence[int], *, now: dateti
 
 async def finish(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Final or retry states for rows in ``sending``: keys rid, state, message_id, error,
-    not_before, updated_at."""
+    not_before, updated_at; an album's row also message_ids."""
+    albums = [r for r in rows if "message_ids" in r]
+    if albums:  # first, while the rows are still in ``sending``
+        await conn.execute(
+            update(Delivery)
+            .where(and_(Delivery.id == bindparam("rid"), Delivery.state == "sending"))
+            .values(message_ids=bindparam("b_ids")),
+            [{"rid": r["rid"], "b_ids": r["message_ids"]} for r in albums],
+        )
     if rows:
         await conn.execute(
             update(Delivery)
@@ -437,7 +445,8 @@ async def commit_batch(
 ) -> set[int]:
     """One transaction: finished rows, then ``sending`` for ``marks`` (the ids that took it),
     then subscribers a send proved unreachable (``(chat_id, status, reason)``)."""
-    path = None if unreachable else _native(db)  # unreachable chats are rare: statements
+    # Unreachable chats and albums (several message ids) are rare: the statements below.
+    path = None if unreachable or any("message_ids" in f for f in finishes) else _native(db)
     if path == "lane":
         return await db.write_lane(
             partial(_commit_lane, finishes=finishes, marks=marks, now=_sqlite_ts(now))

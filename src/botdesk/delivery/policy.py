@@ -60,6 +60,7 @@ class RetryPolicy:
 class MarkSent:
     message_id: int | None
     file_id: str | None = None
+    message_ids: tuple[int, ...] = ()  # an album's, in order
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def decide(
     outcome = result.outcome
     match outcome:
         case Outcome.SENT:
-            return MarkSent(result.message_id, result.file_id)
+            return MarkSent(result.message_id, result.file_id, result.message_ids)
         case Outcome.RETRY_AFTER:
             wait = result.retry_after
             if wait is None or not wait >= 0:  # also rejects NaN

@@ -30,14 +30,14 @@ from botdesk.bots import BotRecord
 from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns, SendOptions
 from botdesk.clock import Clock, first_of, wait_event
 from botdesk.config import DeliverySettings
-from botdesk.delivery import ledger, policy, templates
+from botdesk.delivery import content, ledger, policy, templates
 from botdesk.delivery.ratelimit import BotRateLimiter, Priority
 from botdesk.errors import InvalidToken
 from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.store.db import Database
 from botdesk.store.models import Campaign
-from botdesk.telegram.gateway import Broadcast, Outcome, OutgoingMessage, send
+from botdesk.telegram.gateway import FILE_METHODS, Broadcast, Outcome, OutgoingMessage, send
 
 log = get_logger(__name__)
 
@@ -101,6 +101,12 @@ class CampaignCtx:
     # The request, built once (after a file's upload, if any); each send writes its chat and,
     # for a personalized text, its text into it.
     broadcast: Broadcast | None = None
+    # An album's items [{"kind", "path", "file_id"}]; a copy's source {"chat", "message_id"}.
+    items: list[dict[str, Any]] | None = None
+    copy_from: dict[str, Any] | None = None
+    # A copy is proven by its first delivered message; until then one send at a time probes.
+    proven: bool = False
+    probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         if not templates.variables(self.text):
@@ -397,6 +403,8 @@ class DeliveryEngine:
             Campaign.buttons,
             Campaign.paid,
             Campaign.options,
+            Campaign.media_items,
+            Campaign.copy_from,
         ).where(Campaign.bot_id == self.ch.record.id)
         if self.only is not None:
             q = q.where(Campaign.id == self.only)
@@ -421,6 +429,8 @@ class DeliveryEngine:
                     paid=bool(r.paid),
                     tracked=clicks.trackable(r.buttons) if self.links else (),
                     options=SendOptions.from_json(r.options),
+                    items=[dict(i) for i in r.media_items] if r.media_items else None,
+                    copy_from=r.copy_from,
                 )
                 if any(not clicks.is_callback(b[1]) for b in r.buttons or []):
                     await clicks.note_tracking(self.db, r.id, tracked=self.links is not None)
@@ -594,6 +604,25 @@ class DeliveryEngine:
         if c.state != "running":  # paused or cancelled since the claim
             await ledger.release_batch(self.db, [row.id], not_before=None)
             return
+        if c.copy_from is not None and not c.proven:
+            # copyMessage has no dry run: the first copy is the test that the source exists
+            # and may be copied, so until one is delivered the campaign sends one at a time,
+            # and a source Telegram refuses stops it after one failed row (content.py).
+            async with c.probe_lock:
+                if not c.proven:
+                    if c.state == "running" and await content.source_ok(self, c):
+                        await self._deliver_one(c, row, me)
+                    else:
+                        await ledger.release_batch(self.db, [row.id], not_before=None)
+                    return
+            if c.state != "running":
+                await ledger.release_batch(self.db, [row.id], not_before=None)
+                return
+        await self._deliver_one(c, row, me)
+
+    async def _deliver_one(
+        self, c: CampaignCtx, row: ledger.Claimed, me: asyncio.Task[None] | None
+    ) -> None:
         limiter = self.ch.limiter
         await limiter.acquire(
             row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN, paid=c.paid
@@ -611,7 +640,9 @@ class DeliveryEngine:
         if wait > 0:
             await self.clock.sleep(wait)
         sent_at = self.clock.monotonic()
-        if c.media_path and not c.file_id:
+        if c.copy_from is not None or c.items is not None:
+            result = await content.send(self, c, row)
+        elif c.media_path and not c.file_id:
             async with c.upload_lock:  # upload once, then reuse Telegram's file_id
                 result = await send(self.ch.bot, self._message(c, row))
                 if result.file_id and not c.file_id:
@@ -630,18 +661,20 @@ class DeliveryEngine:
         attempt = row.attempts + 1
         decision = policy.decide(result, attempt=attempt, policy=self.retry_policy, rng=self.rng)
         await self._apply(c, row, decision)
+        if c.copy_from is not None and not c.proven:
+            await content.after_probe(self, c, result)
 
     def _message(self, c: CampaignCtx, row: ledger.Claimed) -> OutgoingMessage:
         text = c.text_for(row.values)
         media: str | Path | None = None
         if c.media_path:
             media = c.file_id or Path(c.media_path)
+        files = {c.media_kind: media} if media is not None and c.media_kind in FILE_METHODS else {}
         return OutgoingMessage(
             chat_id=row.chat_id,
             text=text,
             parse_mode=TELEGRAM_PARSE_MODE[c.parse_mode],
-            photo=media if c.media_kind == "photo" else None,
-            document=media if c.media_kind == "document" else None,
+            **files,  # type: ignore[arg-type]
             buttons=clicks.personal_buttons(
                 c.buttons, c.tracked, self.links, row.id, now=self.clock.now()
             )
@@ -663,10 +696,11 @@ class DeliveryEngine:
         now = self.clock.now()
         base: dict[str, Any] = {"rid": row.id, "updated_at": now}
         match d:
-            case policy.MarkSent(message_id=mid):
+            case policy.MarkSent(message_id=mid, message_ids=mids):
                 self.stats.sent += 1
                 self.stats.by_campaign_sent[c.id] = self.stats.by_campaign_sent.get(c.id, 0) + 1
-                self.writer.finish({**base, "state": "sent", "message_id": mid})
+                album = {"message_ids": list(mids)} if mids else {}
+                self.writer.finish({**base, "state": "sent", "message_id": mid, **album})
                 self.ch.count_delivery("sent")
             case policy.Retry(delay_s=delay, pause_bot=pause):
                 self.stats.retried += 1

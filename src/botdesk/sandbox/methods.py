@@ -30,9 +30,20 @@ CHAT_ACTIONS = frozenset({
 })  # fmt: skip
 SEND_METHODS = frozenset({
     "sendmessage", "sendphoto", "senddocument", "sendmediagroup", "copymessage",
-    "forwardmessage",
+    "forwardmessage", "sendvideo", "sendanimation", "sendaudio", "sendvoice",
 })  # fmt: skip
-_CONTENT = ("text", "entities", "photo", "document", "caption", "caption_entities")
+FILE_KINDS = ("photo", "document", "video", "animation", "audio", "voice")
+_CONTENT = ("text", "entities", *FILE_KINDS, "caption", "caption_entities")
+_FILE_PREFIX = {
+    "photo": "AgACAgIAAxkBAA",
+    "document": "BQACAgIAAxkBAA",
+    "video": "BAACAgIAAxkBAA",
+    "animation": "CgACAgIAAxkBAA",
+    "audio": "CQACAgIAAxkBAA",
+    "voice": "AwACAgIAAxkBAA",
+}
+# sendMediaGroup: photos and videos mix; documents and audio files only with their own kind.
+_ALBUM_KINDS = ("photo", "video", "document", "audio")
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -134,6 +145,8 @@ class BotApi:
             "disable_notification": params.flag("disable_notification"),
             "protect_content": params.flag("protect_content"),
             "link_preview_options": fields.get("link_preview_options"),
+            "media": next((k for k in FILE_KINDS if k in fields), None),
+            "file_id": _file_id(fields),
             "paid": paid,
             "edited": False,
             "deleted": False,
@@ -244,7 +257,7 @@ class BotApi:
             raise bad_request("file must be non-empty")
         self._file_seq += 1
         seq = f"{self._file_seq:012d}"
-        prefix = "AgACAgIAAxkBAA" if kind == "photo" else "BQACAgIAAxkBAA"
+        prefix = _FILE_PREFIX[kind]
         info: dict[str, Any] = {
             "_kind": kind,
             "file_id": f"{prefix}{seq}sbx{len(upload.data):x}",
@@ -253,16 +266,27 @@ class BotApi:
         }
         if kind == "photo":
             info["width"], info["height"] = _image_size(upload.data)
+        elif kind in ("video", "animation", "audio", "voice"):
+            # The sandbox does not decode media: nominal size and duration (docs/sandbox.md).
+            if kind in ("video", "animation"):
+                info["width"], info["height"] = 640, 360
+            info["duration"] = 1
+            info["mime_type"] = upload.content_type or "application/octet-stream"
+            if kind in ("video", "animation", "audio"):
+                info["file_name"] = upload.filename
         else:
             info["file_name"] = upload.filename
             info["mime_type"] = upload.content_type or "application/octet-stream"
         self.world.files[info["file_id"]] = info
+        upload_info = {"kind": kind, "file_id": info["file_id"], "size": len(upload.data)}
+        self.world.uploads.append(upload_info)
         return info
 
     @staticmethod
     def media_json(info: dict[str, Any]) -> dict[str, Any]:
         public = {k: v for k, v in info.items() if not k.startswith("_")}
-        return {"photo": [public]} if info["_kind"] == "photo" else {"document": public}
+        kind = info["_kind"]
+        return {"photo": [public]} if kind == "photo" else {kind: public}
 
     # -- methods ------------------------------------------------------------------------
 
@@ -314,6 +338,18 @@ class BotApi:
     def m_sendDocument(self, bot: Bot, p: Params) -> Any:
         return self._send_file(bot, p, "document", "sendDocument")
 
+    def m_sendVideo(self, bot: Bot, p: Params) -> Any:
+        return self._send_file(bot, p, "video", "sendVideo")
+
+    def m_sendAnimation(self, bot: Bot, p: Params) -> Any:
+        return self._send_file(bot, p, "animation", "sendAnimation")
+
+    def m_sendAudio(self, bot: Bot, p: Params) -> Any:
+        return self._send_file(bot, p, "audio", "sendAudio")
+
+    def m_sendVoice(self, bot: Bot, p: Params) -> Any:
+        return self._send_file(bot, p, "voice", "sendVoice")
+
     def m_sendMediaGroup(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
         media = p.json("media", "media")
@@ -328,14 +364,16 @@ class BotApi:
             if not isinstance(item, dict) or "media" not in item:
                 raise bad_request("can't parse InputMedia: media not found")
             kind = item.get("type")
-            if kind not in ("photo", "document"):
+            if kind not in _ALBUM_KINDS:
                 raise bad_request(f'can\'t parse InputMedia: unsupported media type "{kind}"')
             fields = self.media_json(self.file(p, "", item["media"], kind))
             sub = Params({k: v for k, v in item.items() if k != "media"})
             fields.update(self.caption(sub))
             items.append(fields)
-        kinds = {"document" if "document" in f else "photo" for f in items}
-        if len(kinds) > 1:
+        kinds = {next(k for k in _ALBUM_KINDS if k in f) for f in items}
+        if len(kinds) > 1 and not kinds <= {"photo", "video"}:
+            if "audio" in kinds:
+                raise bad_request("audio can't be mixed with other media types")
             raise bad_request("documents can't be mixed with other media types")
         chat, group = self.target(bot, chat_id)
         reply = self.reply_to(bot, chat_id, p)
@@ -366,11 +404,15 @@ class BotApi:
         chat_id = p.chat_id()
         source = self._source(bot, p, "message to copy not found")
         fields = {k: source[k] for k in _CONTENT if k in source}
-        if p.get("caption") is not None and ("photo" in fields or "document" in fields):
+        if p.get("caption") is not None and any(k in fields for k in FILE_KINDS):
             fields.pop("caption", None)
             fields.pop("caption_entities", None)
             fields.update(self.caption(p))
-        fields.update(self.markup(p))
+        # The copy keeps the source's inline keyboard unless reply_markup replaces it.
+        markup = self.markup(p)
+        if not markup and "reply_markup" in source:
+            markup = {"reply_markup": source["reply_markup"]}
+        fields.update(markup)
         chat, group = self.target(bot, chat_id)
         fields.update(self.reply_to(bot, chat_id, p))
         paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
@@ -428,7 +470,7 @@ class BotApi:
         keys = tuple(content) if content else ()
         if "text" in keys and "text" not in message:
             raise bad_request("there is no text in the message to edit")
-        if "caption" in keys and not ("photo" in message or "document" in message):
+        if "caption" in keys and not any(k in message for k in FILE_KINDS):
             raise bad_request("there is no caption in the message to edit")
         entity_key = "entities" if "text" in keys else "caption_entities"
         same_content = all(message.get(k) == v for k, v in content.items() if k != entity_key)
@@ -613,6 +655,16 @@ class BotApi:
         if user is None or user.state == DELETED or chat_id != user_id:
             raise bad_request(CHAT_NOT_FOUND if user_id == chat_id else "user not found")
         return {"status": "member", "user": user.json()}
+
+
+def _file_id(fields: dict[str, Any]) -> str | None:
+    photo = fields.get("photo")
+    if isinstance(photo, list) and photo:
+        return str(photo[-1].get("file_id"))
+    for kind in FILE_KINDS[1:]:
+        if isinstance(fields.get(kind), dict):
+            return str(fields[kind].get("file_id"))
+    return None
 
 
 def _is_command(name: str) -> bool:

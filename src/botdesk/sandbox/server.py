@@ -283,6 +283,10 @@ class Sandbox:
             if (name is None or m["bot"] == name) and (chat_id is None or m["chat_id"] == chat_id)
         ]
 
+    def uploads(self) -> list[dict[str, Any]]:
+        """Every file uploaded to the sandbox (a send by file_id uploads nothing), in order."""
+        return [dict(u) for u in self.world.uploads]
+
     def stats(self) -> dict[str, Any]:
         return self.stats_.snapshot()
 

@@ -157,6 +157,7 @@ class World:
         self.logs: dict[tuple[int, int], ChatLog] = {}  # (bot id, chat id)
         self.files: dict[str, dict[str, Any]] = {}
         self.outgoing: list[dict[str, Any]] = []  # every accepted outgoing message, in order
+        self.uploads: list[dict[str, Any]] = []  # every file uploaded (not sent by file_id)
         self._next_query = 1
         self._next_group = 1
         # Seconds added to the wall clock for the Bot API methods' dates (``advance_clock``):

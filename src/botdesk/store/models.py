@@ -170,9 +170,14 @@ class Campaign(Base):
     state: Mapped[str] = mapped_column(String(16), default="draft")
     text: Mapped[str] = mapped_column(Text)
     parse_mode: Mapped[str] = mapped_column(String(16), default="plain")
-    media_kind: Mapped[str | None] = mapped_column(String(16))  # photo | document
+    # photo | document | video | animation | audio | voice | album | copy
+    media_kind: Mapped[str | None] = mapped_column(String(16))
     media_path: Mapped[str | None] = mapped_column(Text)
     media_file_id: Mapped[str | None] = mapped_column(String(256))
+    # An album's items [{"kind", "path", "file_id"}] (media_kind "album", migration 0009).
+    media_items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A copy's source {"chat": id or "@name", "message_id": n} (media_kind "copy").
+    copy_from: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)
     segment: Mapped[str | None] = mapped_column(Text)
     paid: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -201,6 +206,8 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Every message of an album, in order (message_id is the first); NULL for one message.
+    message_ids: Mapped[list[int] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[float | None] = mapped_column(Float)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

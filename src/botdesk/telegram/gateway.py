@@ -17,7 +17,15 @@ from urllib.parse import quote_plus, urlencode
 from aiogram import Bot
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import AiogramError
-from aiogram.methods import SendDocument, SendMessage, SendPhoto
+from aiogram.methods import (
+    SendAnimation,
+    SendAudio,
+    SendDocument,
+    SendMessage,
+    SendPhoto,
+    SendVideo,
+    SendVoice,
+)
 from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import (
     FSInputFile,
@@ -172,10 +180,10 @@ class _ChatProbe(TelegramMethod[dict[str, Any]]):
     __returning__ = dict
     __api_method__ = "getChat"
 
-    chat_id: int
+    chat_id: int | str
 
 
-async def get_chat(bot: Bot, chat_id: int) -> SendResult:
+async def get_chat(bot: Bot, chat_id: int | str) -> SendResult:
     """Ask whether Telegram knows ``chat_id`` for this bot (getChat), as an outcome value:
     ``SENT`` when it answered with the chat, ``CHAT_GONE`` for "chat not found", and the
     usual outcomes (``RETRY_AFTER``, ``CONNECT_FAILED``, ...) otherwise. Never raises for a
@@ -189,8 +197,9 @@ async def get_chat(bot: Bot, chat_id: int) -> SendResult:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One message to one chat. ``photo``/``document``: a ``Path`` uploads, a ``str`` is a file_id
-    (or URL). With a photo or document the text becomes the caption. ``buttons`` are
+    """One message to one chat. ``photo``/``document``/``video``/``animation``/``audio``/
+    ``voice`` (at most one): a ``Path`` uploads, a ``str`` is a file_id (or URL). With a file
+    the text becomes the caption. ``buttons`` are
     (label, url) pairs, one inline button per row (a url of ``CALLBACK_TARGET + data`` is a
     campaign's callback button); ``callbacks`` are (label, callback_data) pairs, below them,
     ``CALLBACKS_PER_ROW`` to a row."""
@@ -201,6 +210,10 @@ class OutgoingMessage:
     photo: str | Path | None = None
     document: str | Path | None = None
     buttons: tuple[tuple[str, str], ...] = ()
+    video: str | Path | None = None
+    animation: str | Path | None = None
+    audio: str | Path | None = None
+    voice: str | Path | None = None
     callbacks: tuple[tuple[str, str], ...] = ()
     disable_notification: bool = False
     protect_content: bool = False
@@ -234,31 +247,55 @@ def _media(value: str | Path) -> FSInputFile | str:
     return FSInputFile(value) if isinstance(value, Path) else value
 
 
-def _missing_file(msg: OutgoingMessage) -> Path | None:
-    for value in (msg.photo, msg.document):
-        if isinstance(value, Path) and not value.is_file():
-            return value
+# A file's kind -> the method that sends it (each takes the file in the field of its name).
+FILE_METHODS: dict[str, Any] = {
+    "photo": SendPhoto,
+    "document": SendDocument,
+    "video": SendVideo,
+    "animation": SendAnimation,
+    "audio": SendAudio,
+    "voice": SendVoice,
+}
+
+
+def _file_of(msg: OutgoingMessage) -> tuple[str, str | Path] | None:
+    for kind in FILE_METHODS:
+        value = getattr(msg, kind)
+        if value is not None:
+            return kind, value
     return None
+
+
+def _missing_file(msg: OutgoingMessage) -> Path | None:
+    found = _file_of(msg)
+    if found is not None and isinstance(found[1], Path) and not found[1].is_file():
+        return found[1]
+    return None
+
+
+def file_id_of(message: dict[str, Any]) -> str | None:
+    """The file_id of a sent message's file (a photo's largest size), if it has one."""
+    file_id: Any = None
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo and isinstance(photo[-1], dict):
+        file_id = photo[-1].get("file_id")
+    else:
+        for kind in FILE_METHODS:
+            value = message.get(kind)
+            if kind != "photo" and isinstance(value, dict):
+                file_id = value.get("file_id")
+                break
+    return file_id if isinstance(file_id, str) else None
 
 
 def _sent(message: dict[str, Any]) -> SendResult:
     """The outcome of a successful send, from the answer's message as JSON (see
     ``SplitTimeoutSession.message_result``). A file_id in an unexpected shape is left out: the
     message was delivered, and the next send uploads the file again."""
-    file_id: str | None = None
-    photo, document = message.get("photo"), message.get("document")
-    if isinstance(photo, list) and photo and isinstance(photo[-1], dict):
-        file_id = photo[-1].get("file_id")  # the largest size
-    elif isinstance(document, dict):
-        file_id = document.get("file_id")
-    return SendResult(
-        Outcome.SENT,
-        message_id=message["message_id"],
-        file_id=file_id if isinstance(file_id, str) else None,
-    )
+    return SendResult(Outcome.SENT, message_id=message["message_id"], file_id=file_id_of(message))
 
 
-def _method(msg: OutgoingMessage) -> SendMessage | SendPhoto | SendDocument:
+def _method(msg: OutgoingMessage) -> Any:
     """The Bot API call for ``msg``, with the arguments ``bot.send_message`` (``send_photo``,
     ``send_document``) would give it: the request is the same bytes."""
     # The parse mode is always explicit (None = plain) so a Bot's defaults cannot change the text.
@@ -270,10 +307,10 @@ def _method(msg: OutgoingMessage) -> SendMessage | SendPhoto | SendDocument:
         "allow_paid_broadcast": msg.allow_paid_broadcast or None,
         "reply_markup": _keyboard(msg),
     }
-    if msg.photo is not None:
-        return SendPhoto(photo=_media(msg.photo), caption=msg.text, **common)
-    if msg.document is not None:
-        return SendDocument(document=_media(msg.document), caption=msg.text, **common)
+    found = _file_of(msg)
+    if found is not None:
+        kind, value = found
+        return FILE_METHODS[kind](**{kind: _media(value)}, caption=msg.text, **common)
     preview = LinkPreviewOptions(is_disabled=True) if msg.link_preview_disabled else None
     return SendMessage(text=msg.text, link_preview_options=preview, **common)
 
@@ -318,7 +355,8 @@ class Broadcast:
 
     def __init__(self, msg: OutgoingMessage) -> None:
         """``msg``'s chat is ignored; its text is the one ``send`` uses by default."""
-        if isinstance(msg.photo, Path) or isinstance(msg.document, Path):
+        found = _file_of(msg)
+        if found is not None and isinstance(found[1], Path):
             raise ValueError("a broadcast sends a file by file_id, not by upload")
         self._msg = msg
         self._text = quote_plus(msg.text).encode()

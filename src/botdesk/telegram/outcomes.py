@@ -58,6 +58,9 @@ class SendResult:
     error_code: int | None = None
     description: str = ""
     file_id: str | None = None
+    # An album's messages and files, in order (message_id is the first); empty otherwise.
+    message_ids: tuple[int, ...] = ()
+    file_ids: tuple[str | None, ...] = ()
 
 
 _TOKEN_IN_URL = re.compile(r"bot\d+:[A-Za-z0-9_-]+")

@@ -128,6 +128,41 @@ class SplitTimeoutSession(AiohttpSession):
         # for message_id, say) gets here; the model's own reading of it is returned.
         return message.model_dump(mode="json", by_alias=True)
 
+    async def messages_result(self, bot: Bot, method: TelegramMethod[Any]) -> list[dict[str, Any]]:
+        """``message_result`` for a method that returns a list of messages (sendMediaGroup):
+        the list as JSON when every item has an integer ``message_id``; any other answer
+        through aiogram's ``check_response`` (the same exceptions), and a success of another
+        shape is an unreadable answer."""
+        status, raw = await self._post(bot, method, None, None)
+        if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
+            try:
+                data = self.json_loads(raw)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and data.get("ok") is True:
+                result = data.get("result")
+                if (
+                    isinstance(result, list)
+                    and result
+                    and all(
+                        isinstance(m, dict) and type(m.get("message_id")) is int for m in result
+                    )
+                ):
+                    return result
+        # An error answer raises aiogram's exception here; a success of another shape (or a
+        # 2xx aiogram accepts) is unreadable: the messages may exist.
+        if not (isinstance(data := self._loads_or_none(raw), dict) and data.get("ok") is True):
+            self._checked(bot, method, status, raw)
+        err = ClientDecodeError("a successful answer of an unexpected shape", ValueError(), raw)
+        setattr(err, HTTP_STATUS_ATTR, status)
+        raise err
+
+    def _loads_or_none(self, raw: str) -> Any:
+        try:
+            return self.json_loads(raw)
+        except ValueError:
+            return None
+
     async def acknowledged(self, bot: Bot, method: TelegramMethod[Any]) -> None:
         """Call a method whose answer botdesk only needs as "done" (an edit, a deletion).
 
