@@ -191,4 +191,14 @@ async def test_caption_too_long_is_refused_before_anything_is_sent(
         await Campaigns(fast_app.db).validate(
             CampaignSpec(bot="shop", text="hi", copy_from="5:1"), rec, now=now
         )
+    with pytest.raises(ValidationError, match="cannot carry buttons"):
+        await Campaigns(fast_app.db).validate(
+            CampaignSpec(bot="shop", text="hi", album=album, buttons=[("a", "https://a.io")]),
+            rec,
+            now=now,
+        )
+    with pytest.raises(ValidationError, match="give one of --video, --album, not several"):
+        await Campaigns(fast_app.db).validate(
+            CampaignSpec(bot="shop", text="hi", video=video, album=album), rec, now=now
+        )
     assert sb.messages(bot="shop_bot") == [] and sb.uploads() == []

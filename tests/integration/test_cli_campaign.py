@@ -224,3 +224,46 @@ async def test_campaign_send_options_on_the_command_line(
     code, out, err = await cli(*args, "--max-rate", "0")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "--max-rate must be more than 0" in err
+
+
+async def test_campaign_media_and_copies_on_the_command_line(
+    shop: App, sb: Any, home: Path, capsys: Any, tmp_path: Path
+) -> None:
+    cli = Cli(home, capsys)
+    users = await seed(shop, sb, "shop", "shop_bot", 2)
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"p" * 32)
+    (tmp_path / "b.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"v" * 32)
+    base = ("campaign", "create", "--bot", "shop")
+    video = await cli.json(*base, "--video", str(tmp_path / "b.mp4"))  # no caption: fine
+    assert video["media_kind"] == "video"
+    album = await cli.json(
+        *base,
+        "--text",
+        "pics",
+        "--album",
+        str(tmp_path / "a.png"),
+        "--album",
+        "video:" + str(tmp_path / "b.mp4"),
+    )
+    assert album["media_kind"] == "album"
+    said = await sb.user_send(users[0].id, "shop_bot", "tip")
+    copy = await cli.json(*base, "--copy-from", f"{users[0].id}:{said['message_id']}")
+    assert copy["media_kind"] == "copy"
+    code, out, err = await cli("campaign", "run", str(copy["id"]))
+    assert code == 0, err
+    assert {m["text"] for m in sb.messages(bot="shop_bot") if m["method"] == "copyMessage"} == {
+        "tip"
+    }
+    cases = [
+        (("--copy-from", "nope"), "--copy-from must be CHAT:MESSAGE_ID"),
+        (("--text", "x", "--album", str(tmp_path / "a.png")), "an album has 2-10 items"),
+        (("--text", "x", "--album", "notes.txt", "--album", "x.png"), "cannot tell the kind"),
+        (("--text", "x" * 1025, "--video", str(tmp_path / "b.mp4")), "Telegram allows 1024"),
+    ]
+    for args, expected in cases:
+        code, out, err = await cli(*base, *args)
+        assert code == 2 and out == "", (args, err)
+        assert err.count("\n") == 1 and expected in err, (args, err)
+    code, out, _err = await cli("campaign", "create", "--help")
+    for option in ("--video", "--animation", "--audio", "--voice", "--album", "--copy-from"):
+        assert option in out
