@@ -133,6 +133,17 @@ async def test_a_copy_keeps_formatting_and_buttons_of_the_source(
     last = sb.messages(bot="shop_bot")[-4:]
     assert {m["text"] for m in last} == {"Forward this tip"}
     assert {m["reply_markup"]["inline_keyboard"][0][0]["text"] for m in last} == {"More"}
+    # A copy is recalled message by message; an edit is refused (text or caption unknown).
+    from tests.e2e.action_support import act
+
+    from botdesk.campaign_actions import ActionSpec, CampaignActions
+    from botdesk.errors import DeliveryError
+
+    with pytest.raises(DeliveryError, match="is a copy of another message"):
+        await CampaignActions(fast_app.db).plan(ActionSpec(cid2, "edit", text="new"))
+    st = await act(fast_app, ActionSpec(campaign_id=cid2, kind="recall"))
+    assert st["recalled"] == 4
+    assert all(m["deleted"] for m in sb.messages(bot="shop_bot")[-4:])
 
 
 async def test_a_missing_source_stops_the_campaign_after_one_row(
