@@ -110,15 +110,11 @@ class SplitTimeoutSession(AiohttpSession):
         then only names the call and types an error answer.
         """
         status, raw = await self._post(bot, method, None, form)
-        if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
-            try:
-                data = self.json_loads(raw)
-            except ValueError:
-                data = None
-            if isinstance(data, dict) and data.get("ok") is True:
-                result = data.get("result")
-                if isinstance(result, dict) and type(result.get("message_id")) is int:
-                    return result
+        data = self._ok_answer(status, raw)
+        if data is not None:
+            result = data.get("result")
+            if isinstance(result, dict) and type(result.get("message_id")) is int:
+                return result
         message = self._checked(bot, method, status, raw).result
         if message is None:  # ``{"ok": true}`` alone passes aiogram's model, but says nothing
             err = ClientDecodeError("a successful answer without a result", ValueError(), raw)
@@ -130,38 +126,34 @@ class SplitTimeoutSession(AiohttpSession):
 
     async def messages_result(self, bot: Bot, method: TelegramMethod[Any]) -> list[dict[str, Any]]:
         """``message_result`` for a method that returns a list of messages (sendMediaGroup):
-        the list as JSON when every item has an integer ``message_id``; any other answer
-        through aiogram's ``check_response`` (the same exceptions), and a success of another
-        shape is an unreadable answer."""
+        the list as JSON when every item has an integer ``message_id``; an error answer raises
+        aiogram's exception (``check_response``), and a success of another shape is an
+        unreadable answer (``ClientDecodeError``): the messages may exist."""
         status, raw = await self._post(bot, method, None, None)
-        if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
-            try:
-                data = self.json_loads(raw)
-            except ValueError:
-                data = None
-            if isinstance(data, dict) and data.get("ok") is True:
-                result = data.get("result")
-                if (
-                    isinstance(result, list)
-                    and result
-                    and all(
-                        isinstance(m, dict) and type(m.get("message_id")) is int for m in result
-                    )
-                ):
-                    return result
-        # An error answer raises aiogram's exception here; a success of another shape (or a
-        # 2xx aiogram accepts) is unreadable: the messages may exist.
-        if not (isinstance(data := self._loads_or_none(raw), dict) and data.get("ok") is True):
+        data = self._ok_answer(status, raw)
+        if data is None:
             self._checked(bot, method, status, raw)
+        else:
+            result = data.get("result")
+            if (
+                isinstance(result, list)
+                and result
+                and all(isinstance(m, dict) and type(m.get("message_id")) is int for m in result)
+            ):
+                return result
         err = ClientDecodeError("a successful answer of an unexpected shape", ValueError(), raw)
         setattr(err, HTTP_STATUS_ATTR, status)
         raise err
 
-    def _loads_or_none(self, raw: str) -> Any:
+    def _ok_answer(self, status: int, raw: str) -> dict[str, Any] | None:
+        """A 2xx answer whose JSON says ``ok: true``, parsed; None for anything else."""
+        if not HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
+            return None
         try:
-            return self.json_loads(raw)
+            data = self.json_loads(raw)
         except ValueError:
             return None
+        return data if isinstance(data, dict) and data.get("ok") is True else None
 
     async def acknowledged(self, bot: Bot, method: TelegramMethod[Any]) -> None:
         """Call a method whose answer botdesk only needs as "done" (an edit, a deletion).
