@@ -101,10 +101,10 @@ class CampaignActions:
             if row is None:
                 raise NotFoundError(f"no campaign with id {spec.campaign_id}")
             state, media_kind, bot = row
-            if media_kind == "album":
+            if media_kind == "album" and spec.kind == "edit":
                 raise DeliveryError(
-                    f"campaign {spec.campaign_id} is an album: botdesk does not "
-                    f"{'edit' if spec.kind == 'edit' else 'recall'} albums yet"
+                    f"campaign {spec.campaign_id} is an album: botdesk does not edit albums "
+                    "yet (recall it and send a new one)"
                 )
             if media_kind == "copy" and spec.kind == "edit":
                 raise DeliveryError(

@@ -64,7 +64,7 @@ async def test_an_album_is_uploaded_once_and_every_row_keeps_its_message_ids(
     fast_app: App, fast_sandbox: Any, tmp_path: Path
 ) -> None:
     sb = fast_sandbox
-    await register(fast_app, sb, "shop", "shop_bot")
+    info = await register(fast_app, sb, "shop", "shop_bot")
     users = await seed(fast_app, sb, "shop", "shop_bot", 6)
     album = [
         MediaItem("photo", _file(tmp_path, "a.png", PNG)),
@@ -86,12 +86,21 @@ async def test_an_album_is_uploaded_once_and_every_row_keeps_its_message_ids(
         row = rows[u.id]
         assert row.state == "sent" and row.message_ids == [m["message_id"] for m in got]
         assert row.message_id == got[0]["message_id"]
-    # edit and recall refuse albums with a clear reason (not done yet)
+    # An edit of an album is refused; a recall deletes every message of every album, also
+    # where one of its messages is already gone (deleted meanwhile).
+    from tests.e2e.action_support import act
+
     from botdesk.campaign_actions import ActionSpec, CampaignActions
     from botdesk.errors import DeliveryError
 
-    with pytest.raises(DeliveryError, match="is an album"):
-        await CampaignActions(fast_app.db).plan(ActionSpec(campaign_id=cid, kind="recall"))
+    with pytest.raises(DeliveryError, match="is an album: botdesk does not edit"):
+        await CampaignActions(fast_app.db).plan(ActionSpec(cid, "edit", text="new"))
+    first = sb.messages(bot="shop_bot", chat_id=users[0].id)[1]
+    async with bot_session(info.token, api_base=sb.base_url) as bot:
+        assert await bot.delete_message(users[0].id, first["message_id"])
+    st = await act(fast_app, ActionSpec(campaign_id=cid, kind="recall"))
+    assert st["recalled"] == 6 and st["failed"] == 0
+    assert all(m["deleted"] for m in sb.messages(bot="shop_bot"))
 
 
 async def test_a_copy_keeps_formatting_and_buttons_of_the_source(

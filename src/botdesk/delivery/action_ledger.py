@@ -21,7 +21,13 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.delivery.ledger import _values
-from botdesk.store.models import Campaign, CampaignAction, CampaignActionRow, Subscriber
+from botdesk.store.models import (
+    Campaign,
+    CampaignAction,
+    CampaignActionRow,
+    Delivery,
+    Subscriber,
+)
 
 INTERRUPTED = {
     "edit": "interrupted while editing: the message may or may not have been edited",
@@ -37,6 +43,7 @@ class ActionClaim:
     attempts: int
     is_group: bool
     values: dict[str, str | None]
+    message_ids: tuple[int, ...] = ()  # an album's messages (all deleted by a recall)
 
 
 def _bot_actions(bot_id: int) -> Any:
@@ -84,8 +91,10 @@ async def claim(
             Subscriber.username,
             Subscriber.language,
             Subscriber.fields,
+            Delivery.message_ids,
         )
         .join(Subscriber, Subscriber.id == CampaignActionRow.subscriber_id, isouter=True)
+        .join(Delivery, Delivery.id == CampaignActionRow.delivery_id, isouter=True)
         .where(
             CampaignActionRow.action_id == action_id,
             CampaignActionRow.state == "pending",
@@ -112,6 +121,7 @@ async def claim(
                 attempts=r.attempts,
                 is_group=bool(r.is_group),
                 values=_values(r),
+                message_ids=tuple(int(m) for m in r.message_ids or ()),
             )
         )
     for rid, why in gone:

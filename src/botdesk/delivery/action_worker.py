@@ -228,6 +228,8 @@ class ActionEngine:
                         buttons=ctx.buttons,
                     ),
                 )
+            elif row.message_ids:  # an album: one admission, each of its messages deleted
+                answer = await tg_actions.delete_album(self.ch.bot, row.chat_id, row.message_ids)
             else:
                 answer = await tg_actions.delete(self.ch.bot, row.chat_id, row.message_id)
             if answer.result.outcome is Outcome.SENT:

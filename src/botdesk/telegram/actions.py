@@ -128,3 +128,16 @@ async def delete(bot: Bot, chat_id: int, message_id: int) -> ActionResult:
     except _CALL_ERRORS as exc:
         return _classified(exc)
     return ActionResult(SendResult(Outcome.SENT, message_id=message_id))
+
+
+async def delete_album(bot: Bot, chat_id: int, message_ids: tuple[int, ...]) -> ActionResult:
+    """Delete every message of an album, one deleteMessage each (deleteMessages answers
+    ``true`` even for messages it skipped). A message already gone ("message to delete not
+    found": the recipient deleted it, or an earlier attempt of this row did before a 429)
+    counts as deleted; the first other refusal or failure is the album's answer."""
+    for mid in message_ids:
+        answer = await delete(bot, chat_id, mid)
+        if answer.result.outcome is Outcome.SENT or answer.refusal is Refusal.MESSAGE_GONE:
+            continue
+        return answer
+    return ActionResult(SendResult(Outcome.SENT, message_id=message_ids[0]))
