@@ -3,6 +3,7 @@ real aiogram client: what each recipient received, uploads done once, Telegram's
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from tests.e2e import test_campaign_delivery as delivery
 from tests.e2e.campaign_support import create, seed, status
-from tests.e2e.support import register
+from tests.e2e.support import app_on, register
 
 from botdesk.app import App
 from botdesk.bots import BotRegistry
@@ -24,6 +25,23 @@ from botdesk.telegram.gateway import bot_session
 
 fast_app = delivery.fast_app
 fast_sandbox = delivery.fast_sandbox
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    if request.param == "sqlite":
+        return "sqlite", None
+    return "postgresql", str(request.getfixturevalue("pg_schema"))
+
+
+@pytest.fixture
+async def both_app(backend: tuple[str, str | None], home: Path) -> AsyncIterator[App]:
+    """Both backends: an album's row writes its message_ids beside the ledger's hot path."""
+    (home / "botdesk.toml").write_text(delivery.FAST)
+    async with app_on(home, *backend) as a:
+        yield a
+
+
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
@@ -61,8 +79,9 @@ async def test_a_video_campaign_uploads_once_then_sends_by_file_id(
 
 
 async def test_an_album_is_uploaded_once_and_every_row_keeps_its_message_ids(
-    fast_app: App, fast_sandbox: Any, tmp_path: Path
+    both_app: App, fast_sandbox: Any, tmp_path: Path
 ) -> None:
+    fast_app = both_app
     sb = fast_sandbox
     info = await register(fast_app, sb, "shop", "shop_bot")
     users = await seed(fast_app, sb, "shop", "shop_bot", 6)
