@@ -44,7 +44,9 @@ def _parse_buttons(buttons: list[str]) -> list[tuple[str, str]]:
 @app.command("create")
 def create(
     bot: str = typer.Option(..., "--bot"),
-    text: str | None = typer.Option(None, "--text", help="Message text (or --text-file)."),
+    text: str | None = typer.Option(
+        None, "--text", help="Message text, or a file's or album's caption (or --text-file)."
+    ),
     text_file: Path | None = typer.Option(None, "--text-file"),
     parse_mode: str = typer.Option("plain", "--parse-mode", help="html | markdownv2 | plain"),
     photo: Path | None = typer.Option(None, "--photo", help="A photo (up to 10 MB)."),
