@@ -241,3 +241,31 @@ async def test_caption_too_long_is_refused_before_anything_is_sent(
             CampaignSpec(bot="shop", text="hi", video=video, album=album), rec, now=now
         )
     assert sb.messages(bot="shop_bot") == [] and sb.uploads() == []
+
+
+async def test_a_copy_of_a_post_in_a_group_the_bot_is_in(
+    fast_app: App, fast_sandbox: Any, tmp_path: Path
+) -> None:
+    """The sandbox has no channels; a group the bot is in takes the same path (a negative
+    from_chat_id, getChat of it, copyMessage), here with a photo and its caption."""
+    sb = fast_sandbox
+    info = await register(fast_app, sb, "shop", "shop_bot")
+    users = await seed(fast_app, sb, "shop", "shop_bot", 3)
+    gid = sb.add_group("News", [users[0].id], "shop_bot")
+    from aiogram.types import FSInputFile
+
+    async with bot_session(info.token, api_base=sb.base_url) as bot:
+        post = await bot.send_photo(
+            gid,
+            FSInputFile(_file(tmp_path, "p.png", PNG)),
+            caption="<i>Post</i>",
+            parse_mode="HTML",
+        )
+    cid = await create(fast_app, "shop", "", copy_from=f"{gid}:{post.message_id}")
+    assert (await run_campaign(fast_app, cid)).sent == 3
+    copies = [m for m in sb.messages(bot="shop_bot") if m["method"] == "copyMessage"]
+    assert sorted(m["chat_id"] for m in copies) == sorted(u.id for u in users)
+    for m in copies:
+        assert m["media"] == "photo" and m["caption"] == "Post"
+        assert m["entities"] == [{"type": "italic", "offset": 0, "length": 4}]
+    assert len(sb.uploads()) == 1  # the post's upload; copies upload nothing
