@@ -27,16 +27,10 @@ fast_app = delivery.fast_app
 fast_sandbox = delivery.fast_sandbox
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    if request.param == "sqlite":
-        return "sqlite", None
-    return "postgresql", str(request.getfixturevalue("pg_schema"))
-
-
 @pytest.fixture
 async def both_app(backend: tuple[str, str | None], home: Path) -> AsyncIterator[App]:
-    """Both backends: an album's row writes its message_ids beside the ledger's hot path."""
+    """Both backends (conftest's ``backend``): an album's row writes its message_ids beside
+    the ledger's hot path."""
     (home / "botdesk.toml").write_text(delivery.FAST)
     async with app_on(home, *backend) as a:
         yield a

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tests.e2e import test_campaign_crash as crash
 from tests.e2e.campaign_support import accounted, create, seed, status
 from tests.e2e.support import register
+from tests.e2e.test_campaign_media import PNG
 
 from botdesk.app import App
 from botdesk.media import MediaItem
@@ -21,10 +22,6 @@ from botdesk.store.models import Campaign, Delivery
 
 crash_app = crash.crash_app
 limited_sandbox = crash.limited_sandbox
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-)
 RECIPIENTS = 60
 
 
