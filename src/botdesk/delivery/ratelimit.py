@@ -165,6 +165,7 @@ class BotRateLimiter:
         self._groups: dict[int, float] = {}
         self._sweep_at = _SWEEP_MIN
         self._paused_until = -math.inf
+        self._last_429_at = -math.inf
         self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
         # Waiters per queue and kind ([priority][paid]): the dispatch walk stops once every kind
         # still waiting in a queue is blocked, instead of walking a paid window of hundreds.
@@ -415,10 +416,21 @@ class BotRateLimiter:
         """A 429 arrived anyway: pause the bot and learn a lower rate (probing up once quiet)."""
         now = self._clock.monotonic()
         self._rate_limited += 1
+        self._last_429_at = now
         # One measurement per episode: the other in-flight sends of the same burst answer 429
         # too, and each of them would cut again.
         self._ctl[paid].on_rate_limited(now, new_episode=now >= self._paused_until)
         self.pause(retry_after)
+
+    def rate_limited_since(self, t: float) -> float | None:
+        """Seconds the bot is still paused if a 429 arrived after monotonic ``t``, else None.
+
+        A sender admitted before that 429 but not yet on the wire (its ``sending`` mark was
+        being committed, or the wire pacer held it) would only draw another 429 from the
+        same empty bucket: it goes back to the queue instead."""
+        if self._last_429_at < t:
+            return None
+        return max(0.0, self._paused_until - self._clock.monotonic())
 
     def on_accepted(self, *, paid: bool = False, sent_at: float | None = None) -> None:
         """Telegram accepted a send (that left at monotonic ``sent_at``): the controller

@@ -598,6 +598,7 @@ class DeliveryEngine:
         await limiter.acquire(
             row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN, paid=c.paid
         )
+        admitted_at = self.clock.monotonic()
         self._phase[me] = ("send", row.id)  # from here on the row is never cancelled
         if not await self.writer.mark_sending(row.id):
             return  # cancelled meanwhile: nothing was sent
@@ -610,6 +611,20 @@ class DeliveryEngine:
         wait = leave - self.clock.monotonic()
         if wait > 0:
             await self.clock.sleep(wait)
+        paused = limiter.rate_limited_since(admitted_at)
+        if paused is not None:
+            # A 429 came back while this one waited for its mark or the pacer: the bucket is
+            # empty, so it would draw another. Not sent; back to pending after the pause.
+            self.stats.retried += 1
+            self.writer.finish(
+                {
+                    "rid": row.id,
+                    "updated_at": self.clock.now(),
+                    "state": "pending",
+                    "not_before": self.clock.now().timestamp() + paused,
+                }
+            )
+            return
         sent_at = self.clock.monotonic()
         if c.media_path and not c.file_id:
             async with c.upload_lock:  # upload once, then reuse Telegram's file_id
