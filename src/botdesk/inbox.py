@@ -478,30 +478,26 @@ async def pending_replies(
     ]
 
 
-async def claim_reply(db: Database, item_id: int) -> bool:
-    """``pending -> sending``, committed before the request leaves; False if it was not
-    pending (another sender has it, or it was settled)."""
+async def _move_reply(db: Database, item_id: int, *, old: str, new: str) -> bool:
     from botdesk.store.models import Outbox
 
     async with db.write() as conn:
         res = await conn.execute(
-            update(Outbox)
-            .where(Outbox.id == item_id, Outbox.state == "pending")
-            .values(state="sending")
+            update(Outbox).where(Outbox.id == item_id, Outbox.state == old).values(state=new)
         )
     return bool(res.rowcount)
 
 
-async def unclaim_reply(db: Database, item_id: int) -> None:
-    """Back to ``pending``: Telegram refused it (429) without delivering it."""
-    from botdesk.store.models import Outbox
+async def claim_reply(db: Database, item_id: int) -> bool:
+    """``pending -> sending``, committed before the request leaves; False if it was not
+    pending (another sender has it, or it was settled)."""
+    return await _move_reply(db, item_id, old="pending", new="sending")
 
-    async with db.write() as conn:
-        await conn.execute(
-            update(Outbox)
-            .where(Outbox.id == item_id, Outbox.state == "sending")
-            .values(state="pending")
-        )
+
+async def unclaim_reply(db: Database, item_id: int) -> None:
+    """Back to ``pending``: Telegram refused it (429) or it cannot have left (connect
+    failed, server error), so it was not delivered."""
+    await _move_reply(db, item_id, old="sending", new="pending")
 
 
 async def settle_reply(

@@ -686,7 +686,7 @@ class DeliveryEngine:
             case policy.Retry(delay_s=delay, pause_bot=pause):
                 self.stats.retried += 1
                 if pause:
-                    self.ch.limiter.on_rate_limited(delay, paid=c.paid)
+                    self.ch.limiter.on_rate_limited(delay, paid=c.paid, chat_id=row.chat_id)
                     await self.ch.remember_rates()
                 row.attempts += 1
                 self.writer.finish(

@@ -120,7 +120,7 @@ class BotChannel:
                 result = await send(self.bot, msg)
                 if result.outcome is Outcome.RETRY_AFTER:
                     # Refused, not delivered: not an attempt, Telegram said when to come back.
-                    self.limiter.on_rate_limited(result.retry_after or 1.0)
+                    self.limiter.on_rate_limited(result.retry_after or 1.0, chat_id=chat_id)
                     log.info(
                         "reply rate limited, waiting",
                         bot=self.name,
