@@ -437,12 +437,9 @@ async def pending_replies(
     *,
     bot_id: int,
     limit: int = 50,
-    operator_only: bool = False,
-    created_before: datetime | None = None,
-    exclude: set[int] | frozenset[int] = frozenset(),
+    after_id: int = 0,
 ) -> list[OutboxItem]:
-    """Replies not sent yet, oldest first: the operator's, or also the bot's own replies
-    written ahead before ``created_before`` (those a stopped process left behind)."""
+    """Replies not sent yet, oldest first, from ids above ``after_id`` (paging)."""
     from botdesk.store.models import Outbox
 
     q = select(
@@ -454,13 +451,7 @@ async def pending_replies(
         Outbox.meta,
         Outbox.payload,
         Outbox.is_group,
-    ).where(Outbox.bot_id == bot_id, Outbox.state == "pending")
-    if operator_only:
-        q = q.where(Outbox.author == "operator")
-    if created_before is not None:
-        q = q.where((Outbox.author == "operator") | (Outbox.created_at < created_before))
-    if exclude:
-        q = q.where(Outbox.id.not_in(sorted(exclude)))
+    ).where(Outbox.bot_id == bot_id, Outbox.state == "pending", Outbox.id > after_id)
     async with db.read() as conn:
         rows = (await conn.execute(q.order_by(Outbox.id).limit(limit))).all()
     return [
@@ -558,9 +549,7 @@ async def recover_replies(
         q = select(Outbox.id, Outbox.chat_id, Outbox.author, Outbox.text, Outbox.meta).where(
             Outbox.bot_id == bot_id, Outbox.state == "sending"
         )
-        if exclude:
-            q = q.where(Outbox.id.not_in(sorted(exclude)))
-        rows = (await conn.execute(q.order_by(Outbox.id))).all()
+        rows = [r for r in (await conn.execute(q.order_by(Outbox.id))).all() if r[0] not in exclude]
     for item_id, chat_id, author, text, meta in rows:
         await settle_reply(
             db,

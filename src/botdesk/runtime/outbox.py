@@ -5,17 +5,18 @@ when it is queued, the bot's own (welcome, rule reply) in the transaction of the
 answers. Replies run through the bot's channel, so they share its rate limiter (reply
 priority) with campaigns and the assistant.
 
-This worker sends the operator's replies, and at the start of each turn of ownership it
-takes over what a stopped process left: rows left ``sending`` become ``uncertain`` (the
-request may have left), rows left ``pending`` are sent. The bot's own replies written during
-this turn are sent by the update processor's effects, in order with their chat's other
-replies; the worker leaves them alone.
+At the start of each turn of ownership this worker takes over what a stopped process left:
+rows left ``sending`` become ``uncertain`` (the request may have left). Then it sends every
+``pending`` row that no effect of this process holds (``BotChannel.held_replies``): the
+operator's replies, a button's reply, what a stopped process left. The bot's own replies
+written with an update are held by the update processor's effects, which send them in order
+with their chat's other replies. Every send claims its row first (``pending -> sending``,
+conditional), so a row is never sent twice even if both paths reach it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ from botdesk.telegram.gateway import OutgoingMessage
 log = get_logger(__name__)
 
 POLL_EVERY_S = 0.5
+# Pending rows read per round, a page at a time: the rows effects hold are skipped in Python
+# (a flood can hold thousands; an SQL NOT IN of them would not scale).
+PAGE = 200
+MAX_PAGES = 25
 
 
 def dump_message(msg: OutgoingMessage | None) -> dict[str, Any] | None:
@@ -76,27 +81,32 @@ def load_message(chat_id: int, data: dict[str, Any] | None) -> OutgoingMessage |
     )
 
 
-async def send_pending(channel: BotChannel, *, leftovers_before: datetime | None = None) -> int:
-    """Send the operator's pending replies and, with ``leftovers_before``, the bot's own
-    replies written ahead before that time. Returns how many were tried."""
-    items = await inbox.pending_replies(
-        channel.db,
-        bot_id=channel.record.id,
-        operator_only=leftovers_before is None,
-        created_before=leftovers_before,
-        exclude=set(channel.held_replies),
-    )
-    for item in items:
-        await channel.send_reply(
-            item.chat_id,
-            item.text,
-            author=item.author,
-            meta=item.meta,
-            is_group=item.is_group,
-            message=load_message(item.chat_id, item.payload),
-            outbox_id=item.id,
+async def send_pending(channel: BotChannel) -> int:
+    """Send the bot's pending replies that no effect of this process holds: the operator's,
+    a button's reply (``clicks``), and whatever a stopped process left. Returns how many
+    were tried."""
+    tried, after = 0, 0
+    for _page in range(MAX_PAGES):
+        items = await inbox.pending_replies(
+            channel.db, bot_id=channel.record.id, after_id=after, limit=PAGE
         )
-    return len(items)
+        for item in items:
+            after = item.id
+            if item.id in channel.held_replies:  # an effect of this process sends it
+                continue
+            tried += 1
+            await channel.send_reply(
+                item.chat_id,
+                item.text,
+                author=item.author,
+                meta=item.meta,
+                is_group=item.is_group,
+                message=load_message(item.chat_id, item.payload),
+                outbox_id=item.id,
+            )
+        if len(items) < PAGE:
+            break
+    return tried
 
 
 async def recover(channel: BotChannel) -> int:
@@ -115,17 +125,13 @@ async def recover(channel: BotChannel) -> int:
 
 
 async def outbox_worker(channel: BotChannel, stop: asyncio.Event) -> None:
-    turn_began = channel.clock.now()
-    leftovers = True
     try:
         await recover(channel)
     except Exception as exc:
         log.error("reply recovery failed", bot=channel.name, error=str(exc))
     while not stop.is_set():
         try:
-            tried = await send_pending(channel, leftovers_before=turn_began if leftovers else None)
-            if leftovers and tried == 0:
-                leftovers = False  # what the stopped process left has gone out
+            await send_pending(channel)
         except Exception as exc:  # the next round retries; a broken row must not stop the bot
             log.error("reply failed", bot=channel.name, error=str(exc))
         await wait_event(stop, POLL_EVERY_S)
