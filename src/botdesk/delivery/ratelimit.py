@@ -432,7 +432,9 @@ class BotRateLimiter:
         A 429 that was in fact the bot's costs at most one more 429 (from another chat)."""
         now = self._clock.monotonic()
         self._rate_limited += 1
-        recent = self._recent.get(chat_id) if chat_id is not None else None
+        # Forgotten either way: the retry of the refused send must not count it as the chat's
+        # earlier send (a campaign's retried row would blame its own first attempt).
+        recent = self._recent.pop(chat_id, None) if chat_id is not None else None
         if chat_id is not None and recent is not None and recent[1] > now - CHAT_BLAME_WINDOW:
             self._chat_limited += 1
             until = now + max(0.0, retry_after)

@@ -41,3 +41,17 @@ async def test_a_429_on_a_chat_without_a_recent_send_pauses_the_bot() -> None:
     assert limiter.ready_at(2) >= now + 2.0
     assert limiter.effective_rate() < 30.0  # the bot's rate was cut
     await limiter.aclose()
+
+
+async def test_a_retried_send_is_not_blamed_on_its_own_first_attempt() -> None:
+    clock = ManualClock()
+    limiter = BotRateLimiter(clock=clock, rate=30.0)
+    await limiter.acquire(1)
+    await clock.advance(0.1)
+    limiter.on_rate_limited(1.0, chat_id=1)  # the bot's: it pauses
+    await clock.advance(1.5)
+    await limiter.acquire(1)  # the retry, within the blame window of the first attempt
+    await clock.advance(0.1)
+    limiter.on_rate_limited(1.0, chat_id=1)
+    assert limiter.ready_at(2) >= clock.monotonic() + 1.0  # the bot's again, not the chat's
+    await limiter.aclose()
