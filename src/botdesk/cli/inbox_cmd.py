@@ -97,7 +97,11 @@ def show(
     limit: int = typer.Option(DEFAULT_SHOW_LIMIT, "--limit", min=1, max=10_000),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show the last messages of one conversation, oldest first."""
+    """Show the last messages of one conversation, oldest first.
+
+    A reply that did not reach the chat is marked under it: "not delivered: REASON" (blocked,
+    chat gone, bad request) or "delivery uncertain: REASON" (its answer was lost).
+    """
 
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk import inbox
