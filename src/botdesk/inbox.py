@@ -18,6 +18,10 @@ from botdesk.errors import NotFoundError
 from botdesk.store.db import Database
 from botdesk.store.models import Bot, Conversation, Message, Subscriber
 
+# Keys of an outgoing message's meta when it did not (surely) reach the chat.
+NOT_DELIVERED = "not_delivered"  # the reason it was given up (blocked, chat gone, bad request)
+UNCERTAIN = "delivery_uncertain"  # why it may or may not have been delivered
+
 
 @dataclass(frozen=True)
 class MessageView:
@@ -28,6 +32,26 @@ class MessageView:
     telegram_message_id: int | None
     meta: dict[str, Any] | None
 
+    @property
+    def not_delivered(self) -> str | None:
+        """Why this reply was given up, or None (delivered, or an inbound message)."""
+        reason = (self.meta or {}).get(NOT_DELIVERED)
+        return None if reason is None else str(reason)
+
+    @property
+    def uncertain(self) -> str | None:
+        """Why this reply may not have reached the chat (the request's answer was lost)."""
+        reason = (self.meta or {}).get(UNCERTAIN)
+        return None if reason is None else str(reason)
+
+    def marker(self) -> str | None:
+        """The line an inbox shows on a reply that did not surely arrive."""
+        if self.not_delivered is not None:
+            return f"not delivered: {self.not_delivered}"
+        if self.uncertain is not None:
+            return f"delivery uncertain: {self.uncertain}"
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "direction": self.direction,
@@ -36,6 +60,8 @@ class MessageView:
             "at": self.at.isoformat(),
             "telegram_message_id": self.telegram_message_id,
             "meta": self.meta,
+            "not_delivered": self.not_delivered,
+            "delivery_uncertain": self.uncertain,
         }
 
 
@@ -333,6 +359,51 @@ class OutboxItem:
     chat_id: int
     text: str
     author: str
+    meta: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = None
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    """A reply of the bot's own, written ahead with the update it answers."""
+
+    chat_id: int
+    text: str
+    author: str = "bot"
+    meta: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = None
+    is_group: bool = False
+
+
+async def queue_replies(
+    conn: AsyncConnection, *, bot_id: int, rows: list[QueuedReply], now: datetime
+) -> list[int]:
+    """Write replies ahead in the caller's transaction; their outbox ids, in order."""
+    from botdesk.store.models import Outbox
+
+    if not rows:
+        return []
+    ids = (
+        await conn.execute(
+            insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True),
+            [
+                {
+                    "bot_id": bot_id,
+                    "chat_id": r.chat_id,
+                    "text": r.text,
+                    "author": r.author,
+                    "state": "pending",
+                    "created_at": now,
+                    "meta": r.meta,
+                    "payload": r.payload,
+                    "is_group": r.is_group,
+                }
+                for r in rows
+            ],
+        )
+    ).scalars()
+    return [int(i) for i in ids]
 
 
 async def enqueue_reply(db: Database, *, bot: str, chat_id: int, text: str) -> int:
@@ -341,7 +412,7 @@ async def enqueue_reply(db: Database, *, bot: str, chat_id: int, text: str) -> i
     Replying takes the conversation over: the assistant stays silent until released.
     """
     from botdesk.errors import ValidationError
-    from botdesk.store.models import Outbox, utcnow
+    from botdesk.store.models import utcnow
 
     if not text.strip():
         raise ValidationError("the reply text is empty")
@@ -352,55 +423,147 @@ async def enqueue_reply(db: Database, *, bot: str, chat_id: int, text: str) -> i
         # Only people who wrote to the bot (and so started it) can be answered.
         bot_id = await _conversation_bot_id(conn, bot, chat_id)
         await set_needs_human(conn, bot_id=bot_id, chat_id=chat_id, reason="operator", now=now)
-        return int(
-            (
-                await conn.execute(
-                    insert(Outbox)
-                    .values(
-                        bot_id=bot_id,
-                        chat_id=chat_id,
-                        text=text,
-                        author="operator",
-                        state="pending",
-                        created_at=now,
-                    )
-                    .returning(Outbox.id)
-                )
-            ).scalar_one()
+        (item,) = await queue_replies(
+            conn,
+            bot_id=bot_id,
+            rows=[QueuedReply(chat_id=chat_id, text=text, author="operator")],
+            now=now,
         )
+        return item
 
 
-async def pending_replies(db: Database, *, bot_id: int, limit: int = 50) -> list[OutboxItem]:
+async def pending_replies(
+    db: Database,
+    *,
+    bot_id: int,
+    limit: int = 50,
+    after_id: int = 0,
+) -> list[OutboxItem]:
+    """Replies not sent yet, oldest first, from ids above ``after_id`` (paging)."""
     from botdesk.store.models import Outbox
 
+    q = select(
+        Outbox.id,
+        Outbox.bot_id,
+        Outbox.chat_id,
+        Outbox.text,
+        Outbox.author,
+        Outbox.meta,
+        Outbox.payload,
+        Outbox.is_group,
+    ).where(Outbox.bot_id == bot_id, Outbox.state == "pending", Outbox.id > after_id)
     async with db.read() as conn:
-        rows = (
-            await conn.execute(
-                select(Outbox.id, Outbox.bot_id, Outbox.chat_id, Outbox.text, Outbox.author)
-                .where(Outbox.bot_id == bot_id, Outbox.state == "pending")
-                .order_by(Outbox.id)
-                .limit(limit)
-            )
-        ).all()
-    return [OutboxItem(*r) for r in rows]
+        rows = (await conn.execute(q.order_by(Outbox.id).limit(limit))).all()
+    return [
+        OutboxItem(
+            id=r[0],
+            bot_id=r[1],
+            chat_id=r[2],
+            text=r[3],
+            author=r[4],
+            meta=r[5],
+            payload=r[6],
+            is_group=bool(r[7]),
+        )
+        for r in rows
+    ]
 
 
-async def finish_reply(
-    db: Database, *, item_id: int, message_id: int | None, error: str | None, now: datetime
-) -> None:
+async def _move_reply(db: Database, item_id: int, *, old: str, new: str) -> bool:
     from botdesk.store.models import Outbox
 
     async with db.write() as conn:
-        await conn.execute(
-            update(Outbox)
-            .where(Outbox.id == item_id)
-            .values(
-                state="sent" if error is None else "failed",
-                message_id=message_id,
-                error=error,
-                sent_at=now,
-            )
+        res = await conn.execute(
+            update(Outbox).where(Outbox.id == item_id, Outbox.state == old).values(state=new)
         )
+    return bool(res.rowcount)
+
+
+async def claim_reply(db: Database, item_id: int) -> bool:
+    """``pending -> sending``, committed before the request leaves; False if it was not
+    pending (another sender has it, or it was settled)."""
+    return await _move_reply(db, item_id, old="pending", new="sending")
+
+
+async def unclaim_reply(db: Database, item_id: int) -> None:
+    """Back to ``pending``: Telegram refused it (429) or it cannot have left (connect
+    failed, server error), so it was not delivered."""
+    await _move_reply(db, item_id, old="sending", new="pending")
+
+
+async def settle_reply(
+    db: Database,
+    *,
+    bot_id: int,
+    chat_id: int,
+    author: str,
+    text: str,
+    meta: dict[str, Any] | None,
+    state: str,
+    now: datetime,
+    item_id: int | None = None,
+    message_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a reply's end in its conversation and, if it was written ahead, its outbox
+    row, in one transaction. ``state``: sent | failed | uncertain; a failed or uncertain
+    reply is kept in the conversation with its reason (``MessageView.marker``)."""
+    from botdesk.store.models import Outbox
+
+    meta = dict(meta or {})
+    if state == "failed":
+        meta[NOT_DELIVERED] = error or "not delivered"
+    elif state == "uncertain":
+        meta[UNCERTAIN] = error or "the request's answer was lost"
+    async with db.write() as conn:
+        if item_id is not None:
+            res = await conn.execute(
+                update(Outbox)
+                .where(Outbox.id == item_id, Outbox.state == "sending")
+                .values(state=state, message_id=message_id, error=error, sent_at=now)
+            )
+            if not res.rowcount:  # settled by someone else (recovered as uncertain)
+                return
+        await record(
+            conn,
+            bot_id=bot_id,
+            chat_id=chat_id,
+            direction="out",
+            author=author,
+            text=text,
+            telegram_message_id=message_id,
+            meta=meta or None,
+            now=now,
+        )
+
+
+async def recover_replies(
+    db: Database, *, bot_id: int, exclude: set[int] | frozenset[int], now: datetime
+) -> int:
+    """Rows a stopped owner left ``sending`` become ``uncertain`` (the request may have
+    left), recorded in their conversations; never resent automatically."""
+    from botdesk.store.models import Outbox
+
+    reason = "the process stopped while sending it"
+    async with db.read() as conn:
+        q = select(Outbox.id, Outbox.chat_id, Outbox.author, Outbox.text, Outbox.meta).where(
+            Outbox.bot_id == bot_id, Outbox.state == "sending"
+        )
+        rows = [r for r in (await conn.execute(q.order_by(Outbox.id))).all() if r[0] not in exclude]
+    for item_id, chat_id, author, text, meta in rows:
+        await settle_reply(
+            db,
+            bot_id=bot_id,
+            chat_id=chat_id,
+            author=author,
+            text=text,
+            meta=meta,
+            state="uncertain",
+            error=reason,
+            item_id=item_id,
+            now=now,
+        )
+    return len(rows)
 
 
 async def reply_state(db: Database, item_id: int) -> tuple[str, str | None]:

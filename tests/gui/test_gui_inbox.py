@@ -1,5 +1,6 @@
 """The inbox against the sandbox: a handoff appears by itself, the operator replies (the
-subscriber receives it), takes over and releases."""
+subscriber receives it), takes over and releases; a reply to a user who blocked the bot is
+marked "not delivered" in the history."""
 
 from __future__ import annotations
 
@@ -58,5 +59,15 @@ def test_handoff_reply_release(drive, home: Path) -> None:
             view.take_btn.click()  # the open conversation is still Ann's
             await until(lambda: ann_row().needs_human, what="taken over")
             assert ann_row().bot == BOT
+
+            # A reply that can no longer be sent stays in the history, marked.
+            await sb.user_block(ann.id, USERNAME)
+            view.reply_text.setText("Are you still there?")
+            view.send_btn.click()
+            await until(
+                lambda: "not delivered: " in view.history.toPlainText(), what="marker shown"
+            )
+            assert "Are you still there?" in view.history.toPlainText()
+            assert "blocked" in view.history.toPlainText()
 
     drive(scenario())

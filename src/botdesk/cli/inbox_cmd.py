@@ -97,7 +97,11 @@ def show(
     limit: int = typer.Option(DEFAULT_SHOW_LIMIT, "--limit", min=1, max=10_000),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show the last messages of one conversation, oldest first."""
+    """Show the last messages of one conversation, oldest first.
+
+    A reply that did not reach the chat is marked under it: "not delivered: REASON" (blocked,
+    chat gone, bad request) or "delivery uncertain: REASON" (its answer was lost).
+    """
 
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk import inbox
@@ -112,6 +116,9 @@ def show(
     for m in messages:
         arrow = "<-" if m.direction == "in" else "->"
         out.print(f"{_when(m.at)}  {arrow} {m.author:<9} {_inert(m.text)}")
+        marker = m.marker()
+        if marker is not None:  # a reply that did not (surely) reach the chat
+            out.print(f"{'':18}   [red]{_inert(marker, one_line=True)}[/red]")
 
 
 @app.command("reply")
@@ -139,7 +146,7 @@ def reply(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         state, error = await inbox.reply_state(a.db, item)
-        while state == "pending" and loop.time() < deadline:
+        while state in ("pending", "sending") and loop.time() < deadline:
             await asyncio.sleep(0.2)
             state, error = await inbox.reply_state(a.db, item)
         return state, error
@@ -147,7 +154,7 @@ def reply(
     state, error = with_app(go)
     if state == "sent":
         console().print(f"sent to chat {chat}; the conversation is now yours (`inbox release`)")
-    elif state == "pending":
+    elif state in ("pending", "sending"):
         console().print("queued: the serve process that owns the bot will send it")
     else:
         from botdesk.errors import TelegramError

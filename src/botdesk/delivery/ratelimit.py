@@ -57,6 +57,9 @@ DEFAULT_QUIET_PERIOD = 10.0  # seconds without a 429 before the learned rate pro
 # must never turn "exactly one token" into 0.9999999.
 _MARGIN = 1e-6
 _SWEEP_MIN = 4096
+# A 429 on a chat that had another send admitted this recently is blamed on that chat's own
+# limit (Telegram: about 1/s per chat with short bursts): only that chat waits, the bot goes on.
+CHAT_BLAME_WINDOW = 3.0
 
 
 class Priority(IntEnum):
@@ -162,9 +165,12 @@ class BotRateLimiter:
         self._tat_free = now
         self._tat_paid = now
         self._chats: dict[int, float] = {}
+        # chat -> (last admission, the one before): which 429s a chat's own limit explains
+        self._recent: dict[int, tuple[float, float]] = {}
         self._groups: dict[int, float] = {}
         self._sweep_at = _SWEEP_MIN
         self._paused_until = -math.inf
+        self._last_429_at = -math.inf
         self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
         # Waiters per queue and kind ([priority][paid]): the dispatch walk stops once every kind
         # still waiting in a queue is blocked, instead of walking a paid window of hundreds.
@@ -174,6 +180,7 @@ class BotRateLimiter:
         self._admitted = 0
         self._waited = 0.0
         self._rate_limited = 0
+        self._chat_limited = 0  # of those, blamed on one chat's own limit
 
     # -- rates -------------------------------------------------------------------------------
 
@@ -227,6 +234,8 @@ class BotRateLimiter:
         # per admission keeps the next one from landing on the refill instant itself, which
         # another implementation of the same bucket may round to one ulp short of a token.
         self._chats[chat_id] = max(self._chats.get(chat_id, now), now) + self._chat_t + _MARGIN
+        last = self._recent.get(chat_id)
+        self._recent[chat_id] = (now, -math.inf if last is None else last[0])
         if is_group:
             self._groups[chat_id] = (
                 max(self._groups.get(chat_id, now), now) + self._group_t + _MARGIN
@@ -268,6 +277,7 @@ class BotRateLimiter:
         # A bucket whose arrival time has passed is full: identical to having no entry.
         self._chats = {c: t for c, t in self._chats.items() if t > now}
         self._groups = {c: t for c, t in self._groups.items() if t > now}
+        self._recent = {c: t for c, t in self._recent.items() if t[0] > now - CHAT_BLAME_WINDOW}
         self._sweep_at = max(_SWEEP_MIN, 2 * len(self._chats))
 
     def _ready_now(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
@@ -411,14 +421,41 @@ class BotRateLimiter:
         self._tat_free = max(self._tat_free, until + tau_free)
         self._tat_paid = max(self._tat_paid, until + tau_paid)
 
-    def on_rate_limited(self, retry_after: float, *, paid: bool = False) -> None:
-        """A 429 arrived anyway: pause the bot and learn a lower rate (probing up once quiet)."""
+    def on_rate_limited(
+        self, retry_after: float, *, paid: bool = False, chat_id: int | None = None
+    ) -> None:
+        """A 429 arrived anyway: pause the bot and learn a lower rate (probing up once quiet).
+
+        Telegram does not say which limit refused. When ``chat_id``'s send had another send to
+        the same chat within ``CHAT_BLAME_WINDOW`` before it, the chat's own limit explains
+        the 429: only that chat waits ``retry_after``; the bot's rate and other chats go on.
+        A 429 that was in fact the bot's costs at most one more 429 (from another chat)."""
         now = self._clock.monotonic()
         self._rate_limited += 1
+        # Forgotten either way: the retry of the refused send must not count it as the chat's
+        # earlier send (a campaign's retried row would blame its own first attempt).
+        recent = self._recent.pop(chat_id, None) if chat_id is not None else None
+        if chat_id is not None and recent is not None and recent[1] > now - CHAT_BLAME_WINDOW:
+            self._chat_limited += 1
+            until = now + max(0.0, retry_after)
+            self._chats[chat_id] = max(self._chats.get(chat_id, now), until + self._chat_tau)
+            return
+        self._last_429_at = now
+        self._last_429_at = now
         # One measurement per episode: the other in-flight sends of the same burst answer 429
         # too, and each of them would cut again.
         self._ctl[paid].on_rate_limited(now, new_episode=now >= self._paused_until)
         self.pause(retry_after)
+
+    def rate_limited_since(self, t: float) -> float | None:
+        """Seconds the bot is still paused if a 429 arrived after monotonic ``t``, else None.
+
+        A sender admitted before that 429 but not yet on the wire (its ``sending`` mark was
+        being committed, or the wire pacer held it) would only draw another 429 from the
+        same empty bucket: it goes back to the queue instead."""
+        if self._last_429_at < t:
+            return None
+        return max(0.0, self._paused_until - self._clock.monotonic())
 
     def on_accepted(self, *, paid: bool = False, sent_at: float | None = None) -> None:
         """Telegram accepted a send (that left at monotonic ``sent_at``): the controller

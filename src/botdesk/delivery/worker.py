@@ -627,6 +627,7 @@ class DeliveryEngine:
         await limiter.acquire(
             row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN, paid=c.paid
         )
+        admitted_at = self.clock.monotonic()
         self._phase[me] = ("send", row.id)  # from here on the row is never cancelled
         if not await self.writer.mark_sending(row.id):
             return  # cancelled meanwhile: nothing was sent
@@ -639,6 +640,20 @@ class DeliveryEngine:
         wait = leave - self.clock.monotonic()
         if wait > 0:
             await self.clock.sleep(wait)
+        paused = limiter.rate_limited_since(admitted_at)
+        if paused is not None:
+            # A 429 came back while this one waited for its mark or the pacer: the bucket is
+            # empty, so it would draw another. Not sent; back to pending after the pause.
+            self.stats.retried += 1
+            self.writer.finish(
+                {
+                    "rid": row.id,
+                    "updated_at": self.clock.now(),
+                    "state": "pending",
+                    "not_before": self.clock.now().timestamp() + paused,
+                }
+            )
+            return
         sent_at = self.clock.monotonic()
         if c.copy_from is not None or c.items is not None:
             result = await content.send(self, c, row)
@@ -705,7 +720,7 @@ class DeliveryEngine:
             case policy.Retry(delay_s=delay, pause_bot=pause):
                 self.stats.retried += 1
                 if pause:
-                    self.ch.limiter.on_rate_limited(delay, paid=c.paid)
+                    self.ch.limiter.on_rate_limited(delay, paid=c.paid, chat_id=row.chat_id)
                     await self.ch.remember_rates()
                 row.attempts += 1
                 self.writer.finish(

@@ -1,8 +1,9 @@
 """One bot's outbound channel: its aiogram ``Bot``, its rate limiter, and replies.
 
 Campaign sends and conversational replies of a bot share the same ``BotRateLimiter`` (replies
-go first). A reply is recorded in the conversation once Telegram confirms it; a reply that
-cannot be confirmed is logged, never resent (at most once, like campaigns). A reply that draws
+go first). A reply is recorded in the conversation when it ends: sent, given up with its reason
+(blocked, chat gone, bad request: the inbox shows "not delivered: REASON") or uncertain (the
+answer was lost; never resent: at most once, like campaigns). A reply that draws
 429 was refused, not delivered: it waits ``retry_after`` (the bot's pause) and goes out ahead
 of campaign sends, however many times that takes; only a chat that can no longer be written
 to (blocked, gone) or repeated network/server failures give it up.
@@ -71,6 +72,8 @@ class BotChannel:
         self._rng = random.Random()
         self._delivery_counters: dict[str, Any] = {}
         self._remembered: tuple[float | None, float | None] = (None, None)
+        # Outbox rows this process is sending now: recovery leaves them alone.
+        self.held_replies: set[int] = set()
 
     @property
     def name(self) -> str:
@@ -86,54 +89,99 @@ class BotChannel:
         is_group: bool = False,
         parse_mode: str | None = None,
         message: OutgoingMessage | None = None,
+        outbox_id: int | None = None,
     ) -> SendResult:
         """Send through the limiter with reply priority; record it in the conversation.
 
         ``message`` (media, buttons) is sent instead of a plain ``text``; ``text`` is what the
-        conversation records."""
+        conversation records. ``outbox_id``: the reply was written ahead (``inbox.
+        queue_replies``); it is claimed ``sending`` before each request and settled after, so
+        a crash leaves it ``pending`` (sent by the next owner) or ``sending`` (uncertain)."""
         msg = message or OutgoingMessage(chat_id=chat_id, text=text, parse_mode=parse_mode)
         result = SendResult(outcome=Outcome.CONNECT_FAILED)
         attempt = 0
-        while attempt < MAX_REPLY_ATTEMPTS:
-            # After a 429 this waits out the bot's pause; reply priority goes first then.
-            await self.limiter.acquire(chat_id, is_group=is_group, priority=Priority.REPLY)
-            sent_at = self.clock.monotonic()
-            result = await send(self.bot, msg)
-            if result.outcome is Outcome.RETRY_AFTER:
-                # Refused, not delivered: not an attempt, Telegram said when to come back.
-                self.limiter.on_rate_limited(result.retry_after or 1.0)
-                log.info(
-                    "reply rate limited, waiting",
-                    bot=self.name,
-                    chat_id=chat_id,
-                    retry_after=result.retry_after,
-                )
-                await self.remember_rates()
-                continue
-            attempt += 1
-            if result.outcome in (Outcome.CONNECT_FAILED, Outcome.SERVER_ERROR):
-                await self.clock.sleep(min(8.0, 0.25 * 2**attempt) * self._rng.random())
-                continue
-            break
+        sent_at = self.clock.monotonic()
+        if outbox_id is not None:
+            self.held_replies.add(outbox_id)
+        try:
+            while attempt < MAX_REPLY_ATTEMPTS:
+                # After a 429 this waits out the bot's pause; reply priority goes first then.
+                await self.limiter.acquire(chat_id, is_group=is_group, priority=Priority.REPLY)
+                admitted_at = self.clock.monotonic()
+                if outbox_id is not None and not await inbox.claim_reply(self.db, outbox_id):
+                    # Settled already (recovered, or sent by another path): never twice.
+                    return SendResult(outcome=Outcome.SENT, description="already handled")
+                if self.limiter.rate_limited_since(admitted_at) is not None:
+                    # A 429 came back while the claim committed: wait the pause out first.
+                    if outbox_id is not None:
+                        await inbox.unclaim_reply(self.db, outbox_id)
+                    continue
+                sent_at = self.clock.monotonic()
+                result = await send(self.bot, msg)
+                if result.outcome is Outcome.RETRY_AFTER:
+                    # Refused, not delivered: not an attempt, Telegram said when to come back.
+                    self.limiter.on_rate_limited(result.retry_after or 1.0, chat_id=chat_id)
+                    log.info(
+                        "reply rate limited, waiting",
+                        bot=self.name,
+                        chat_id=chat_id,
+                        retry_after=result.retry_after,
+                    )
+                    if outbox_id is not None:
+                        await inbox.unclaim_reply(self.db, outbox_id)
+                    await self.remember_rates()
+                    continue
+                attempt += 1
+                if result.outcome in (Outcome.CONNECT_FAILED, Outcome.SERVER_ERROR):
+                    if outbox_id is not None:  # the request cannot have been delivered
+                        await inbox.unclaim_reply(self.db, outbox_id)
+                    await self.clock.sleep(min(8.0, 0.25 * 2**attempt) * self._rng.random())
+                    continue
+                break
+            await self._settle(chat_id, text, author, meta, result, outbox_id, sent_at)
+        finally:
+            if outbox_id is not None:
+                self.held_replies.discard(outbox_id)
+        return result
+
+    async def _settle(
+        self,
+        chat_id: int,
+        text: str,
+        author: str,
+        meta: dict[str, Any] | None,
+        result: SendResult,
+        outbox_id: int | None,
+        sent_at: float,
+    ) -> None:
         self.metrics.replies.labels(self.name, result.outcome.value).inc()
         now = self.clock.now()
+        reason = result.description or result.outcome.value
         if result.outcome is Outcome.SENT:
             self.limiter.on_accepted(sent_at=sent_at)
             self.stats.sent += 1
-            async with self.db.write() as conn:
-                await inbox.record(
-                    conn,
-                    bot_id=self.record.id,
-                    chat_id=chat_id,
-                    direction="out",
-                    author=author,
-                    text=text,
-                    telegram_message_id=result.message_id,
-                    meta=meta,
-                    now=now,
-                )
-            return result
-        self.stats.failed += 1
+            state = "sent"
+        else:
+            self.stats.failed += 1
+            state = "uncertain" if result.outcome is Outcome.UNKNOWN_AFTER_SEND else "failed"
+            if outbox_id is not None and state == "failed":
+                # Retries exhausted after connect or server errors left it pending.
+                await inbox.claim_reply(self.db, outbox_id)
+        await inbox.settle_reply(
+            self.db,
+            bot_id=self.record.id,
+            chat_id=chat_id,
+            author=author,
+            text=text,
+            meta=meta,
+            state=state,
+            item_id=outbox_id,
+            message_id=result.message_id,
+            error=None if state == "sent" else reason,
+            now=now,
+        )
+        if state == "sent":
+            return
         status = UNREACHABLE.get(result.outcome)
         if status is not None:
             async with self.db.write() as conn:
@@ -142,17 +190,16 @@ class BotChannel:
                     bot_id=self.record.id,
                     chat_id=chat_id,
                     status=status,  # type: ignore[arg-type]
-                    reason=result.description or result.outcome.value,
+                    reason=reason,
                     now=now,
                 )
         log.warning(
-            "reply not delivered",
+            "reply not delivered" if state == "failed" else "reply delivery uncertain",
             bot=self.name,
             chat_id=chat_id,
             outcome=result.outcome.value,
             description=result.description,
         )
-        return result
 
     async def remember_rates(self) -> None:
         """Store the rates learned from 429s on the bot's row when they changed."""

@@ -47,6 +47,7 @@ class SendEffect:
     is_group: bool = False
     meta: dict[str, Any] | None = None
     message: OutgoingMessage | None = None  # media and buttons (a rule's reply)
+    outbox_id: int | None = None  # its row, written ahead with the update (runtime/updates)
 
 
 @dataclass(frozen=True)

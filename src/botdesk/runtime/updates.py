@@ -6,12 +6,16 @@ update ids (and, when polling, the next offset). A crash before the commit loses
 found in ``processed_updates`` and skipped. Each update runs under a savepoint, so one that
 makes a handler fail is recorded as processed (and counted) instead of blocking the bot.
 
-Effects (replies, assistant questions) run after the commit: at most once.
+Effects (replies, assistant questions) run after the commit. A reply's outbox row is written
+in the same transaction (write-ahead): a process stopped or killed before it sent the reply
+leaves it ``pending``, and the next owner of the bot sends it (``runtime/outbox.py``); one
+stopped while sending leaves it ``sending``, which becomes ``uncertain``, never resent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -201,6 +205,7 @@ class UpdateProcessor:
                 fx = Effects()
                 await self._one_by_one(conn, batch, fx, ctx)
             await self._flush(conn, fx, ctx)
+            await self._write_ahead(conn, fx, ctx)
             for u in batch:
                 ch.metrics.updates.labels(ch.name, update_type(u)).inc()
             if fresh:
@@ -227,8 +232,36 @@ class UpdateProcessor:
                 (time.perf_counter() - started) / new
             )
         for item in fx.items:
+            if isinstance(item, SendEffect) and item.outbox_id is not None:
+                ch.held_replies.add(item.outbox_id)  # ours: the outbox worker leaves it alone
             self._spawn(item)
         return new
+
+    async def _write_ahead(self, conn: AsyncConnection, fx: Effects, ctx: BotContext) -> None:
+        """The batch's replies as outbox rows, committed with the updates they answer."""
+        from botdesk.runtime.outbox import dump_message
+
+        sends = [(i, item) for i, item in enumerate(fx.items) if isinstance(item, SendEffect)]
+        if not sends:
+            return
+        ids = await inbox.queue_replies(
+            conn,
+            bot_id=self.channel.record.id,
+            rows=[
+                inbox.QueuedReply(
+                    chat_id=s.chat_id,
+                    text=s.text,
+                    author=s.author,
+                    meta=s.meta,
+                    payload=dump_message(s.message),
+                    is_group=s.is_group,
+                )
+                for _, s in sends
+            ],
+            now=ctx.now,
+        )
+        for (i, s), item_id in zip(sends, ids, strict=True):
+            fx.items[i] = dataclasses.replace(s, outbox_id=item_id)
 
     async def _flush(self, conn: AsyncConnection, fx: Effects, ctx: BotContext) -> None:
         """The batch's inbox rows and subscriber touches, in a few set-based statements."""
@@ -288,6 +321,7 @@ class UpdateProcessor:
                                 meta=item.meta,
                                 is_group=item.is_group,
                                 message=item.message,
+                                outbox_id=item.outbox_id,
                             )
                         else:
                             await self._ask(item)
@@ -300,9 +334,14 @@ class UpdateProcessor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # A written-ahead reply stays pending or sending: the next owner of the bot sends
+            # it or records it uncertain.
             self.errors += 1
             ch.metrics.errors.labels(ch.name, "effect").inc()
             log.error("reply failed", bot=ch.name, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if isinstance(item, SendEffect) and item.outbox_id is not None:
+                ch.held_replies.discard(item.outbox_id)
 
     async def _ask(self, item: AskEffect) -> None:
         ch = self.channel
@@ -338,7 +377,9 @@ class UpdateProcessor:
         await ch.send_reply(msg.chat_id, reply.text, author=reply.author, meta=dict(reply.meta))
 
     async def drain(self, grace: float) -> None:
-        """Let queued replies finish (graceful shutdown), then cancel what is left."""
+        """Let queued replies finish (graceful shutdown), then cancel what is left: a
+        cancelled reply keeps its outbox row (pending, or sending if its request may have
+        left), so the next owner of the bot sends it or records it uncertain."""
         pending = set(self._effects)
         if pending:
             _done, left = await asyncio.wait(pending, timeout=grace)

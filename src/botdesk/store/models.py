@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -261,10 +262,13 @@ class Message(Base):
 
 
 class Outbox(Base):
-    """Operator replies waiting for the process that owns the bot to send them.
+    """Conversational replies (welcome, rule reply, assistant answer, operator reply) to send.
 
-    The owner sends them through the bot's one rate limiter (reply priority); a row is
-    ``pending`` until sent, then ``sent`` (with the message id) or ``failed``.
+    Written ahead: an operator's reply when it is queued, the bot's own replies in the
+    transaction of the update they answer. The process that owns the bot sends them through
+    its one rate limiter (reply priority): ``pending -> sending -> sent | failed |
+    uncertain``; ``sending`` is committed before the request leaves, so a row found
+    ``sending`` after a crash becomes ``uncertain`` and is never resent.
     """
 
     __tablename__ = "outbox"
@@ -280,6 +284,10 @@ class Outbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An OutgoingMessage's media and buttons (a rule's reply), see runtime/outbox.py.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    is_group: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class KnowledgeEntryRow(Base):

@@ -45,6 +45,9 @@ def messages_html(messages: list[Any]) -> str:
             extra += f" · confidence {float(meta['confidence']):.2f}"
         if meta.get("handoff") or meta.get("reason"):
             extra += " · " + html.escape(str(meta.get("reason") or "handoff"))
+        marker = m.marker() if hasattr(m, "marker") else None
+        if marker:  # a reply that did not (surely) reach the chat
+            extra += f" · <b style='color:#c0392b'>{html.escape(marker)}</b>"
         out.append(
             f"<p><span style='color:{AUTHOR_COLOR.get(who, '#000')}'>"
             f"<b>{html.escape(who)}</b></span>"
