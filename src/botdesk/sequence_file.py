@@ -18,9 +18,15 @@ import yaml
 
 from botdesk import campaigns
 from botdesk.ab_campaigns import parse_duration
-from botdesk.delivery import templates
-from botdesk.errors import SegmentSyntaxError, TemplateError, ValidationError
-from botdesk.reply_rules import RulesFileError, _construct, _line, _mapping_nodes, _media, _Problems
+from botdesk.errors import SegmentSyntaxError, ValidationError
+from botdesk.reply_rules import (
+    RulesFileError,
+    _construct,
+    _line,
+    _mapping_nodes,
+    _Problems,
+    message_fields,
+)
 from botdesk.segments import check_tag, parse_segment
 
 MAX_STEPS = 50
@@ -305,26 +311,7 @@ def _step(node: yaml.Node, number: int, problems: _Problems, base: Path | None) 
     unknown = set(map(str, data)) - _STEP_KEYS
     if unknown:
         problems.add(line, what, f"unknown field(s): {', '.join(sorted(unknown))}")
-    text = data.get("text")
-    if not isinstance(text, str) or not text.strip():
-        problems.add(at("text"), what, "needs a 'text'")
-        text = ""
-    mode = str(data.get("parse_mode") or "plain").lower()
-    if mode not in campaigns.PARSE_MODES:
-        problems.add(
-            at("parse_mode"), what, f"unknown parse mode {mode!r} (html, markdownv2, plain)"
-        )
-        mode = "plain"
-    photo = _media(data.get("photo"), at("photo"), what, "photo", problems, base)
-    document = _media(data.get("document"), at("document"), what, "document", problems, base)
-    if photo and document:
-        problems.add(line, what, "a step carries a photo or a document, not both")
-    if text:
-        limit = templates.CAPTION_LIMIT if photo or document else templates.TEXT_LIMIT
-        try:
-            templates.validate(text, parse_mode=mode, limit=limit)
-        except TemplateError as exc:
-            problems.add(at("text"), what, str(exc))
+    text, mode, photo, document = message_fields(data, at, what, problems, base, noun="step")
     buttons = _buttons(data.get("buttons"), at("buttons"), what, problems)
     delay = timedelta(0)
     if "delay" in data:

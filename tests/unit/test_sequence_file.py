@@ -71,7 +71,7 @@ def test_every_problem_has_its_line_and_field() -> None:
         "s.yaml:9: step 2:",
         "s.yaml:11: step 2: segment:",
         "s.yaml:12: step 2: button URL must start",
-        "s.yaml:13: step 3: needs a 'text'",
+        "s.yaml:13: step 3: the step needs a 'text'",
     ):
         assert expected in joined, (expected, problems)
     assert all("Traceback" not in p for p in problems)

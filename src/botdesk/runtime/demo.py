@@ -304,7 +304,7 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
     seqs = Sequences(app.db)
 
     async def settled() -> bool:
-        return (await seqs.stats(SEQUENCE, bot=BOT))["active"] == 0
+        return int((await seqs.stats(SEQUENCE, bot=BOT))["active"]) == 0
 
     await _until(settled, 60)
     feed.phase = "done"
