@@ -66,17 +66,8 @@ log = get_logger(__name__)
 
 BATCH = 500
 OPEN_ROW_STATES = ("pending", "sending")
-STEP_ROW_STATES = (
-    "pending",
-    "sending",
-    "sent",
-    "failed",
-    "suppressed",
-    "uncertain",
-    "cancelled",
-    "expired",
-    "skipped",
-)
+# A step row is a delivery row, plus the two states of a step not sent (no message left).
+STEP_ROW_STATES = (*campaigns_mod.STATES, "expired", "skipped")
 _E = SequenceEnrolment
 
 
