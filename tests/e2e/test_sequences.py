@@ -188,3 +188,56 @@ async def test_stop_on_reply_goal_tag_and_tag_trigger(
             {"replied": 1, "goal": 1},
         )
         assert [s["sent"] for s in st["steps"]] == [3, 1, 1, 1]
+
+
+async def test_click_trigger(home: Path, sandbox: Any, tmp_path: Path) -> None:
+    from tests.e2e.campaign_support import create, seed
+    from tests.e2e.test_campaign_clicks import data_of
+
+    from botdesk.campaigns import Campaigns
+
+    write_config(home, TOML)
+    async with open_app(home, configure_logs=False) as app:
+        await register(app, sandbox, "shop", BOT)
+        users = await seed(app, sandbox, "shop", BOT, 3)
+        cid = await create(
+            app, "shop", "spring news", buttons=[("Tell me more", "cb:more"), ("No", "cb:no")]
+        )
+        seq = await _create(
+            app,
+            tmp_path,
+            f"name: more\ntrigger: {{click: {{campaign: {cid}, button: 'Tell me more'}}}}\n"
+            "steps:\n  - text: 'more-1 here is more'\n  - text: 'more-2 and more'\n"
+            "    delay: 1s\n",
+            "more",
+        )
+        await Campaigns(app.db).start(cid, now=datetime.now(UTC))
+        async with running(app):
+
+            async def delivered() -> bool:
+                return len(_received(sandbox, "spring news")) == 3
+
+            await eventually(delivered, within=30)
+            msg = {
+                u.id: next(
+                    m for m in sandbox.messages(bot=BOT, chat_id=u.id) if m.get("reply_markup")
+                )
+                for u in users
+            }
+            a, b, c = users
+            await sandbox.user_press(
+                a.id, BOT, msg[a.id]["message_id"], data_of(msg[a.id], "Tell me more")
+            )
+            await sandbox.user_press(
+                a.id, BOT, msg[a.id]["message_id"], data_of(msg[a.id], "Tell me more")
+            )
+            await sandbox.user_press(b.id, BOT, msg[b.id]["message_id"], data_of(msg[b.id], "No"))
+
+            async def done() -> bool:
+                return (await _enrolments(app, seq)).get("completed", 0) == 1
+
+            await eventually(done, within=30)
+        assert await _enrolments(app, seq) == Counter({"completed": 1})  # twice pressed: once
+        assert _received(sandbox, "more-1") == Counter({a.id: 1})
+        assert _received(sandbox, "more-2") == Counter({a.id: 1})
+        assert c.id not in _received(sandbox, "more-")
