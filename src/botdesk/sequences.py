@@ -118,15 +118,19 @@ class SequenceInfo:
         }
 
 
-_parsed: dict[tuple[int, int], SequenceDef] = {}
+_parsed: dict[tuple[str, str], SequenceDef] = {}
+MAX_PARSED = 256
 
 
 def _definition(seq_id: int, version: int, source: str, filename: str) -> SequenceDef:
-    """The stored YAML parsed again (cached per version: every worker reads the same copy)."""
-    key = (seq_id, version)
+    """The stored YAML parsed again, cached by its text (ids repeat across databases, e.g.
+    two homes in one process; the text of a version does not change)."""
+    key = (source, filename)
     d = _parsed.get(key)
     if d is None:
         d = parse_sequence(source, filename=filename)
+        if len(_parsed) >= MAX_PARSED:
+            _parsed.clear()
         _parsed[key] = d
     return d
 
