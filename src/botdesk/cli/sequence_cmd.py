@@ -139,7 +139,7 @@ def _set_state(ref: str, bot: str | None, state: str) -> None:
 
 @app.command("pause")
 def pause(ref: str = REF_ARG, bot: str | None = BOT_FILTER) -> None:
-    """Pause: nobody is enrolled and no step is sent until resume."""
+    """Pause: no step is issued or sent; triggers seen meanwhile enrol on resume."""
     _set_state(ref, bot, "paused")
 
 
