@@ -640,9 +640,9 @@ class Campaigns:
                 started.append(out.campaign_id)
         # Sequences enrol and issue their due steps here too: a step is a row of a running
         # campaign, which the engine calling this claims like any other.
-        from botdesk import sequences
+        from botdesk import sequence_runner
 
-        await sequences.tick(self.db, bot_id, now=now)
+        await sequence_runner.tick(self.db, bot_id, now=now)
         return started
 
     async def _transition(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from botdesk import audience, sequences
+from botdesk import audience, sequence_runner
 from botdesk.app import App, open_app
 from botdesk.bots import BotRegistry
 from botdesk.sequences import Sequences
@@ -85,7 +85,7 @@ async def test_quiet_hours_expiry_and_delays(home: Path, tmp_path: Path) -> None
             )
         await audience.tag(app.db, bot_id, 300, "go")
 
-        await sequences.tick(app.db, bot_id, now=T0)
+        await sequence_runner.tick(app.db, bot_id, now=T0)
         assert (await _enrolment(app, 100))[0] == "excluded"
         # 21:30 UTC: outside the quiet hours for the UTC default; issued at once.
         state, step, due, rid = await _enrolment(app, 300)
@@ -99,7 +99,7 @@ async def test_quiet_hours_expiry_and_delays(home: Path, tmp_path: Path) -> None
         )
 
         await _engine_sent(app, rid, T0 + timedelta(seconds=5))
-        await sequences.tick(app.db, bot_id, now=T0 + timedelta(minutes=1))
+        await sequence_runner.tick(app.db, bot_id, now=T0 + timedelta(minutes=1))
         # Step 2 is due an hour after step 1 was sent, 22:30:05, in the night: 08:00 UTC.
         morning = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
         assert await _enrolment(app, 300) == ("active", 2, morning, None)
@@ -107,13 +107,13 @@ async def test_quiet_hours_expiry_and_delays(home: Path, tmp_path: Path) -> None
         # Nobody ran until 10:00: step 2 (expires 30 min) is recorded expired, not sent;
         # 200's first step (no expiry) goes out now (19:00 in Tokyo, not quiet).
         late = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
-        await sequences.tick(app.db, bot_id, now=late)
+        await sequence_runner.tick(app.db, bot_id, now=late)
         _s, step, _d, rid300 = await _enrolment(app, 300)
         assert step == 2 and await _row_state(app, rid300) == "expired"
         _s, step, _d, rid200 = await _enrolment(app, 200)
         assert step == 1 and await _row_state(app, rid200) == "pending"
 
-        await sequences.tick(app.db, bot_id, now=late + timedelta(seconds=1))
+        await sequence_runner.tick(app.db, bot_id, now=late + timedelta(seconds=1))
         # The sequence goes on after an expired step: step 3 an hour after the expiry.
         assert await _enrolment(app, 300) == ("active", 3, late + timedelta(hours=1), None)
 

@@ -31,6 +31,7 @@ SERVICES = {
     "abtest",
     "ab_campaigns",
     "sequences",
+    "sequence_runner",
     "sequence_file",
     "sequence_schedule",
 }
