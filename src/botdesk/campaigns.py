@@ -655,6 +655,11 @@ class Campaigns:
         for out in await ab_campaigns.decide_due(self.db, bot_id, now=now):
             if out.sent_to is not None and out.holdout:
                 started.append(out.campaign_id)
+        # Sequences enrol and issue their due steps here too: a step is a row of a running
+        # campaign, which the engine calling this claims like any other.
+        from botdesk import sequence_runner
+
+        await sequence_runner.tick(self.db, bot_id, now=now)
         return started
 
     async def _transition(

@@ -400,6 +400,42 @@ def _media(
     return str(path.resolve())
 
 
+def message_fields(
+    data: dict[str, Any],
+    at: Any,
+    what: str,
+    problems: _Problems,
+    base: Path | None,
+    *,
+    noun: str,
+) -> tuple[str, str, str | None, str | None]:
+    """A message's text, parse mode, photo and document, checked (the template against its
+    parse mode and Telegram's limits); ``at(key)`` is the line of a field. Also used by the
+    sequence file (``sequence_file.py``)."""
+    line = at("")
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        problems.add(at("text"), what, f"the {noun} needs a 'text'")
+        text = ""
+    mode = str(data.get("parse_mode") or "plain").lower()
+    if mode not in PARSE_MODES:
+        problems.add(
+            at("parse_mode"), what, f"unknown parse mode {mode!r} (html, markdownv2, plain)"
+        )
+        mode = "plain"
+    photo = _media(data.get("photo"), at("photo"), what, "photo", problems, base)
+    document = _media(data.get("document"), at("document"), what, "document", problems, base)
+    if photo and document:
+        problems.add(line, what, f"a {noun} carries a photo or a document, not both")
+    if text:
+        limit = templates.CAPTION_LIMIT if photo or document else templates.TEXT_LIMIT
+        try:
+            templates.validate(text, parse_mode=mode, limit=limit)
+        except TemplateError as exc:
+            problems.add(at("text"), what, str(exc))
+    return text, mode, photo, document
+
+
 def _reply(
     node: yaml.Node, data: Any, rule: str, what: str, problems: _Problems, base: Path | None
 ) -> RuleReply | None:
@@ -417,26 +453,7 @@ def _reply(
     unknown = set(map(str, data)) - _REPLY_KEYS
     if unknown:
         problems.add(line, what, f"unknown reply field(s): {', '.join(sorted(unknown))}")
-    text = data.get("text")
-    if not isinstance(text, str) or not text.strip():
-        problems.add(at("text"), what, "the reply needs a 'text'")
-        text = ""
-    mode = str(data.get("parse_mode") or "plain").lower()
-    if mode not in PARSE_MODES:
-        problems.add(
-            at("parse_mode"), what, f"unknown parse mode {mode!r} (html, markdownv2, plain)"
-        )
-        mode = "plain"
-    photo = _media(data.get("photo"), at("photo"), what, "photo", problems, base)
-    document = _media(data.get("document"), at("document"), what, "document", problems, base)
-    if photo and document:
-        problems.add(line, what, "a reply carries a photo or a document, not both")
-    if text:
-        limit = templates.CAPTION_LIMIT if photo or document else templates.TEXT_LIMIT
-        try:
-            templates.validate(text, parse_mode=mode, limit=limit)
-        except TemplateError as exc:
-            problems.add(at("text"), what, str(exc))
+    text, mode, photo, document = message_fields(data, at, what, problems, base, noun="reply")
     links: list[tuple[str, str]] = []
     buttons = data.get("buttons") or []
     if not isinstance(buttons, list):

@@ -21,6 +21,12 @@ async def test_demo_tells_the_whole_story() -> None:
     assert report["counts"]["sent"] == subs["active"] == report["campaign"]["audience"]
     assert summary["sandbox"]["rate_limited"] == 0  # paced, never provoked a 429
     assert summary["handoffs"] == 2  # the out-of-scope question and the human request
+    seq = summary["sequence"]
+    assert seq["enrolled"] == 30 and seq["active"] == 0
+    assert seq["completed"] + seq["stopped"] == 30
+    assert seq["stopped_by"]["replied"] >= 1  # the askers replied to the bot
+    assert seq["steps"][0]["clicks"]["unique"] >= 1  # pressed "Jackets, please"
+    assert seq["steps"][2]["sent"] + seq["steps"][2]["skipped"] == seq["completed"]
     transcript = "\n".join(summary["transcript"])
     assert "4.95 EUR" in transcript and "Hi, this is Anna" in transcript
     assert "what the assistant said" in out.getvalue()

@@ -30,6 +30,10 @@ SERVICES = {
     "overview",
     "abtest",
     "ab_campaigns",
+    "sequences",
+    "sequence_runner",
+    "sequence_file",
+    "sequence_schedule",
 }
 ORDER = {"core": 0, "store": 1, "telegram": 1, "services": 2, "runtime": 3, "cli": 4, "gui": 4}
 

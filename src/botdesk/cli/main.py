@@ -43,7 +43,7 @@ app.add_typer(config_cmd.app, name="config", help="Show the effective configurat
 app.add_typer(db_cmd.app, name="db", help="Database schema: upgrade and status.")
 app.command("doctor", help="Check home, database, secrets and every bot.")(config_cmd.doctor)
 
-for _name in ("subscribers", "campaign", "inbox", "kb", "rules"):
+for _name in ("subscribers", "campaign", "inbox", "kb", "rules", "sequence"):
     try:  # groups added by later parts of the product register themselves here
         _mod = __import__(f"botdesk.cli.{_name}_cmd", fromlist=["app"])
     except ModuleNotFoundError as _exc:

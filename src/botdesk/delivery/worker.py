@@ -36,7 +36,7 @@ from botdesk.errors import InvalidToken
 from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.store.db import Database
-from botdesk.store.models import Campaign
+from botdesk.store.models import Campaign, SequenceStep
 from botdesk.telegram.gateway import FILE_METHODS, Broadcast, Outcome, OutgoingMessage, send
 
 log = get_logger(__name__)
@@ -96,6 +96,8 @@ class CampaignCtx:
     # The campaign's own rate cap (options.max_rate): when its next send may leave (monotonic).
     cap_next: float = -math.inf
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # A sequence's step (sequences.py): it runs as long as its sequence, never "completes".
+    standing: bool = False
     # The text every recipient gets when the template has no variables: rendered once.
     static_text: str | None = None
     # The request, built once (after a file's upload, if any); each send writes its chat and,
@@ -405,7 +407,9 @@ class DeliveryEngine:
             Campaign.options,
             Campaign.media_items,
             Campaign.copy_from,
-        ).where(Campaign.bot_id == self.ch.record.id)
+            SequenceStep.number.label("step"),
+        ).outerjoin(SequenceStep, SequenceStep.campaign_id == Campaign.id)
+        q = q.where(Campaign.bot_id == self.ch.record.id)
         if self.only is not None:
             q = q.where(Campaign.id == self.only)
         else:
@@ -431,6 +435,7 @@ class DeliveryEngine:
                     options=SendOptions.from_json(r.options),
                     items=[dict(i) for i in r.media_items] if r.media_items else None,
                     copy_from=r.copy_from,
+                    standing=r.step is not None,
                 )
                 if any(not clicks.is_callback(b[1]) for b in r.buttons or []):
                     await clicks.note_tracking(self.db, r.id, tracked=self.links is not None)
@@ -555,6 +560,8 @@ class DeliveryEngine:
             if self.queue.empty() and not self._phase:
                 await self.writer.flush()
                 for c in running:
+                    if c.standing:
+                        continue
                     if await self.campaigns.complete_if_done(c.id, now=self.clock.now()):
                         log.info("campaign completed", bot=self.ch.name, campaign=c.id)
                 if until_done and self.only is not None:

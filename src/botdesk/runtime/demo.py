@@ -5,6 +5,9 @@ a temporary home (SQLite, offline assistant) registers the bot and serves it. Us
 bot (with deep-link sources), ask questions the knowledge base answers, one asks for a human
 and the operator answers from the inbox, some stop or block the bot; then a campaign goes to
 every subscriber at the sandbox's Telegram-like limit, and the report closes the show.
+An onboarding sequence (three tips a few seconds apart, ``demo/sequence.yaml``) runs for
+everyone who starts the bot; some press its button (a tag its third step's segment asks for),
+askers stop it by replying, leavers by /stop or a block; its stats close the show too.
 """
 
 from __future__ import annotations
@@ -27,14 +30,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from sqlalchemy import func, select
 
-from botdesk import inbox, knowledge_base
+from botdesk import clicks, inbox, knowledge_base
 from botdesk.app import App, open_app
 from botdesk.bots import BotRegistry
 from botdesk.campaigns import Campaigns, CampaignSpec
 from botdesk.runtime.assembly import build_runtime
+from botdesk.sequences import Sequences
 from botdesk.store.models import Subscriber
 
 BOT = "demo"
+SEQUENCE = "onboarding"
 USERNAME = "botdesk_demo_bot"
 SOURCES = ("ad_instagram", "ad_facebook", "newsletter", "friend")
 QUESTIONS = (
@@ -126,7 +131,12 @@ async def _wait_reply(
 ) -> dict[str, Any] | None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        msgs = [m for m in sb.messages(bot=USERNAME, chat_id=chat_id) if m["message_id"] > after]
+        # The onboarding sequence's tips are no answers (they may arrive in between).
+        msgs = [
+            m
+            for m in sb.messages(bot=USERNAME, chat_id=chat_id)
+            if m["message_id"] > after and not (m.get("text") or "").startswith("Tip ")
+        ]
         if msgs:
             last: dict[str, Any] = msgs[-1]
             return last
@@ -180,6 +190,10 @@ async def run_demo(
             kb = resources.files("botdesk.demo").joinpath("kb.md")
             with resources.as_file(kb) as kb_path:
                 await knowledge_base.import_file(app.db, kb_path, bot=BOT, now=datetime.now(UTC))
+            seq_file = resources.files("botdesk.demo").joinpath("sequence.yaml")
+            with resources.as_file(seq_file) as seq_path:
+                rec = await BotRegistry(app.db, app.secrets).get(BOT)
+                await Sequences(app.db).create(seq_path, rec, now=datetime.now(UTC))
             runtime = await build_runtime(app, poll_timeout=1)
             await runtime.start()
             feed = Feed()
@@ -255,6 +269,8 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
     got = await _wait_reply(sb, human.id, before)
     sent = (got or {}).get("text", "(not delivered)")
     feed.say(f"  [magenta]operator[/] to {human.first_name}: {sent}")
+    feed.phase = "some subscribers press the onboarding tip's button"
+    await _press_tips(app, sb, [u for u in people if u not in askers][: max(3, n // 10)])
     feed.phase = "some users leave"
     leavers = rng.sample([u for u in people if u not in askers], max(2, n // 10))
     blockers = leavers[: len(leavers) // 3]
@@ -284,6 +300,13 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
         return (await camps.get(info.id)).state == "completed"
 
     await _until(finished, 120)
+    feed.phase = "the onboarding sequence finishes"
+    seqs = Sequences(app.db)
+
+    async def settled() -> bool:
+        return int((await seqs.stats(SEQUENCE, bot=BOT))["active"]) == 0
+
+    await _until(settled, 60)
     feed.phase = "done"
     report = await camps.report(info.id)
     return {
@@ -292,7 +315,29 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
         "sources": await _sources(app),
         "campaign": report,
         "handoffs": len(await inbox.list_conversations(app.db, bot=BOT, needs_human=True)),
+        "sequence": await seqs.stats(SEQUENCE, bot=BOT),
     }
+
+
+async def _press_tips(app: App, sb: Any, users: list[Any]) -> None:
+    """Users who got the first tip press its button (a callback: a click, and the tag)."""
+    step1 = (await Sequences(app.db).find(SEQUENCE, bot=BOT)).steps[0]
+    data = clicks.callback_data(step1, 0)
+
+    async def tipped() -> bool:
+        return all(_tip(sb, u) for u in users)
+
+    await _until(tipped, 15)
+    for u in users:
+        got = _tip(sb, u)
+        if got:
+            await sb.user_press(u.id, USERNAME, got[0]["message_id"], data)
+
+
+def _tip(sb: Any, u: Any) -> list[dict[str, Any]]:
+    return [
+        m for m in sb.messages(bot=USERNAME, chat_id=u.id) if "Tip 1/3" in (m.get("text") or "")
+    ]
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:
@@ -316,7 +361,24 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
     for k, v in c["counts"].items():
         if v:
             r.add_row(k, str(v))
-    console.print(t, u, r)
+    q = s["sequence"]
+    stopped = ", ".join(f"{k} {v}" for k, v in sorted(q["stopped_by"].items())) or "none"
+    w = Table(
+        title=f"sequence '{q['name']}': enrolled {q['enrolled']}, completed {q['completed']}, "
+        f"stopped {q['stopped']} ({stopped})"
+    )
+    for col in ("step", "sent", "skipped", "cancelled", "failed/uncertain", "clicks"):
+        w.add_column(col, justify="right")
+    for st in q["steps"]:
+        w.add_row(
+            str(st["step"]),
+            str(st["sent"]),
+            str(st["skipped"]),
+            str(st["cancelled"]),
+            str(st["failed"] + st["uncertain"] + st["suppressed"]),
+            str(st["clicks"]["unique"]),
+        )
+    console.print(t, u, r, w)
     sbx = s["sandbox"]
     console.print(
         f"sandbox accepted {sbx['accepted']} messages, answered 429 {sbx['rate_limited']} times; "

@@ -466,4 +466,70 @@ class ReplyRuleSet(Base):
     loaded_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
+# -- sequences (issue 14: drip) ------------------------------------------------------------
+# A sequence's steps are campaigns (state "running" while the sequence runs, "paused" while it
+# is paused): each step sent to a subscriber is an ordinary delivery row of its step's campaign,
+# so the delivery engine, its limiter and its ledger send it unchanged. ``sequences.py`` owns
+# enrolment and scheduling; ``sequence_file.py`` the YAML format.
+SEQUENCE_STATES = ("active", "paused")
+ENROLMENT_STATES = ("active", "completed", "stopped", "excluded")
+STOP_REASONS = ("unsubscribed", "blocked", "replied", "goal")
+
+
+class DripSequence(Base):
+    __tablename__ = "sequences"
+    __table_args__ = (UniqueConstraint("bot_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    filename: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(Text)  # the validated YAML, parsed again on each tick
+    # Trigger cursor: the last consent event (start) or click (click) already looked at.
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class SequenceStep(Base):
+    __tablename__ = "sequence_steps"
+
+    sequence_id: Mapped[int] = mapped_column(
+        ForeignKey("sequences.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+
+
+class SequenceEnrolment(Base):
+    """One subscriber's way through one sequence (at most one per subscriber and sequence).
+
+    ``step`` is the step being worked on; ``waiting`` the delivery row issued for it whose
+    outcome is not yet read (NULL: the step is not issued yet, it is due at ``due_at``)."""
+
+    __tablename__ = "sequence_enrolments"
+    __table_args__ = (
+        UniqueConstraint("sequence_id", "subscriber_id"),
+        Index("ix_sequence_enrolments_due", "sequence_id", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    stop_reason: Mapped[str | None] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(Integer, default=1)
+    due_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    waiting: Mapped[int | None] = mapped_column(BigInteger)
+    # Inbound messages up to this id were there before enrolment (they are not replies).
+    seen_message: Mapped[int] = mapped_column(BigInteger, default=0)
+    enrolled_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
 TABLES = Base.metadata

@@ -1,0 +1,423 @@
+"""The sequence runner: enrol on triggers, apply stop rules, settle and issue due steps.
+
+How steps are sent and why a crash neither skips nor repeats one: ``sequences.py``.
+
+``tick`` runs once a second per bot in the process that holds the bot's lease (the engine's
+feed loop calls it through ``Campaigns.start_due``); each phase is one short write transaction:
+
+1. enrol: /start consent events and clicks after the sequence's cursor; subscribers carrying
+   the trigger tag not yet enrolled (holders of the tag when the sequence was created are
+   ``excluded``). Only active, non-group subscribers of this bot; once per sequence.
+2. stop: enrolments whose subscriber left (unsubscribed, blocked), reached the goal tag, or
+   sent an inbound message (not a command, not a button) after enrolment; their step row
+   still ``pending`` is cancelled.
+3. settle: a step row in a final state moves the enrolment to the next step (due after its
+   delay, out of quiet hours) or completes it.
+4. issue: due steps: in quiet hours -> moved to the window's end; older than ``expires`` ->
+   ``expired`` (the sequence goes on with the next step); segment not matched -> ``skipped``
+   (goes on); else a ``pending`` row for the engine.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botdesk import sequence_schedule as sched
+from botdesk.log import get_logger
+from botdesk.segments import audience_filter
+from botdesk.sequence_file import SequenceDef, Step
+from botdesk.sequences import BATCH, OPEN_ROW_STATES, _button_index, _definition, _insert_ignore
+from botdesk.store.db import Database
+from botdesk.store.models import (
+    Campaign,
+    Click,
+    ConsentEvent,
+    Conversation,
+    Delivery,
+    DripSequence,
+    Message,
+    SequenceEnrolment,
+    SequenceStep,
+    Subscriber,
+    SubscriberTag,
+)
+
+log = get_logger(__name__)
+_E = SequenceEnrolment
+
+# -- the runner: one tick per bot and second, in the bot's lease owner -----------------------
+
+
+async def tick(db: Database, bot_id: int, *, now: datetime) -> None:
+    """Enrol, stop, settle and issue for every active sequence of the bot."""
+    async with db.read() as conn:
+        seqs = (
+            await conn.execute(
+                select(
+                    DripSequence.id,
+                    DripSequence.version,
+                    DripSequence.source,
+                    DripSequence.filename,
+                    DripSequence.cursor,
+                ).where(DripSequence.bot_id == bot_id, DripSequence.state == "active")
+            )
+        ).all()
+    for seq_id, version, source, filename, cursor in seqs:
+        try:
+            d = _definition(seq_id, version, source, filename)
+            runner = _Runner(db, bot_id, seq_id, d, now)
+            await runner.run(cursor)
+        except Exception as exc:  # one broken sequence must not stop the bot's sending
+            log.error("sequence tick failed", sequence=seq_id, error=str(exc))
+
+
+class _Runner:
+    def __init__(self, db: Database, bot_id: int, seq_id: int, d: SequenceDef, now: datetime):
+        self.db = db
+        self.bot_id = bot_id
+        self.seq_id = seq_id
+        self.d = d
+        self.now = now
+        self.default_tz = d.quiet.timezone if d.quiet else "UTC"
+
+    async def run(self, cursor: int) -> None:
+        async with self.db.read() as conn:
+            self.steps: dict[int, int] = dict(
+                (
+                    await conn.execute(
+                        select(SequenceStep.number, SequenceStep.campaign_id).where(
+                            SequenceStep.sequence_id == self.seq_id
+                        )
+                    )
+                ).all()
+            )
+        await self.enrol(cursor)
+        await self.stop()
+        await self.settle()
+        await self.issue()
+
+    def _due(
+        self, step: Step, fields: Any, *, enrolled_at: datetime, done: datetime | None
+    ) -> datetime:
+        zone = sched.zone_for(fields, self.default_tz)
+        at = sched.due(step, enrolled_at=enrolled_at, previous_done=done)
+        return sched.outside_quiet(at, self.d.quiet, zone)
+
+    # 1. enrol ----------------------------------------------------------------------
+
+    async def enrol(self, cursor: int) -> None:
+        t = self.d.trigger
+        async with self.db.write() as conn:
+            if t.kind == "start":
+                rows = (
+                    await conn.execute(
+                        select(
+                            ConsentEvent.id,
+                            ConsentEvent.source,
+                            ConsentEvent.at,
+                            Subscriber.id,
+                            Subscriber.chat_id,
+                            Subscriber.status,
+                            Subscriber.is_group,
+                            Subscriber.fields,
+                        )
+                        .join(
+                            Subscriber,
+                            and_(
+                                Subscriber.bot_id == ConsentEvent.bot_id,
+                                Subscriber.chat_id == ConsentEvent.chat_id,
+                            ),
+                        )
+                        .where(
+                            ConsentEvent.bot_id == self.bot_id,
+                            ConsentEvent.id > cursor,
+                            ConsentEvent.kind.in_(("subscribe", "resubscribe")),
+                        )
+                        .order_by(ConsentEvent.id)
+                        .limit(BATCH)
+                    )
+                ).all()
+                for eid, src, at, sid, chat, status, group, fields in rows:
+                    cursor = max(cursor, eid)
+                    if t.source is not None and src != t.source:
+                        continue
+                    if status == "active" and not group:
+                        await self._enrol_one(conn, sid, chat, fields, at)
+            elif t.kind == "click":
+                idx = await self._click_button(conn)
+                rows = (
+                    await conn.execute(
+                        select(
+                            Click.id,
+                            Click.at,
+                            Subscriber.id,
+                            Subscriber.chat_id,
+                            Subscriber.status,
+                            Subscriber.fields,
+                        )
+                        .join(Subscriber, Subscriber.id == Click.subscriber_id)
+                        .where(
+                            Click.campaign_id == t.campaign,
+                            Click.button == idx,
+                            Click.id > cursor,
+                        )
+                        .order_by(Click.id)
+                        .limit(BATCH)
+                    )
+                ).all()
+                for cid, at, sid, chat, status, fields in rows:
+                    cursor = max(cursor, cid)
+                    if status == "active":
+                        await self._enrol_one(conn, sid, chat, fields, at)
+            else:
+                rows = (
+                    await conn.execute(
+                        select(Subscriber.id, Subscriber.chat_id, Subscriber.fields)
+                        .join(SubscriberTag, SubscriberTag.subscriber_id == Subscriber.id)
+                        .where(
+                            Subscriber.bot_id == self.bot_id,
+                            Subscriber.status == "active",
+                            Subscriber.is_group.is_(False),
+                            SubscriberTag.tag == t.tag,
+                            ~exists().where(
+                                _E.sequence_id == self.seq_id, _E.subscriber_id == Subscriber.id
+                            ),
+                        )
+                        .limit(BATCH)
+                    )
+                ).all()
+                for sid, chat, fields in rows:
+                    await self._enrol_one(conn, sid, chat, fields, self.now)
+            await conn.execute(
+                update(DripSequence)
+                .where(DripSequence.id == self.seq_id, DripSequence.cursor < cursor)
+                .values(cursor=cursor)
+            )
+
+    async def _click_button(self, conn: AsyncConnection) -> int:
+        buttons = (
+            await conn.execute(
+                select(Campaign.buttons).where(Campaign.id == self.d.trigger.campaign)
+            )
+        ).scalar()
+        return _button_index(self.d, buttons)
+
+    async def _enrol_one(
+        self, conn: AsyncConnection, sid: int, chat: int, fields: Any, at: datetime
+    ) -> None:
+        seen = (
+            await conn.execute(
+                select(func.max(Message.id))
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Conversation.bot_id == self.bot_id, Conversation.chat_id == chat)
+            )
+        ).scalar() or 0
+        first = self.d.steps[0]
+        await conn.execute(
+            _insert_ignore(conn, _E)
+            .values(
+                sequence_id=self.seq_id,
+                subscriber_id=sid,
+                chat_id=chat,
+                state="active",
+                step=1,
+                due_at=self._due(first, fields, enrolled_at=at, done=None),
+                seen_message=int(seen),
+                enrolled_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_id"])
+        )
+
+    # 2. stop -----------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        active = and_(_E.sequence_id == self.seq_id, _E.state == "active")
+        stopped = {"state": "stopped", "finished_at": self.now}
+        subs = select(Subscriber.id).where(Subscriber.bot_id == self.bot_id)
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(_E)
+                .where(
+                    active, _E.subscriber_id.in_(subs.where(Subscriber.status == "unsubscribed"))
+                )
+                .values(**stopped, stop_reason="unsubscribed")
+            )
+            await conn.execute(
+                update(_E)
+                .where(
+                    active,
+                    _E.subscriber_id.in_(
+                        subs.where(Subscriber.status.not_in(("active", "unsubscribed")))
+                    ),
+                )
+                .values(**stopped, stop_reason="blocked")
+            )
+            if self.d.goal_tag:
+                await conn.execute(
+                    update(_E)
+                    .where(
+                        active,
+                        _E.subscriber_id.in_(
+                            select(SubscriberTag.subscriber_id).where(
+                                SubscriberTag.tag == self.d.goal_tag
+                            )
+                        ),
+                    )
+                    .values(**stopped, stop_reason="goal")
+                )
+            if self.d.stop_on_reply:
+                replied = exists().where(
+                    Conversation.bot_id == self.bot_id,
+                    Conversation.chat_id == _E.chat_id,
+                    Message.conversation_id == Conversation.id,
+                    Message.direction == "in",
+                    Message.id > _E.seen_message,
+                    ~Message.text.startswith("/"),
+                    ~Message.text.startswith("[button]"),
+                )
+                await conn.execute(
+                    update(_E).where(active, replied).values(**stopped, stop_reason="replied")
+                )
+            # A step issued but not yet sent is not sent to someone who stopped.
+            await conn.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(
+                        select(_E.waiting).where(
+                            _E.sequence_id == self.seq_id,
+                            _E.state == "stopped",
+                            _E.finished_at == self.now,
+                            _E.waiting.is_not(None),
+                        )
+                    ),
+                    Delivery.state == "pending",
+                )
+                .values(
+                    state="cancelled",
+                    error="sequence stopped",
+                    updated_at=self.now,
+                    lease_owner=None,
+                )
+            )
+
+    # 3. settle ---------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        _E.id,
+                        _E.step,
+                        _E.waiting,
+                        _E.enrolled_at,
+                        Delivery.updated_at,
+                        Subscriber.fields,
+                    )
+                    .join(Delivery, Delivery.id == _E.waiting)
+                    .join(Subscriber, Subscriber.id == _E.subscriber_id, isouter=True)
+                    .where(
+                        _E.sequence_id == self.seq_id,
+                        _E.state == "active",
+                        _E.waiting.is_not(None),
+                        Delivery.state.not_in(OPEN_ROW_STATES),
+                    )
+                    .limit(BATCH)
+                )
+            ).all()
+            for eid, step, waiting, enrolled_at, done_at, fields in rows:
+                nxt = step + 1
+                guard = and_(_E.id == eid, _E.waiting == waiting)
+                if nxt > len(self.d.steps):
+                    await conn.execute(
+                        update(_E).where(guard).values(state="completed", finished_at=self.now)
+                    )
+                    continue
+                due_at = self._due(
+                    self.d.steps[nxt - 1], fields, enrolled_at=enrolled_at, done=done_at or self.now
+                )
+                await conn.execute(
+                    update(_E).where(guard).values(step=nxt, waiting=None, due_at=due_at)
+                )
+
+    # 4. issue ----------------------------------------------------------------------
+
+    async def issue(self) -> None:
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        _E.id, _E.step, _E.due_at, _E.subscriber_id, _E.chat_id, Subscriber.fields
+                    )
+                    .join(Subscriber, Subscriber.id == _E.subscriber_id, isouter=True)
+                    .where(
+                        _E.sequence_id == self.seq_id,
+                        _E.state == "active",
+                        _E.waiting.is_(None),
+                        _E.due_at <= self.now,
+                    )
+                    .order_by(_E.due_at)
+                    .limit(BATCH)
+                )
+            ).all()
+            for eid, number, due_at, sid, chat, fields in rows:
+                guard = and_(_E.id == eid, _E.waiting.is_(None), _E.state == "active")
+                if number > len(self.d.steps) or number not in self.steps:
+                    await conn.execute(
+                        update(_E).where(guard).values(state="completed", finished_at=self.now)
+                    )
+                    continue
+                step = self.d.steps[number - 1]
+                zone = sched.zone_for(fields, self.default_tz)
+                quiet = sched.quiet_end(self.now, self.d.quiet, zone)
+                if quiet is not None:  # came due (or the worker came back) in quiet hours
+                    await conn.execute(update(_E).where(guard).values(due_at=quiet))
+                    continue
+                state, error = "pending", None
+                if sched.expired(step, due_at=due_at, now=self.now):
+                    state = "expired"
+                    error = f"due at {due_at.isoformat()}, not sent within {step.expires}"
+                elif step.segment and not await self._matches(conn, sid, step.segment):
+                    state, error = "skipped", "segment condition not met"
+                rid = await self._row(conn, self.steps[number], sid, chat, state, error)
+                await conn.execute(update(_E).where(guard).values(waiting=rid))
+
+    async def _matches(self, conn: AsyncConnection, sid: int, segment: str) -> bool:
+        where = audience_filter(self.bot_id, segment, now=self.now)
+        found = (
+            await conn.execute(select(Subscriber.id).where(where, Subscriber.id == sid))
+        ).first()
+        return found is not None
+
+    async def _row(
+        self, conn: AsyncConnection, cid: int, sid: int, chat: int, state: str, error: str | None
+    ) -> int:
+        final = state != "pending"
+        res = await conn.execute(
+            _insert_ignore(conn, Delivery)
+            .values(
+                campaign_id=cid,
+                subscriber_id=sid,
+                chat_id=chat,
+                state=state,
+                attempts=0,
+                error=error,
+                updated_at=self.now if final else None,
+            )
+            .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+            .returning(Delivery.id)
+        )
+        rid = res.scalar()
+        if rid is None:  # issued before (cannot happen with the guard; never twice anyway)
+            rid = (
+                await conn.execute(
+                    select(Delivery.id).where(
+                        Delivery.campaign_id == cid, Delivery.subscriber_id == sid
+                    )
+                )
+            ).scalar_one()
+        return int(rid)
