@@ -6,13 +6,8 @@
 2. `botdesk campaign run ID` on a 3-recipient campaign against the sandbox (in its own
    process), then `subscribers list` and `campaign list`, each a fresh CLI process: wall time,
    time to the first message the sandbox accepted (its own ``time.monotonic()`` record, system
-   wide on Linux, against the moment the CLI was spawned) and peak RSS from ``/usr/bin/time``.
-   Goals: first message within 1 s, every command under 120 MB.
-
-The CLI processes run with bytecode, as an installed botdesk does (pip compiles it): a shell
-with ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile botdesk's own modules from source in
-every run. The bytecode goes to a temporary ``PYTHONPYCACHEPREFIX``, not into the source tree;
-``--source`` measures without it.
+   wide on Linux, against the moment the CLI was spawned) and peak RSS from ``wait4``. Goals:
+   first message within 1 s, every command under 120 MB.
 """
 
 from __future__ import annotations
@@ -74,35 +69,10 @@ def help_figures(runs: int) -> None:
         print(f"  {mod:12s} imported by --help: {'yes' if mod in loaded else 'no'}")
 
 
-PYCACHE: str | None = None  # set by main() unless --source
-
-
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTDESK_")}
-    env["BOTDESK_KEYRING"] = "off"
-    if PYCACHE is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = PYCACHE
-    return env
-
-
-def compile_bytecode() -> None:
-    """Compile botdesk into ``PYCACHE`` once, before any timing (the venv's packages have
-    their bytecode already)."""
-    import botdesk
-
-    roots = [str(Path(botdesk.__file__).parent)]
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", *roots],
-        check=True,
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-    )
-
-
 def timed(cmd: list[str]) -> tuple[float, float, float, int]:
     """(spawned at, wall seconds, peak RSS MB, exit code) of one CLI process."""
-    env = cli_env()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTDESK_")}
+    env["BOTDESK_KEYRING"] = "off"
     import tempfile
 
     # Peak RSS through /usr/bin/time: wait4's ru_maxrss of a child spawned straight from this
@@ -175,26 +145,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20, help="runs of --help")
     ap.add_argument("--command-runs", type=int, default=5, help="runs of each command")
-    ap.add_argument(
-        "--source", action="store_true", help="no bytecode for botdesk (compiled every run)"
-    )
     args = ap.parse_args()
     banner(sys.argv)
-    if not args.source:
-        import tempfile
-
-        global PYCACHE
-        PYCACHE = tempfile.mkdtemp(prefix="bench-pycache-")
-        compile_bytecode()
-    print(f"bytecode: {'none (--source)' if args.source else 'compiled, as installed'}")
     help_figures(args.runs)
-    try:
-        asyncio.run(command_figures(args.command_runs))
-    finally:
-        if PYCACHE is not None:
-            import shutil
-
-            shutil.rmtree(PYCACHE, ignore_errors=True)
+    asyncio.run(command_figures(args.command_runs))
 
 
 if __name__ == "__main__":
