@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.errors import NotFoundError, ValidationError
 from botdesk.segments import Segment, audience_filter, check_tag
-from botdesk.store.db import Database
+from botdesk.store.db import Database, dialect_insert
 from botdesk.store.models import Subscriber, SubscriberTag
 
 DEFAULT_PAGE_SIZE = 50
@@ -221,9 +220,8 @@ async def _views(conn: AsyncConnection, rows: Sequence[Any]) -> list[SubscriberV
 
 def _insert_tags(db: Database, source: Any) -> Any:
     """INSERT INTO subscriber_tags SELECT ..., skipping rows a concurrent writer just added."""
-    dialect = postgresql if db.dialect == "postgresql" else sqlite
     return (
-        dialect.insert(_tags)
+        dialect_insert(db.dialect, _tags)
         .from_select(["subscriber_id", "tag"], source)
         .on_conflict_do_nothing(index_elements=["subscriber_id", "tag"])
     )

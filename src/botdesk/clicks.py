@@ -20,13 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.errors import ValidationError
 from botdesk.links import LinkSigner
 from botdesk.segments import check_tag
-from botdesk.store.db import Database
+from botdesk.store.db import Database, dialect_insert
 from botdesk.store.models import (
     Campaign,
     Click,
@@ -166,9 +165,8 @@ async def record_callback(
     action = parse_action(buttons[idx][1])
     await _insert(conn, cid, idx, delivery_id, sub_id, chat_id, "callback", update_id, now)
     if action.kind == "tag":
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         await conn.execute(
-            dialect.insert(SubscriberTag)
+            dialect_insert(conn.dialect.name, SubscriberTag)
             .values(subscriber_id=sub_id, tag=action.value)
             .on_conflict_do_nothing(index_elements=["subscriber_id", "tag"])
         )
@@ -351,10 +349,9 @@ def personal_buttons(
 
 
 async def note_tracking(db: Database, campaign_id: int, *, tracked: bool) -> None:
-    dialect = postgresql if db.dialect == "postgresql" else sqlite
     async with db.write() as conn:
         await conn.execute(
-            dialect.insert(ClickTracking)
+            dialect_insert(db.dialect, ClickTracking)
             .values(campaign_id=campaign_id, tracked=tracked)
             .on_conflict_do_nothing(index_elements=["campaign_id", "tracked"])
         )

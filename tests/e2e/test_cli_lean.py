@@ -33,6 +33,9 @@ HEAVY = (
     "botdesk.runtime.assistant_port",
 )
 
+# What `campaign run` on an up-to-date database does not need at start-up (issue 13, part 2).
+STARTUP = ("alembic", "botdesk.runtime.service", "aiohttp.web", "pygments")
+
 PROBE = r"""
 import json, sys
 from botdesk.cli.main import main
@@ -70,6 +73,8 @@ async def test_campaign_run_and_listing_load_nothing_heavy(
     assert st["sent"] == 3 and st["state"] == "completed"
     assert sorted(copies(sandbox, "lean_bot", "lean start news").values()) == [1, 1, 1]
     assert [m for m in HEAVY if m in run["modules"]] == []
+    # Nor the migration tool (the database is at head), the serve runtime or aiohttp's server.
+    assert [m for m in STARTUP if m in run["modules"]] == []
     # aiogram's models are built on first use: a send builds a few, never the whole Bot API
     # (Update and the inline-query family are only for serving).
     assert "Update" not in run["built"] and "InlineQuery" not in run["built"]

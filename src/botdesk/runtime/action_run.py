@@ -16,8 +16,7 @@ from botdesk.bots import BotRegistry
 from botdesk.campaign_actions import CampaignActions
 from botdesk.clock import Clock, SystemClock
 from botdesk.delivery.action_worker import ActionEngine, ActionStats
-from botdesk.runtime.foreground import _owning, run_leased
-from botdesk.runtime.service import worker_id
+from botdesk.runtime.foreground import _owning, run_leased, worker_id
 
 
 async def run_action(

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from botdesk.app import App
 from botdesk.clock import Clock
 from botdesk.links import LinkSigner
+from botdesk.runtime.foreground import worker_id
 from botdesk.runtime.ports import AssistantPort
-from botdesk.runtime.service import BotWorker, Runtime, worker_id
+from botdesk.runtime.service import BotWorker, Runtime
 
 
 async def build_port(app: App) -> AssistantPort | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -23,9 +25,14 @@ from botdesk.delivery.worker import DeliveryEngine, EngineStats
 from botdesk.errors import DeliveryError
 from botdesk.runtime.channel import BotChannel, open_channel
 from botdesk.runtime.metrics import Metrics
-from botdesk.runtime.service import worker_id
 from botdesk.store import leases
 from botdesk.store.models import Bot, Campaign
+
+
+def worker_id() -> str:
+    """This process as a lease owner (host:pid). Here, not in ``runtime/service``: a
+    foreground command does not import the serve runtime (routers, webhook, polling)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
 async def run_campaign(

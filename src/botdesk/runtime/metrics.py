@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:  # aiohttp's server side is imported by `serve` only, not by `campaign run`
+    from aiohttp import web
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Metrics:
 
 
 async def serve_metrics(metrics: Metrics, host: str, port: int) -> web.AppRunner:
+    from aiohttp import web
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
     async def handle(_request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +23,7 @@ from botdesk.errors import BotdeskError, InvalidToken, ValidationError
 from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel, open_channel
+from botdesk.runtime.foreground import worker_id
 from botdesk.runtime.handlers import build_router
 from botdesk.runtime.menus import build_menu_router
 from botdesk.runtime.metrics import Metrics, serve_metrics
@@ -41,10 +40,6 @@ BotWorker = Callable[[BotChannel, asyncio.Event], Coroutine[Any, Any, None]]
 SHUTDOWN_GRACE = 10.0
 # Rounds (of lease_ttl/3) a worker over its fair share leaves a free bot to others.
 SHARE_PATIENCE = 4
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
 @dataclass

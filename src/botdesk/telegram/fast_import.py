@@ -19,6 +19,7 @@ Set ``BOTDESK_EAGER_AIOGRAM=1`` to import aiogram the stock way.
 
 from __future__ import annotations
 
+import gc
 import importlib.abc
 import importlib.machinery
 import os
@@ -54,10 +55,18 @@ class _Loader(importlib.abc.Loader):
             return result
 
         BaseModel.model_rebuild = classmethod(deferred)  # type: ignore[assignment,method-assign]
+        # The cyclic collector would run dozens of times over the ~1,000 classes and
+        # modules being created (none of it is garbage): off while aiogram imports, about
+        # 0.1 s of CPU. What the import made is then frozen (kept out of later collections).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self.inner.exec_module(module)
         finally:
             BaseModel.model_rebuild = real  # type: ignore[method-assign]
+            if collecting:
+                gc.enable()
+        gc.freeze()
         for mod_name, mod in list(sys.modules.items()):
             if not mod_name.startswith("aiogram.") or mod is None:
                 continue
@@ -74,16 +83,41 @@ class _Loader(importlib.abc.Loader):
                     }
 
 
+class _MethodsBaseLoader(importlib.abc.Loader):
+    """Runs ``aiogram.methods.base``, then marks ``TelegramMethod``'s config ``defer_build``:
+    pydantic copies a base's ``model_config`` into every subclass declared afterwards."""
+
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self.inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.inner.exec_module(module)
+        base = getattr(module, "TelegramMethod", None)
+        if base is not None:
+            base.model_config["defer_build"] = True
+
+
+_WRAPPED = {"aiogram": _Loader, "aiogram.methods.base": _MethodsBaseLoader}
+
+
 class _Finder(importlib.abc.MetaPathFinder):
+    def __init__(self) -> None:
+        self.pending = dict(_WRAPPED)
+
     def find_spec(
         self, fullname: str, path: Any = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "aiogram":
+        wrap = self.pending.pop(fullname, None)
+        if wrap is None:
             return None
-        sys.meta_path.remove(self)  # one package, once
+        if not self.pending:
+            sys.meta_path.remove(self)  # these modules, once
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)  # type: ignore[arg-type]
+            spec.loader = wrap(spec.loader)  # type: ignore[arg-type]
         return spec
 
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from botdesk.errors import MigrationError
-from botdesk.store.db import Database, redact_url
+from botdesk.store.db import Database, code_head, redact_url
 from botdesk.store.models import Bot, Subscriber
 
 
@@ -26,6 +26,45 @@ async def test_upgrade_is_idempotent_and_at_head(db: Database) -> None:
     cur, head = await db.revision_status()
     assert cur == head == "0010"
     await db.ensure_current()
+
+
+async def test_upgrade_at_head_does_not_run_alembic(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import command
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise AssertionError("alembic ran on a database already at head")
+
+    monkeypatch.setattr(command, "upgrade", refuse)
+    assert await db.stored_revisions() == [code_head()]
+    await db.upgrade()  # told from alembic_version alone
+    await db.ensure_current()
+
+
+def test_code_head_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from botdesk.store import db as db_module
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db_module._MIGRATIONS.parent))
+    assert code_head() == ScriptDirectory.from_config(cfg).get_current_head() == "0007"
+
+
+def test_code_head_is_none_unless_there_is_exactly_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def rev(name: str, revision: str, down: str) -> None:
+        (tmp_path / f"{name}.py").write_text(
+            f'"""x"""\nrevision: str = "{revision}"\ndown_revision = {down}\n'
+        )
+
+    rev("a", "0001", "None")
+    rev("b", "0002", '"0001"')
+    rev("c", "0003", '"0001"')
+    assert code_head.__wrapped__(tmp_path) is None  # two heads: alembic decides
+    rev("d", "0004", '("0002", "0003")')
+    assert code_head.__wrapped__(tmp_path) == "0004"  # a merge revision
 
 
 async def test_write_commits_and_read_sees_it(db: Database) -> None:
