@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk import campaigns as campaigns_mod
@@ -30,7 +29,7 @@ from botdesk import clicks as clicks_mod
 from botdesk.bots import BotRecord
 from botdesk.errors import NotFoundError, ValidationError
 from botdesk.sequence_file import SequenceDef, Step, parse_sequence, read_sequence
-from botdesk.store.db import Database
+from botdesk.store.db import Database, dialect_insert
 from botdesk.store.models import (
     Bot,
     Campaign,
@@ -116,8 +115,7 @@ def _definition(seq_id: int, version: int, source: str, filename: str) -> Sequen
 
 
 def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    return dialect_insert(conn.dialect.name, table)
 
 
 def _step_values(step: Step, *, name: str, bot_id: int, now: datetime) -> dict[str, Any]:

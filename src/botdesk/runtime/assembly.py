@@ -50,7 +50,6 @@ def build_workers(
         )
         workers.append(make_action_worker(db=app.db, settings=app.settings.delivery))
     return workers
-    return workers
 
 
 async def build_runtime(
