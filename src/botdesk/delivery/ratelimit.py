@@ -227,7 +227,11 @@ class BotRateLimiter:
         paid_t = 1.0 / self._rate(True, now)
         self._tat_paid = max(self._tat_paid, now) + paid_t
         free_t = 1.0 / self._rate(False, now)
-        took_free = not paid or self._global_ready(False, now) <= now
+        # Telegram's free bucket refills at the full rate, ours at ``safety`` of it, so over a
+        # burst Telegram may find a free token for a paid send slightly before we would: charge
+        # it from then on, or the free send after it would be admitted into an empty bucket.
+        early = self.burst * free_t * (1.0 - self.safety) + _MARGIN
+        took_free = not paid or self._global_ready(False, now) <= now + early
         if took_free:
             self._tat_free = max(self._tat_free, now) + free_t
         # Chat and group buckets run at exactly Telegram's rate (no safety factor): a margin
