@@ -3,6 +3,7 @@ campaign's progress with pause/resume/cancel, and a finished campaign's report."
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +33,7 @@ from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
 from botdesk.errors import UserError, ValidationError
 from botdesk.gui.models.rows import RowsModel
 from botdesk.gui.views.base import Context, View, error_label, row_table, show_error
+from botdesk.gui.views.engagement import AbPanel, ClicksPanel
 from botdesk.gui.widgets.charts import OutcomeChart, RateChart
 from botdesk.gui.widgets.preview import MessagePreview, message_html
 
@@ -114,12 +117,19 @@ class Composer(QWidget):
         self.scheduled = QCheckBox("Schedule at")
         self.at = QDateTimeEdit(QDateTime.currentDateTime().addSecs(3600))
         self.at.setCalendarPopup(True)
-        self.paid = QCheckBox("Paid broadcast (up to 1,000 msg/s, costs Stars)")
+        self.paid = QCheckBox("Paid broadcast (costs Stars)")
+        self.paid.setToolTip("Up to 1,000 msg/s; 0.1 Star per message above the free rate")
         self.stars = QLabel("")
         self.stars.setObjectName("stars")
         self.error = error_label()
         self.preview_for = QComboBox()
         self.preview_for.setObjectName("preview_for")
+        # A long name must not widen the composer (and with it the window) past 1280 px.
+        for combo in (self.preview_for, self.bot):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
         self.preview = MessagePreview()
         self.create_btn = QPushButton("Save &draft")
         self.send_btn = QPushButton("&Send")
@@ -367,26 +377,36 @@ class Detail(QWidget):
         self.recipients = RowsModel(RECIPIENT_COLUMNS, self)
         self.error = error_label()
         self.report: dict[str, Any] | None = None
+        self.all_rows = False  # the finished campaign's recipients were read
+        self.read_once = False  # the report was read since the campaign was opened
         self.status: dict[str, Any] = {}
         reasons_t = row_table(self.reasons, "reasons")
         recips_t = row_table(self.recipients, "recipients", single=False, fit=False)
-        buttons = QHBoxLayout()
-        for b in (
-            self.pause_btn,
-            self.resume_btn,
-            self.cancel_btn,
-            self.resend_btn,
-            self.edit_btn,
-            self.recall_btn,
-        ):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.export_btn)
+        self.clicks = ClicksPanel()
+        self.ab = AbPanel(view)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("detail_tabs")
+        self.tabs.addTab(recips_t, "Recipients")
+        self.tabs.addTab(self.clicks, "Clicks")
+        self.tabs.addTab(self.ab, "A/B test")
+        # Two rows of buttons: in one row they made the detail ~680 px wide, which pushed
+        # the window past 1280 px beside the campaign list.
+        live = QHBoxLayout()
+        for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
+            live.addWidget(b)
+        live.addStretch(1)
+        live.addWidget(self.export_btn)
+        after = QHBoxLayout()
+        for b in (self.resend_btn, self.edit_btn, self.recall_btn):
+            after.addWidget(b)
+        after.addStretch(1)
+        self.numbers.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.heading)
         lay.addWidget(self.progress)
         lay.addWidget(self.numbers)
-        lay.addLayout(buttons)
+        lay.addLayout(live)
+        lay.addLayout(after)
         lay.addWidget(self.actions_label)
         lay.addWidget(self.error)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -395,7 +415,7 @@ class Detail(QWidget):
         top.addWidget(self.rate.widget)
         top.addWidget(reasons_t)
         split.addWidget(top)
-        split.addWidget(recips_t)
+        split.addWidget(self.tabs)
         lay.addWidget(split, 1)
         v = view
         for btn, action in ((self.pause_btn, "pause"), (self.resume_btn, "resume")):
@@ -409,9 +429,20 @@ class Detail(QWidget):
     def show_campaign(self, campaign_id: int) -> None:
         self.campaign_id = campaign_id
         self.report = None
+        self.all_rows = False
+        self.read_once = False
         self.taken_actions = []
         self.actions_label.setText("")
         self.recipients.set_rows([])
+        self.clicks.show_summary(None)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.ab), False)
+        self.ab.campaign_id = None
+        self.refresh()
+
+    def reread(self) -> None:
+        """Read the report (clicks, A/B test) again now, not at the next few seconds' turn."""
+        self.report = None
+        self.read_once = False
         self.refresh()
 
     def refresh(self) -> None:
@@ -449,14 +480,22 @@ class Detail(QWidget):
             self.view.call(
                 self.view.ctx.services.campaign_actions(cid), lambda a: self._actions(cid, a)
             )
-        if state in ("completed", "cancelled") and self.report is None:
+        ended = state in ("completed", "cancelled")
+        if (ended and self.report is None) or not self.read_once or self.view.ticks % 5 == 0:
+            # The report carries the clicks and the A/B test, which go on after the last
+            # delivery: read on opening, then every few seconds; ``self.report`` is the one
+            # read after the end.
+            self.read_once = True
             self.view.call(
-                self.view.ctx.services.campaign_report(cid), lambda r: self._report(cid, r)
+                self.view.ctx.services.campaign_report(cid),
+                functools.partial(self._report, cid, final=ended),
             )
+        if ended and not self.all_rows:
+            self.all_rows = True
             self.view.call(
                 self.view.ctx.services.recipients(cid), lambda rows: self._recipients(cid, rows)
             )
-        elif state not in ("completed", "cancelled") and self.view.ticks % 5 == 0:
+        elif not ended and self.view.ticks % 5 == 0:
             # While it runs, the first rows only: thousands re-read and re-shown every few
             # seconds cost the window 100-500 ms each time at 1,000 msg/s.
             self.view.call(
@@ -529,10 +568,24 @@ class Detail(QWidget):
             lambda line: show_error(self.error, line),
         )
 
-    def _report(self, cid: int, report: dict[str, Any]) -> None:
-        if cid == self.campaign_id:
+    def _report(self, cid: int, report: dict[str, Any], *, final: bool) -> None:
+        if cid != self.campaign_id:
+            return
+        if final:
             self.report = report
-            self.reasons.set_rows(report["reasons"])
+        self.reasons.set_rows(report["reasons"])
+        self.clicks.show_summary(report.get("clicks"))
+        if "ab_test" in report:
+            self.view.call(self.view.ctx.services.ab_results(cid), lambda ab: self._ab(cid, ab))
+
+    def _ab(self, cid: int, ab: dict[str, Any] | None) -> None:
+        if cid != self.campaign_id or ab is None:
+            return
+        self.ab.show_test(cid, ab)
+        tab = self.tabs.indexOf(self.ab)
+        if not self.tabs.isTabVisible(tab):  # an A/B test opens on its results
+            self.tabs.setTabVisible(tab, True)
+            self.tabs.setCurrentIndex(tab)
 
     def _recipients(self, cid: int, rows: list[dict[str, Any]]) -> None:
         if cid == self.campaign_id:
@@ -560,6 +613,7 @@ class Detail(QWidget):
         if not self.view.ctx.confirm(self, "Resend uncertain", RESEND_WARNING.format(n=n)):
             return
         self.report = None
+        self.all_rows = False
         self.view.call(
             self.view.ctx.services.resend_uncertain(self.campaign_id),
             lambda k: (
@@ -594,6 +648,7 @@ class CampaignsView(View):
         self.ticks = 0
         self.list = RowsModel(LIST_COLUMNS, self)
         self.table = row_table(self.list, "campaigns", stretch=1)
+        self.table.setWordWrap(False)  # a long name is elided on its one line
         self.new_btn = QPushButton("&New campaign")
         self.composer = Composer(self)
         self.detail = Detail(self)
