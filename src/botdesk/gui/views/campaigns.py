@@ -43,7 +43,8 @@ LIST_COLUMNS = (
     ("bot", lambda c: c.bot),
     ("state", lambda c: c.state),
     ("audience", lambda c: c.audience),
-    ("created", lambda c: f"{c.created_at:%Y-%m-%d %H:%M}"),
+    # Month and day: the year left more room to the names (elided at 1280 px otherwise).
+    ("created", lambda c: f"{c.created_at:%m-%d %H:%M}"),
 )
 LIST_WIDTH = 400
 # Recipients shown while a campaign runs (the report shows up to 5,000, the CSV all).
@@ -107,7 +108,9 @@ class Composer(QWidget):
         self.media_path.setPlaceholderText("file")
         self.browse = QPushButton("Browse…")
         self.buttons = QPlainTextEdit()
-        self.buttons.setPlaceholderText("one button per line: Label=https://…")
+        self.buttons.setPlaceholderText(
+            "one button per line: Label=https://… or Label=cb:tag=NAME | cb:reply=TEXT | cb:NAME"
+        )
         self.buttons.setMaximumHeight(60)
         self.segment = QLineEdit()
         self.segment.setObjectName("segment")
@@ -387,6 +390,8 @@ class Detail(QWidget):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("detail_tabs")
         self.tabs.addTab(recips_t, "Recipients")
+        # By reason sits with the other tables: beside the charts it was ~100 px wide.
+        self.tabs.addTab(reasons_t, "By reason")
         self.tabs.addTab(self.clicks, "Clicks")
         self.tabs.addTab(self.ab, "A/B test")
         # Two rows of buttons: in one row they made the detail ~680 px wide, which pushed
@@ -413,7 +418,6 @@ class Detail(QWidget):
         top = QSplitter()
         top.addWidget(self.chart.widget)
         top.addWidget(self.rate.widget)
-        top.addWidget(reasons_t)
         split.addWidget(top)
         split.addWidget(self.tabs)
         lay.addWidget(split, 1)
@@ -729,4 +733,5 @@ class CampaignsView(View):
             ("composer", composed),
             ("running", lambda: pick("running")),
             ("report", lambda: pick("completed")),
+            ("clicks", lambda: self.detail.tabs.setCurrentWidget(self.detail.clicks)),
         ]
