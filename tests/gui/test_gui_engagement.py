@@ -121,3 +121,46 @@ def test_an_ab_test_shows_its_variants_pending_then_decided_and_a_pick(drive, ho
             await until(lambda: two_copies() == before + 3, within=30, what="holdout got B")
 
     drive(scenario())
+
+
+def test_compose_an_ab_test(drive, home: Path) -> None:
+    async def scenario() -> None:
+        async with console_on(home, users=4) as (window, sb, _people):
+            view = window.open_screen(CampaignsView)
+            c = view.composer
+            await until(lambda: c.bot.currentText() == BOT and c.people, what="bots and people")
+            c.name.setText("ab from the composer")
+            c.text.setPlainText("Hello from A")
+            c.buttons.setPlainText("Yes please=cb:tag=keen")
+            c.ab_on.setChecked(True)
+            assert c.ab_box.isVisible()
+            c.ab_metric.setCurrentText("clicks")
+            c.test_share.setValue(100)
+            c.decide_after.setText("1h")
+
+            # One variant only: the service's refusal, inline, nothing created.
+            c.send_btn.click()
+            await until(c.error.isVisible, what="one-variant error")
+            assert "2-4 variants" in c.error.text()
+            assert await window.ctx.services.campaign_list() == []
+
+            c.variants[0].setPlainText("Hello from B")
+            c.decide_after.setText("soon")
+            c.send_btn.click()
+            await until(lambda: "duration" in c.error.text(), what="bad window")
+
+            c.decide_after.setText("1h")
+            c.send_btn.click()
+            await until(lambda: view.stack.currentWidget() is view.detail, what="detail")
+            d = view.detail
+            await until(lambda: d.tabs.isTabVisible(d.tabs.indexOf(d.ab)), what="A/B tab")
+            assert d.ab.model.rowCount() == 2
+            assert "A/B test on clicks" in d.ab.settings.text()
+            assert "test share 100%" in d.ab.settings.text()
+
+            def got(text: str) -> int:
+                return sum(text in (m.get("text") or "") for m in sb.messages(bot=USERNAME))
+
+            await until(lambda: got("Hello from A") == 2 and got("Hello from B") == 2, within=30)
+
+    drive(scenario())

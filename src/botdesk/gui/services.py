@@ -207,6 +207,32 @@ class Services:
             info = await self.campaigns.start(info.id, now=now())
         return info
 
+    async def create_ab_test(
+        self,
+        spec: CampaignSpec,
+        variants: list[str],
+        *,
+        test_share: float,
+        metric: str,
+        decide_after: str,
+        start: bool,
+    ) -> CampaignInfo:
+        """`botdesk campaign create --variant ... [--test-share --metric --decide-after]`,
+        then `campaign start` when ``start``: the parent campaign."""
+        window = ab_campaigns.parse_duration(decide_after)
+        parent = await ab_campaigns.AbTests(self.app.db).create(
+            spec,
+            variants,
+            await self.bot(spec.bot),
+            test_share=test_share,
+            metric=metric,
+            decide_after=window,
+            now=now(),
+        )
+        if start:
+            return await self.campaigns.start(parent, now=now())
+        return await self.campaigns.get(parent)
+
     async def campaign_list(self) -> list[CampaignInfo]:
         return await self.campaigns.recent(limit=200)
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from botdesk.ab_campaigns import METRICS as AB_METRICS
 from botdesk.campaign_actions import ActionSpec
 from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
 from botdesk.errors import UserError, ValidationError
@@ -124,6 +126,41 @@ class Composer(QWidget):
         self.paid.setToolTip("Up to 1,000 msg/s; 0.1 Star per message above the free rate")
         self.stars = QLabel("")
         self.stars.setObjectName("stars")
+        # A/B test: the Text above is variant A; B (and C, D when filled) below.
+        self.ab_on = QCheckBox("A/B test (the text above is variant A)")
+        self.ab_on.setObjectName("ab_on")
+        self.variants = []
+        for label in "BCD":
+            edit = QPlainTextEdit()
+            edit.setObjectName(f"variant_{label}")
+            edit.setPlaceholderText(f"variant {label}" + ("" if label == "B" else " (optional)"))
+            edit.setMaximumHeight(44)
+            self.variants.append(edit)
+        self.test_share = QSpinBox()
+        self.test_share.setRange(1, 100)
+        self.test_share.setValue(20)
+        self.test_share.setPrefix("test share ")
+        self.test_share.setSuffix(" %")
+        self.ab_metric = QComboBox()
+        self.ab_metric.addItems(list(AB_METRICS))
+        self.decide_after = QLineEdit("24h")
+        self.decide_after.setObjectName("decide_after")
+        self.decide_after.setToolTip("the test window: 90s, 30m, 24h, 2d")
+        self.ab_box = QWidget()
+        ab_lay = QVBoxLayout(self.ab_box)
+        ab_lay.setContentsMargins(0, 0, 0, 0)
+        for edit in self.variants:
+            ab_lay.addWidget(edit)
+        # Two short rows: in one the composer grew past 1280 px beside the campaign list.
+        ab_row = QHBoxLayout()
+        ab_row.addWidget(self.test_share)
+        ab_row.addWidget(self.ab_metric, 1)
+        ab_lay.addLayout(ab_row)
+        ab_when = QHBoxLayout()
+        ab_when.addWidget(QLabel("decide after"))
+        ab_when.addWidget(self.decide_after, 1)
+        ab_lay.addLayout(ab_when)
+        self.ab_box.setVisible(False)
         self.error = error_label()
         self.preview_for = QComboBox()
         self.preview_for.setObjectName("preview_for")
@@ -159,6 +196,8 @@ class Composer(QWidget):
         form.addRow("", self.variables)
         form.addRow("Media", media)
         form.addRow("Buttons", self.buttons)
+        form.addRow("", self.ab_on)
+        form.addRow("", self.ab_box)
         form.addRow("Audience", seg)
         form.addRow("When", when)
         form.addRow("", self.paid)
@@ -197,6 +236,7 @@ class Composer(QWidget):
         ):
             v.track(sig, lambda _i: self.changed())
         v.track(self.paid.toggled, lambda _b: self.changed())
+        v.track(self.ab_on.toggled, self.ab_box.setVisible)
         v.track(self.bot.currentTextChanged, lambda _t: self._bot_changed())
         v.track(self.browse.clicked, self._browse)
         v.track(self.create_btn.clicked, lambda: self.submit(start=False))
@@ -348,6 +388,44 @@ class Composer(QWidget):
                 ctx.services.create_campaign(spec, start=start), self.view.created, self._invalid
             )
 
+        if self.ab_on.isChecked():
+            self._submit_ab(spec, start=start)
+            return
+        self.view.call(ctx.services.validate(spec), go, self._invalid)
+
+    def ab_texts(self) -> list[str]:
+        """Variant A (the text) and every filled variant box; the service checks 2-4."""
+        rest = [e.toPlainText() for e in self.variants if e.toPlainText().strip()]
+        return [self.text.toPlainText(), *rest]
+
+    def _submit_ab(self, spec: CampaignSpec, *, start: bool) -> None:
+        ctx = self.view.ctx
+        variants = self.ab_texts()
+        share = self.test_share.value() / 100
+
+        def go(est: Any) -> None:
+            if start and not ctx.confirm(
+                self,
+                "Send A/B test",
+                f"{share:.0%} of the {est.audience:,} subscribers get one of the {len(variants)} "
+                f"variants now; after {self.decide_after.text().strip()} the variants are "
+                f"compared on {self.ab_metric.currentText()} and a significant winner goes to the "
+                "rest (otherwise you pick one). Start it?",
+            ):
+                return
+            self.view.call(
+                ctx.services.create_ab_test(
+                    spec,
+                    variants,
+                    test_share=share,
+                    metric=self.ab_metric.currentText(),
+                    decide_after=self.decide_after.text().strip(),
+                    start=start,
+                ),
+                self.view.created,
+                self._invalid,
+            )
+
         self.view.call(ctx.services.validate(spec), go, self._invalid)
 
 
@@ -485,10 +563,12 @@ class Detail(QWidget):
                 self.view.ctx.services.campaign_actions(cid), lambda a: self._actions(cid, a)
             )
         ended = state in ("completed", "cancelled")
-        if (ended and self.report is None) or not self.read_once or self.view.ticks % 5 == 0:
-            # The report carries the clicks and the A/B test, which go on after the last
-            # delivery: read on opening, then every few seconds; ``self.report`` is the one
-            # read after the end.
+        # The report carries the clicks and the A/B test, which go on after the last
+        # delivery: read on opening, then every 5 s (every 10 s while it sends, off the
+        # recipients' turn, to keep its reads apart); ``self.report`` is the one read after
+        # the end.
+        again = self.view.ticks % 5 == 0 if ended else self.view.ticks % 10 == 7
+        if (ended and self.report is None) or not self.read_once or again:
             self.read_once = True
             self.view.call(
                 self.view.ctx.services.campaign_report(cid),
