@@ -809,8 +809,18 @@ class CampaignsView(View):
                     self.open_campaign(info.id)
                     return
 
+        def ab_composed() -> None:
+            composed()
+            c = self.composer
+            c.name.setText("spring drop A/B")
+            c.buttons.setPlainText("Show me=cb:tag=spring\nShop now=https://example.com/shop")
+            c.ab_on.setChecked(True)
+            c.variants[0].setPlainText("{first_name}, the spring collection is in: 10% off today.")
+            c.ab_metric.setCurrentText("clicks")
+
         return [
             ("composer", composed),
+            ("composer-ab", ab_composed),
             ("running", lambda: pick("running")),
             ("report", lambda: pick("completed")),
             ("clicks", lambda: self.detail.tabs.setCurrentWidget(self.detail.clicks)),
