@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QTableView
-from tests.gui.conftest import BOT, console_on, until
+from tests.gui.conftest import BOT, USERNAME, console_on, until
 
 from botdesk.campaigns import CampaignSpec
 from botdesk.gui.views.base import header_need
@@ -91,7 +91,7 @@ def test_campaigns_screen_fits_1280_with_a_finished_and_a_running_campaign(
     drive, home: Path
 ) -> None:
     async def scenario() -> None:
-        async with console_on(home, toml=SLOW, users=3) as (window, _sb, _people):
+        async with console_on(home, toml=SLOW, users=3) as (window, sb, _people):
             services = window.ctx.services
             done = await services.create_campaign(
                 CampaignSpec(bot=BOT, text="Hello", name="spring collection announcement"),
@@ -102,6 +102,15 @@ def test_campaigns_screen_fits_1280_with_a_finished_and_a_running_campaign(
                 return (await services.campaign_status(done.id))["state"] == "completed"
 
             await until(finished, within=30, what="first campaign finished")
+            # Twelve recipients at 1 msg/s: the second campaign runs for ~12 s, long enough to
+            # be seen running on a loaded machine.
+            for u in sb.add_users(9):
+                await sb.user_start(u.id, USERNAME)
+
+            async def twelve() -> bool:
+                return await services.subscriber_count(BOT, None) >= 12
+
+            await until(twelve, within=30, what="12 subscribers")
             running = await services.create_campaign(
                 CampaignSpec(bot=BOT, text="Hello again", name="welcome offer for new friends"),
                 start=True,
