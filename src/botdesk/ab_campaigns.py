@@ -57,6 +57,8 @@ Metric = Literal["clicks", "replies", "unsubscribes"]
 VARIANT_STATE = "ab-variant"  # a child waiting for its parent's start
 TESTING, UNDECIDED = "testing", "undecided"
 LEAVING_KINDS = ("unsubscribe", "block")
+# The metrics a test can be decided on, for the interfaces (the CLI's --metric, the GUI).
+METRICS: tuple[str, ...] = tuple(AB_METRICS)
 # The clicks metric counts rows of the clicks ledger (clicks.py); see clicked_recipients.
 CLICKS_AVAILABLE = True
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")

@@ -1,6 +1,8 @@
 """Layouts at 1280x800 (offscreen): in the dashboard's tables and the campaign list, every
 column is at least as wide as its header text needs and all of them fit the table's width;
-the rate chart shows "—" until a series has two samples."""
+the campaigns screen with a finished and a running campaign open fits 1280 px without growing
+the window; the outcome chart's state labels do not overlap; the rate chart shows "—" until a
+series has two samples."""
 
 from __future__ import annotations
 
@@ -8,15 +10,36 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QTableView
-from tests.gui.conftest import BOT, console_on, until
+from tests.gui.conftest import BOT, USERNAME, console_on, until
 
 from botdesk.campaigns import CampaignSpec
 from botdesk.gui.views.base import header_need
 from botdesk.gui.views.campaigns import CampaignsView
 from botdesk.gui.views.dashboard import DashboardView
-from botdesk.gui.widgets.charts import RateChart
+from botdesk.gui.widgets.charts import OutcomeChart, RateChart
 
 WIDTH, HEIGHT = 1280, 800
+# Slow enough that the second campaign is still running while the test looks at it.
+SLOW = """
+[assistant]
+embeddings = false
+[bots.shop]
+rate = 1.0
+"""
+
+
+def fits(window) -> list[str]:
+    """What makes the window wider or taller than 1280x800, or wider than it is."""
+    for _ in range(3):  # layout requests are posted events: let them all run
+        QApplication.processEvents()
+        window.centralWidget().layout().activate()
+    out = []
+    hint = window.minimumSizeHint()
+    if hint.width() > WIDTH or hint.height() > HEIGHT:
+        out.append(f"minimum size {hint.width()}x{hint.height()}")
+    if (window.width(), window.height()) != (WIDTH, HEIGHT):
+        out.append(f"window grew to {window.width()}x{window.height()}")
+    return out
 
 
 def cut_columns(table: QTableView) -> list[str]:
@@ -62,6 +85,65 @@ def test_tables_hold_at_1280_wide(drive, home: Path) -> None:
             assert cut_columns(campaigns.table) == []
 
     drive(scenario())
+
+
+def test_campaigns_screen_fits_1280_with_a_finished_and_a_running_campaign(
+    drive, home: Path
+) -> None:
+    async def scenario() -> None:
+        async with console_on(home, toml=SLOW, users=3) as (window, sb, _people):
+            services = window.ctx.services
+            done = await services.create_campaign(
+                CampaignSpec(bot=BOT, text="Hello", name="spring collection announcement"),
+                start=True,
+            )
+
+            async def finished() -> bool:
+                return (await services.campaign_status(done.id))["state"] == "completed"
+
+            await until(finished, within=30, what="first campaign finished")
+            # Twelve recipients at 1 msg/s: the second campaign runs for ~12 s, long enough to
+            # be seen running on a loaded machine.
+            for u in sb.add_users(9):
+                await sb.user_start(u.id, USERNAME)
+
+            async def twelve() -> bool:
+                return await services.subscriber_count(BOT, None) >= 12
+
+            await until(twelve, within=30, what="12 subscribers")
+            running = await services.create_campaign(
+                CampaignSpec(bot=BOT, text="Hello again", name="welcome offer for new friends"),
+                start=True,
+            )
+            window.resize(WIDTH, HEIGHT)
+            view = window.open_screen(CampaignsView)
+            await until(lambda: view.list.rowCount() == 2, what="campaign list")
+            assert fits(window) == []
+            view.composer.ab_on.setChecked(True)  # the composer with its A/B variants open
+            assert fits(window) == [], "composer with A/B"
+            d = view.detail
+            for cid, state in ((done.id, "completed"), (running.id, "running")):
+                view.open_campaign(cid)
+                await until(lambda s=state: d.status.get("state") == s, what=state)
+                await window.ctx.bridge.drain()
+                assert fits(window) == [], state
+                assert cut_columns(view.table) == []
+                # A campaign name fits its row on one line (elided, never wrapped).
+                assert not view.table.wordWrap()
+                # The outcome chart's state labels are on their own rows, none cut.
+                assert d.chart.label_overlaps() == []
+
+    drive(scenario())
+
+
+def test_outcome_chart_labels_do_not_overlap_when_narrow(qapp) -> None:
+    chart = OutcomeChart()
+    chart.widget.resize(260, 200)
+    chart.show({"sent": 10, "failed": 2, "uncertain": 1})
+    chart.widget.show()
+    QApplication.processEvents()
+    assert chart.label_overlaps() == []
+    chart.widget.deleteLater()
 
 
 def test_rate_chart_is_empty_until_two_samples(qapp) -> None:

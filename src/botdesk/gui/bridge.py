@@ -45,6 +45,10 @@ class Bridge(QObject):
         super().__init__(parent)
         self.logdir = logdir
         self._tasks: dict[int, set[asyncio.Task[Any]]] = {}
+        # Cancelled calls still unwinding (a database transaction rolling back): drain waits
+        # for them too, or they finish after the loop closed and their async generators are
+        # finalized later, in another test's or call's greenlet ("ignored GeneratorExit").
+        self._cancelled: set[asyncio.Task[Any]] = set()
 
     def call(
         self,
@@ -85,7 +89,9 @@ class Bridge(QObject):
     def cancel(self, owner: object) -> None:
         """Cancel the owner's calls; their callbacks will not run."""
         for t in list(self._tasks.pop(id(owner), ())):
-            t.cancel()
+            if t.cancel():
+                self._cancelled.add(t)
+                t.add_done_callback(self._cancelled.discard)
 
     def in_flight(self) -> int:
         return sum(len(b) for b in self._tasks.values())
@@ -93,7 +99,7 @@ class Bridge(QObject):
     async def drain(self) -> None:
         """Wait for every call in flight (tests, and closing the window)."""
         while True:
-            pending = [t for b in self._tasks.values() for t in b]
+            pending = [t for b in self._tasks.values() for t in b] + list(self._cancelled)
             if not pending:
                 return
             await asyncio.gather(*pending, return_exceptions=True)

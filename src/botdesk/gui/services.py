@@ -8,12 +8,12 @@ no SQL, no store models and no rule of a service written again.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botdesk import audience, inbox, knowledge_base, overview
+from botdesk import ab_campaigns, audience, inbox, knowledge_base, overview
 from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
 from botdesk.campaign_actions import ActionPlan, ActionSpec, CampaignActions
@@ -207,6 +207,32 @@ class Services:
             info = await self.campaigns.start(info.id, now=now())
         return info
 
+    async def create_ab_test(
+        self,
+        spec: CampaignSpec,
+        variants: list[str],
+        *,
+        test_share: float,
+        metric: str,
+        decide_after: str,
+        start: bool,
+    ) -> CampaignInfo:
+        """`botdesk campaign create --variant ... [--test-share --metric --decide-after]`,
+        then `campaign start` when ``start``: the parent campaign."""
+        window = ab_campaigns.parse_duration(decide_after)
+        parent = await ab_campaigns.AbTests(self.app.db).create(
+            spec,
+            variants,
+            await self.bot(spec.bot),
+            test_share=test_share,
+            metric=metric,
+            decide_after=window,
+            now=now(),
+        )
+        if start:
+            return await self.campaigns.start(parent, now=now())
+        return await self.campaigns.get(parent)
+
     async def campaign_list(self) -> list[CampaignInfo]:
         return await self.campaigns.recent(limit=200)
 
@@ -226,6 +252,26 @@ class Services:
     async def recipients(self, campaign_id: int, limit: int = 5000) -> list[dict[str, Any]]:
         """The first ``limit`` recipients (the whole list is the CSV export's)."""
         return [r async for r in self.campaigns.recipients(campaign_id, limit=limit)]
+
+    async def ab_results(self, campaign_id: int) -> dict[str, Any] | None:
+        """An A/B test's settings and recorded decision (``ab_campaigns.summary``), the parent's
+        state and, while undecided, each variant's counts so far (``AbTests.results``: counts
+        only; the test itself runs once, at the decision). None when it is not a test."""
+        summary = await ab_campaigns.summary(self.app.db, campaign_id)
+        if summary is None:
+            return None
+        out = dict(summary)
+        out["state"] = (await self.campaigns.get(campaign_id)).state
+        out["so_far"] = None
+        if summary["started_at"] and not summary["decided_at"]:
+            res = await ab_campaigns.AbTests(self.app.db).results(campaign_id, now=now())
+            out["so_far"] = [asdict(v) for v in res.variants]
+        return out
+
+    async def decide_ab(self, campaign_id: int, *, pick: int | None = None) -> list[str]:
+        """`botdesk campaign decide ID [--pick N]`: the same call, its lines for the window."""
+        out = await ab_campaigns.AbTests(self.app.db).decide(campaign_id, now=now(), pick=pick)
+        return ab_campaigns.describe(out)
 
     async def export_report(self, campaign_id: int, path: Path) -> int:
         n = 0

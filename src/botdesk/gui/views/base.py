@@ -45,7 +45,18 @@ class Context:
     ask_text: Callable[[QWidget, str, str, str], str | None] = field(
         default=lambda w, t, label, initial: _text(w, t, label, initial)
     )
+    # Asked to pick one of several items (title, label, items); None when cancelled.
+    ask_item: Callable[[QWidget, str, str, list[str]], str | None] = field(
+        default=lambda w, t, label, items: _item(w, t, label, items)
+    )
     theme: str = "light"
+
+
+def _item(parent: QWidget, title: str, label: str, items: list[str]) -> str | None:
+    from PySide6.QtWidgets import QInputDialog
+
+    item, ok = QInputDialog.getItem(parent, title, label, items, 0, False)
+    return item if ok else None
 
 
 def _ask(parent: QWidget, title: str, message: str) -> bool:

@@ -3,6 +3,7 @@ campaign's progress with pause/resume/cancel, and a finished campaign's report."
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -20,17 +21,21 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from botdesk.ab_campaigns import METRICS as AB_METRICS
 from botdesk.campaign_actions import ActionSpec
 from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
 from botdesk.errors import UserError, ValidationError
 from botdesk.gui.models.rows import RowsModel
 from botdesk.gui.views.base import Context, View, error_label, row_table, show_error
+from botdesk.gui.views.engagement import AbPanel, ClicksPanel
 from botdesk.gui.widgets.charts import OutcomeChart, RateChart
 from botdesk.gui.widgets.preview import MessagePreview, message_html
 
@@ -40,7 +45,8 @@ LIST_COLUMNS = (
     ("bot", lambda c: c.bot),
     ("state", lambda c: c.state),
     ("audience", lambda c: c.audience),
-    ("created", lambda c: f"{c.created_at:%Y-%m-%d %H:%M}"),
+    # Month and day: the year left more room to the names (elided at 1280 px otherwise).
+    ("created", lambda c: f"{c.created_at:%m-%d %H:%M}"),
 )
 LIST_WIDTH = 400
 # Recipients shown while a campaign runs (the report shows up to 5,000, the CSV all).
@@ -104,7 +110,9 @@ class Composer(QWidget):
         self.media_path.setPlaceholderText("file")
         self.browse = QPushButton("Browse…")
         self.buttons = QPlainTextEdit()
-        self.buttons.setPlaceholderText("one button per line: Label=https://…")
+        self.buttons.setPlaceholderText(
+            "one button per line: Label=https://… or Label=cb:tag=NAME | cb:reply=TEXT | cb:NAME"
+        )
         self.buttons.setMaximumHeight(60)
         self.segment = QLineEdit()
         self.segment.setObjectName("segment")
@@ -114,12 +122,54 @@ class Composer(QWidget):
         self.scheduled = QCheckBox("Schedule at")
         self.at = QDateTimeEdit(QDateTime.currentDateTime().addSecs(3600))
         self.at.setCalendarPopup(True)
-        self.paid = QCheckBox("Paid broadcast (up to 1,000 msg/s, costs Stars)")
+        self.paid = QCheckBox("Paid broadcast (costs Stars)")
+        self.paid.setToolTip("Up to 1,000 msg/s; 0.1 Star per message above the free rate")
         self.stars = QLabel("")
         self.stars.setObjectName("stars")
+        # A/B test: the Text above is variant A; B (and C, D when filled) below.
+        self.ab_on = QCheckBox("A/B test (the text above is variant A)")
+        self.ab_on.setObjectName("ab_on")
+        self.variants = []
+        for label in "BCD":
+            edit = QPlainTextEdit()
+            edit.setObjectName(f"variant_{label}")
+            edit.setPlaceholderText(f"variant {label}" + ("" if label == "B" else " (optional)"))
+            edit.setMaximumHeight(44)
+            self.variants.append(edit)
+        self.test_share = QSpinBox()
+        self.test_share.setRange(1, 100)
+        self.test_share.setValue(20)
+        self.test_share.setPrefix("test share ")
+        self.test_share.setSuffix(" %")
+        self.ab_metric = QComboBox()
+        self.ab_metric.addItems(list(AB_METRICS))
+        self.decide_after = QLineEdit("24h")
+        self.decide_after.setObjectName("decide_after")
+        self.decide_after.setToolTip("the test window: 90s, 30m, 24h, 2d")
+        self.ab_box = QWidget()
+        ab_lay = QVBoxLayout(self.ab_box)
+        ab_lay.setContentsMargins(0, 0, 0, 0)
+        for edit in self.variants:
+            ab_lay.addWidget(edit)
+        # Two short rows: in one the composer grew past 1280 px beside the campaign list.
+        ab_row = QHBoxLayout()
+        ab_row.addWidget(self.test_share)
+        ab_row.addWidget(self.ab_metric, 1)
+        ab_lay.addLayout(ab_row)
+        ab_when = QHBoxLayout()
+        ab_when.addWidget(QLabel("decide after"))
+        ab_when.addWidget(self.decide_after, 1)
+        ab_lay.addLayout(ab_when)
+        self.ab_box.setVisible(False)
         self.error = error_label()
         self.preview_for = QComboBox()
         self.preview_for.setObjectName("preview_for")
+        # A long name must not widen the composer (and with it the window) past 1280 px.
+        for combo in (self.preview_for, self.bot):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
         self.preview = MessagePreview()
         self.create_btn = QPushButton("Save &draft")
         self.send_btn = QPushButton("&Send")
@@ -146,6 +196,8 @@ class Composer(QWidget):
         form.addRow("", self.variables)
         form.addRow("Media", media)
         form.addRow("Buttons", self.buttons)
+        form.addRow("", self.ab_on)
+        form.addRow("", self.ab_box)
         form.addRow("Audience", seg)
         form.addRow("When", when)
         form.addRow("", self.paid)
@@ -184,6 +236,7 @@ class Composer(QWidget):
         ):
             v.track(sig, lambda _i: self.changed())
         v.track(self.paid.toggled, lambda _b: self.changed())
+        v.track(self.ab_on.toggled, self.ab_box.setVisible)
         v.track(self.bot.currentTextChanged, lambda _t: self._bot_changed())
         v.track(self.browse.clicked, self._browse)
         v.track(self.create_btn.clicked, lambda: self.submit(start=False))
@@ -335,6 +388,44 @@ class Composer(QWidget):
                 ctx.services.create_campaign(spec, start=start), self.view.created, self._invalid
             )
 
+        if self.ab_on.isChecked():
+            self._submit_ab(spec, start=start)
+            return
+        self.view.call(ctx.services.validate(spec), go, self._invalid)
+
+    def ab_texts(self) -> list[str]:
+        """Variant A (the text) and every filled variant box; the service checks 2-4."""
+        rest = [e.toPlainText() for e in self.variants if e.toPlainText().strip()]
+        return [self.text.toPlainText(), *rest]
+
+    def _submit_ab(self, spec: CampaignSpec, *, start: bool) -> None:
+        ctx = self.view.ctx
+        variants = self.ab_texts()
+        share = self.test_share.value() / 100
+
+        def go(est: Any) -> None:
+            if start and not ctx.confirm(
+                self,
+                "Send A/B test",
+                f"{share:.0%} of the {est.audience:,} subscribers get one of the {len(variants)} "
+                f"variants now; after {self.decide_after.text().strip()} the variants are "
+                f"compared on {self.ab_metric.currentText()} and a significant winner goes to the "
+                "rest (otherwise you pick one). Start it?",
+            ):
+                return
+            self.view.call(
+                ctx.services.create_ab_test(
+                    spec,
+                    variants,
+                    test_share=share,
+                    metric=self.ab_metric.currentText(),
+                    decide_after=self.decide_after.text().strip(),
+                    start=start,
+                ),
+                self.view.created,
+                self._invalid,
+            )
+
         self.view.call(ctx.services.validate(spec), go, self._invalid)
 
 
@@ -367,35 +458,47 @@ class Detail(QWidget):
         self.recipients = RowsModel(RECIPIENT_COLUMNS, self)
         self.error = error_label()
         self.report: dict[str, Any] | None = None
+        self.all_rows = False  # the finished campaign's recipients were read
+        self.read_once = False  # the report was read since the campaign was opened
+        self.live_report = True  # it can change after the end: buttons or an A/B test
         self.status: dict[str, Any] = {}
         reasons_t = row_table(self.reasons, "reasons")
         recips_t = row_table(self.recipients, "recipients", single=False, fit=False)
-        buttons = QHBoxLayout()
-        for b in (
-            self.pause_btn,
-            self.resume_btn,
-            self.cancel_btn,
-            self.resend_btn,
-            self.edit_btn,
-            self.recall_btn,
-        ):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.export_btn)
+        self.clicks = ClicksPanel()
+        self.ab = AbPanel(view)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("detail_tabs")
+        self.tabs.addTab(recips_t, "Recipients")
+        # By reason sits with the other tables: beside the charts it was ~100 px wide.
+        self.tabs.addTab(reasons_t, "By reason")
+        self.tabs.addTab(self.clicks, "Clicks")
+        self.tabs.addTab(self.ab, "A/B test")
+        # Two rows of buttons: in one row they made the detail ~680 px wide, which pushed
+        # the window past 1280 px beside the campaign list.
+        live = QHBoxLayout()
+        for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
+            live.addWidget(b)
+        live.addStretch(1)
+        live.addWidget(self.export_btn)
+        after = QHBoxLayout()
+        for b in (self.resend_btn, self.edit_btn, self.recall_btn):
+            after.addWidget(b)
+        after.addStretch(1)
+        self.numbers.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.heading)
         lay.addWidget(self.progress)
         lay.addWidget(self.numbers)
-        lay.addLayout(buttons)
+        lay.addLayout(live)
+        lay.addLayout(after)
         lay.addWidget(self.actions_label)
         lay.addWidget(self.error)
         split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter()
         top.addWidget(self.chart.widget)
         top.addWidget(self.rate.widget)
-        top.addWidget(reasons_t)
         split.addWidget(top)
-        split.addWidget(recips_t)
+        split.addWidget(self.tabs)
         lay.addWidget(split, 1)
         v = view
         for btn, action in ((self.pause_btn, "pause"), (self.resume_btn, "resume")):
@@ -409,9 +512,21 @@ class Detail(QWidget):
     def show_campaign(self, campaign_id: int) -> None:
         self.campaign_id = campaign_id
         self.report = None
+        self.all_rows = False
+        self.read_once = False
+        self.live_report = True
         self.taken_actions = []
         self.actions_label.setText("")
         self.recipients.set_rows([])
+        self.clicks.show_summary(None)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.ab), False)
+        self.ab.campaign_id = None
+        self.refresh()
+
+    def reread(self) -> None:
+        """Read the report (clicks, A/B test) again now, not at the next few seconds' turn."""
+        self.report = None
+        self.read_once = False
         self.refresh()
 
     def refresh(self) -> None:
@@ -449,14 +564,26 @@ class Detail(QWidget):
             self.view.call(
                 self.view.ctx.services.campaign_actions(cid), lambda a: self._actions(cid, a)
             )
-        if state in ("completed", "cancelled") and self.report is None:
+        ended = state in ("completed", "cancelled")
+        # The report carries the clicks and the A/B test, which go on after the last
+        # delivery: read on opening, then, for a campaign with buttons or an A/B test, every
+        # 5 s (every 10 s while it sends, off the recipients' turn: its reads stalled the
+        # window at 1,000 msg/s); ``self.report`` is the one read after the end.
+        again = self.live_report and (
+            self.view.ticks % 5 == 0 if ended else self.view.ticks % 10 == 7
+        )
+        if (ended and self.report is None) or not self.read_once or again:
+            self.read_once = True
             self.view.call(
-                self.view.ctx.services.campaign_report(cid), lambda r: self._report(cid, r)
+                self.view.ctx.services.campaign_report(cid),
+                functools.partial(self._report, cid, final=ended),
             )
+        if ended and not self.all_rows:
+            self.all_rows = True
             self.view.call(
                 self.view.ctx.services.recipients(cid), lambda rows: self._recipients(cid, rows)
             )
-        elif state not in ("completed", "cancelled") and self.view.ticks % 5 == 0:
+        elif not ended and self.view.ticks % 5 == 0:
             # While it runs, the first rows only: thousands re-read and re-shown every few
             # seconds cost the window 100-500 ms each time at 1,000 msg/s.
             self.view.call(
@@ -529,10 +656,25 @@ class Detail(QWidget):
             lambda line: show_error(self.error, line),
         )
 
-    def _report(self, cid: int, report: dict[str, Any]) -> None:
-        if cid == self.campaign_id:
+    def _report(self, cid: int, report: dict[str, Any], *, final: bool) -> None:
+        if cid != self.campaign_id:
+            return
+        if final:
             self.report = report
-            self.reasons.set_rows(report["reasons"])
+        self.live_report = bool(report["clicks"]["buttons"]) or "ab_test" in report
+        self.reasons.set_rows(report["reasons"])
+        self.clicks.show_summary(report.get("clicks"))
+        if "ab_test" in report:
+            self.view.call(self.view.ctx.services.ab_results(cid), lambda ab: self._ab(cid, ab))
+
+    def _ab(self, cid: int, ab: dict[str, Any] | None) -> None:
+        if cid != self.campaign_id or ab is None:
+            return
+        self.ab.show_test(cid, ab)
+        tab = self.tabs.indexOf(self.ab)
+        if not self.tabs.isTabVisible(tab):  # an A/B test opens on its results
+            self.tabs.setTabVisible(tab, True)
+            self.tabs.setCurrentIndex(tab)
 
     def _recipients(self, cid: int, rows: list[dict[str, Any]]) -> None:
         if cid == self.campaign_id:
@@ -560,6 +702,7 @@ class Detail(QWidget):
         if not self.view.ctx.confirm(self, "Resend uncertain", RESEND_WARNING.format(n=n)):
             return
         self.report = None
+        self.all_rows = False
         self.view.call(
             self.view.ctx.services.resend_uncertain(self.campaign_id),
             lambda k: (
@@ -594,6 +737,7 @@ class CampaignsView(View):
         self.ticks = 0
         self.list = RowsModel(LIST_COLUMNS, self)
         self.table = row_table(self.list, "campaigns", stretch=1)
+        self.table.setWordWrap(False)  # a long name is elided on its one line
         self.new_btn = QPushButton("&New campaign")
         self.composer = Composer(self)
         self.detail = Detail(self)
@@ -670,8 +814,19 @@ class CampaignsView(View):
                     self.open_campaign(info.id)
                     return
 
+        def ab_composed() -> None:
+            composed()
+            c = self.composer
+            c.name.setText("spring drop A/B")
+            c.buttons.setPlainText("Show me=cb:tag=spring\nShop now=https://example.com/shop")
+            c.ab_on.setChecked(True)
+            c.variants[0].setPlainText("{first_name}, the spring collection is in: 10% off today.")
+            c.ab_metric.setCurrentText("clicks")
+
         return [
             ("composer", composed),
+            ("composer-ab", ab_composed),
             ("running", lambda: pick("running")),
             ("report", lambda: pick("completed")),
+            ("clicks", lambda: self.detail.tabs.setCurrentWidget(self.detail.clicks)),
         ]

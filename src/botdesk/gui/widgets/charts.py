@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyqtgraph as pg
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QFontMetrics
 
 from botdesk.gui.models.rate import RateSeries
 
@@ -68,28 +70,63 @@ class DailyChart:
 
 
 class OutcomeChart:
-    """A campaign's recipients by state, one bar per state."""
+    """A campaign's recipients by state, one horizontal bar per state: the state names sit on
+    their own rows of the left axis, so they stay readable however narrow the chart gets
+    (side by side under vertical bars they ran into each other below ~500 px)."""
+
+    ROW_PX = 18  # the least height a state's row gets (the tick font is ~15 px high)
 
     def __init__(self) -> None:
         self.widget = _plot("recipients by state")
+        self.widget.showGrid(x=True, y=False, alpha=0.2)
+        self.states = list(STATE_COLORS)
+        self.widget.invertY(True)  # "sent" on top, in the ledger's order
+        self.widget.setYRange(-0.6, len(self.states) - 0.4, padding=0)
+        left = self.widget.getAxis("left")
+        left.setTicks([list(enumerate(self.states))])
+        left.setWidth(self._label_width() + 12)
+        # Title, bottom axis and margins take about 70 px; each state needs its row.
+        self.widget.setMinimumHeight(70 + self.ROW_PX * len(self.states))
         self._bar: pg.BarGraphItem | None = None
         self.counts: dict[str, int] = {}
+
+    def _metrics(self) -> QFontMetrics:
+        axis = self.widget.getAxis("left")
+        return QFontMetrics(axis.style.get("tickFont") or axis.font())
+
+    def _label_width(self) -> int:
+        fm = self._metrics()
+        return max(fm.horizontalAdvance(s) for s in self.states)
 
     def show(self, counts: dict[str, int]) -> None:
         if counts == self.counts:
             return
         self.counts = dict(counts)
-        states = list(STATE_COLORS)
         if self._bar is not None:
             self.widget.removeItem(self._bar)
         self._bar = pg.BarGraphItem(
-            x=list(range(len(states))),
-            height=[counts.get(s, 0) for s in states],
-            width=0.7,
-            brushes=[STATE_COLORS[s] for s in states],
+            x0=0,
+            y=list(range(len(self.states))),
+            height=0.7,
+            width=[counts.get(s, 0) for s in self.states],
+            brushes=[STATE_COLORS[s] for s in self.states],
         )
         self.widget.addItem(self._bar)
-        self.widget.getAxis("bottom").setTicks([list(enumerate(states))])
+        self.widget.setXRange(0, max(1, *counts.values()) if counts else 1, padding=0.05)
+
+    def label_overlaps(self) -> list[str]:
+        """Reasons the state labels would not read (tests): rows closer than a line of the
+        tick font, or an axis narrower than the longest name."""
+        vb = self.widget.getViewBox()
+        pitch = abs(vb.mapViewToScene(QPointF(0, 1)).y() - vb.mapViewToScene(QPointF(0, 0)).y())
+        out = []
+        line = self._metrics().height()
+        if pitch < line:
+            out.append(f"state rows {pitch:.0f} px apart, labels {line} px high")
+        axis = self.widget.getAxis("left")
+        if axis.width() < self._label_width():
+            out.append(f"left axis {axis.width():.0f} px, labels need {self._label_width()}")
+        return out
 
 
 class RateChart:

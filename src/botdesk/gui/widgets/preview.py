@@ -122,8 +122,9 @@ def message_html(
     parts.append(body_html(rendered, parse_mode))
     rows = "".join(
         f'<tr><td align="center" style="background:#5da3e8;color:white;padding:6px">'
-        f"{html.escape(label)} ↗</td></tr>"
-        for label, _url in buttons
+        # Telegram marks a URL button with an arrow; a callback button has none.
+        f"{html.escape(label)}{'' if target.startswith('cb:') else ' ↗'}</td></tr>"
+        for label, target in buttons
     )
     table = f'<table width="100%" cellspacing="4">{rows}</table>' if rows else ""
     return (
