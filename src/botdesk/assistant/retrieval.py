@@ -128,16 +128,24 @@ _MARKUP = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+", re.MULTILINE)
 
 
 def answer_passages(entry: KnowledgeEntry, *, max_chars: int | None = PASSAGE_CHARS) -> list[str]:
-    """The answer cut into passages (paragraphs, long ones into runs of whole sentences).
+    """The answer of every version cut into passages (paragraphs, long ones into runs of
+    whole sentences).
 
-    Each passage starts with the entry's question: a sentence deep in a long answer ("It is
-    free.") means little without what it answers. ``max_chars=None``: one passage, the question
-    and the whole answer (the previous design, kept for the bench's comparison).
+    Each passage starts with its version's question: a sentence deep in a long answer ("It is
+    free.") means little without what it answers. ``max_chars=None``: one passage per version,
+    the question and the whole answer (the previous design, kept for the bench's comparison).
     """
+    out = _passages(entry.question, entry.answer, max_chars)
+    for t in entry.translations:
+        out.extend(_passages(t.question or entry.question, t.answer, max_chars))
+    return out
+
+
+def _passages(question: str, answer: str, max_chars: int | None) -> list[str]:
     if max_chars is None:
-        return [f"{entry.question} {' '.join(entry.answer.split())}"]
+        return [f"{question} {' '.join(answer.split())}"]
     chunks: list[str] = []
-    for paragraph in _PARAGRAPH.split(_MARKUP.sub("", entry.answer)):
+    for paragraph in _PARAGRAPH.split(_MARKUP.sub("", answer)):
         text = " ".join(paragraph.split())
         if not text:
             continue
@@ -150,7 +158,7 @@ def answer_passages(entry: KnowledgeEntry, *, max_chars: int | None = PASSAGE_CH
                 current = f"{current} {sentence}" if current else sentence
         if current:
             chunks.append(current)
-    return [f"{entry.question} {c}" for c in chunks] or [entry.question]
+    return [f"{question} {c}" for c in chunks] or [question]
 
 
 class _SparseIndex:
@@ -309,6 +317,16 @@ def _within_one_edit(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1 :]
 
 
+def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
+    """Every text of an entry that lexical matching reads: all versions, tags."""
+    return (
+        *entry.all_phrasings,
+        *entry.tags,
+        entry.answer,
+        *(t.answer for t in entry.translations),
+    )
+
+
 class Retriever:
     """Search one knowledge base. Build with ``Retriever.build``; ``search`` is thread-safe."""
 
@@ -326,16 +344,13 @@ class Retriever:
         phrasings: list[str] = []
         owner: list[int] = []
         for i, e in enumerate(self.entries):
-            for p in e.phrasings:
+            for p in e.all_phrasings:
                 phrasings.append(p)
                 owner.append(i)
         self._owner = np.asarray(owner, dtype=np.int64)
         self._chars = _SparseIndex([_char_grams(p) for p in phrasings], sublinear=True)
         self._bm25 = _BM25(
-            [
-                [_stem(w) for w in _content_words(" ".join((*e.phrasings, *e.tags, e.answer)))]
-                for e in self.entries
-            ]
+            [[_stem(w) for w in _content_words(" ".join(_entry_texts(e)))] for e in self.entries]
         )
         self._vecs: dict[str, npt.NDArray[np.float32]] = {}
         self._speller: _Speller | None = None
@@ -357,7 +372,7 @@ class Retriever:
             if known is not None:
                 vocabulary: Counter[str] = Counter()
                 for e in self.entries:
-                    for text in (*e.phrasings, *e.tags, e.answer):
+                    for text in _entry_texts(e):
                         vocabulary.update(normalize(text).split())
                 self._speller = _Speller(vocabulary, known)
 

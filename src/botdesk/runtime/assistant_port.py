@@ -170,8 +170,9 @@ class AIAssistantPort:
             bot=msg.bot,
             chat_id=msg.chat_id,
             text=msg.text,
-            language=msg.language or self.default_language.get(msg.bot),
+            language=msg.language,
             history=_turns(history),
+            default_language=self.default_language.get(msg.bot),
         )
         return Reply(
             text=answer.text,
@@ -182,6 +183,7 @@ class AIAssistantPort:
                 "confidence": round(answer.confidence, 3),
                 "provider": answer.provider,
                 "reason": answer.reason,
+                "language": answer.language,
             },
         )
 
