@@ -114,3 +114,27 @@ async def test_serve_answers_a_russian_speaking_user_with_the_russian_version(
         assert answer.author == "assistant" and answer.meta is not None
         assert answer.meta["language"] == "ru"
         assert answer.meta["sources"] == ["how much does shipping cost"]
+
+
+async def test_serve_builds_the_index_at_start_before_any_question(
+    home: Path, tmp_path: Path
+) -> None:
+    from botdesk.runtime.assistant_port import AIAssistantPort
+
+    kb = tmp_path / "faq.md"
+    kb.write_text(KB)
+    async with running_sandbox(seed=9) as sb, open_app(home, configure_logs=False) as app:
+        await register(app, sb, "shop", "shop_bot")
+        await register(app, sb, "empty", "empty_bot")  # no knowledge base: nothing to warm
+        assert await _cli("--home", str(home), "kb", "import", str(kb), "--bot", "shop") == 0
+        async with running(app) as rt:
+            port = rt.port
+            assert isinstance(port, AIAssistantPort)
+
+            async def warmed() -> bool:
+                return port.index.built("shop") and port.index.built("empty")
+
+            await eventually(warmed, within=60)
+            assert port.index.get("shop").entries and not port.index.get("empty").entries
+            # Nobody has written: the build came from the warm-up.
+            assert await inbox.list_conversations(app.db, bot="shop") == []

@@ -9,6 +9,7 @@ handoff marks the conversation as needing a human, and the AI stays silent there
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -140,6 +141,10 @@ class KnowledgeIndex:
     def get(self, bot: str) -> Retriever:
         return self._retrievers[bot]
 
+    def built(self, bot: str) -> bool:
+        """Whether the bot's index has been built (by the warm-up or a first question)."""
+        return bot in self._retrievers
+
 
 class AIAssistantPort:
     def __init__(
@@ -156,6 +161,30 @@ class AIAssistantPort:
         self.fallback = fallback
         self.enabled = dict(enabled)
         self.default_language = dict(default_language)
+        self._warm: asyncio.Task[None] | None = None
+
+    def start_warm_up(self, bots: Sequence[str]) -> None:
+        """Build the bots' indexes and run one query in the background, so that the first
+        subscriber question does not wait for the model to load and touch its weights."""
+        self._warm = asyncio.create_task(self._warm_up(list(bots)), name="assistant-warm-up")
+
+    async def _warm_up(self, bots: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for bot in bots:
+            if not self.enabled.get(bot, True):
+                continue
+            try:
+                retriever = await self.index.ensure(bot)
+                if retriever.entries:
+                    # The first query pays for the engine's first touch of its mapped weights.
+                    await loop.run_in_executor(
+                        self.index.executor, retriever.search, retriever.entries[0].question, 1
+                    )
+            except Exception as exc:  # a failed warm-up is retried by the first question
+                log.warning("assistant warm-up failed", bot=bot, error=str(exc))
+                continue
+        log.info("assistant warmed up", bots=len(bots), seconds=round(loop.time() - started, 2))
 
     async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         if not self.enabled.get(msg.bot, True):
@@ -188,6 +217,10 @@ class AIAssistantPort:
         )
 
     async def aclose(self) -> None:
+        if self._warm is not None and not self._warm.done():
+            self._warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warm
         await self.service.provider.aclose()
         self.index.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -202,7 +235,9 @@ def open_index(app: App, executor: ThreadPoolExecutor) -> KnowledgeIndex:
     return KnowledgeIndex(app.db, load_embedder=loader, executor=executor)
 
 
-async def build_assistant_port(app: App) -> AIAssistantPort:
+async def build_assistant_port(app: App, *, warm_up: bool = False) -> AIAssistantPort:
+    """The assistant for ``serve``; ``warm_up`` (serve) builds every bot's index and loads
+    the model in the background right away instead of on the first question."""
     s = app.settings
     cfg = s.assistant
     executor = ThreadPoolExecutor(max_workers=s.executor_size, thread_name_prefix="botdesk-kb")
@@ -219,10 +254,15 @@ async def build_assistant_port(app: App) -> AIAssistantPort:
         logger=get_logger("botdesk.assistant"),
         executor=executor,
     )
-    return AIAssistantPort(
+    port = AIAssistantPort(
         service=service,
         index=index,
         fallback=AutoReply.from_settings(s),
         enabled={n: o.assistant for n, o in s.bots.items()},
         default_language={n: o.language for n, o in s.bots.items()},
     )
+    if warm_up:
+        from botdesk.bots import BotRegistry
+
+        port.start_warm_up([r.name for r in await BotRegistry(app.db, app.secrets).list()])
+    return port
