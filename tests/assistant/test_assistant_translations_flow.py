@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.support import eventually, register, running
 
 from botdesk import inbox
-from botdesk.app import open_app
+from botdesk.app import App, open_app
 from botdesk.cli.main import main
 from botdesk.sandbox.testing import running_sandbox
 
@@ -81,14 +83,21 @@ async def test_kb_import_and_ask_through_the_cli(home: Path, tmp_path: Path, cap
         assert out["answer"].startswith("Standard shipping") and out["language"] is None
 
 
+@asynccontextmanager
+async def shop_with_kb(home: Path, tmp_path: Path, seed: int) -> AsyncIterator[tuple[Any, App]]:
+    """A sandbox, the app, and bot "shop" whose knowledge base was imported with the CLI."""
+    kb = tmp_path / "faq.md"
+    kb.write_text(KB)
+    async with running_sandbox(seed=seed) as sb, open_app(home, configure_logs=False) as app:
+        await register(app, sb, "shop", "shop_bot")
+        assert await _cli("--home", str(home), "kb", "import", str(kb), "--bot", "shop") == 0
+        yield sb, app
+
+
 async def test_serve_answers_a_russian_speaking_user_with_the_russian_version(
     home: Path, tmp_path: Path
 ) -> None:
-    kb = tmp_path / "faq.md"
-    kb.write_text(KB)
-    async with running_sandbox(seed=7) as sb, open_app(home, configure_logs=False) as app:
-        await register(app, sb, "shop", "shop_bot")
-        assert await _cli("--home", str(home), "kb", "import", str(kb), "--bot", "shop") == 0
+    async with shop_with_kb(home, tmp_path, 7) as (sb, app):
         ru, en = sb.add_users(2)
         for user, code in ((ru, "ru"), (en, "en")):
             sb.world.user(user.id).info = dataclasses.replace(user, language_code=code)
@@ -121,12 +130,8 @@ async def test_serve_builds_the_index_at_start_before_any_question(
 ) -> None:
     from botdesk.runtime.assistant_port import AIAssistantPort
 
-    kb = tmp_path / "faq.md"
-    kb.write_text(KB)
-    async with running_sandbox(seed=9) as sb, open_app(home, configure_logs=False) as app:
-        await register(app, sb, "shop", "shop_bot")
+    async with shop_with_kb(home, tmp_path, 9) as (sb, app):
         await register(app, sb, "empty", "empty_bot")  # no knowledge base: nothing to warm
-        assert await _cli("--home", str(home), "kb", "import", str(kb), "--bot", "shop") == 0
         async with running(app) as rt:
             port = rt.port
             assert isinstance(port, AIAssistantPort)
@@ -138,3 +143,14 @@ async def test_serve_builds_the_index_at_start_before_any_question(
             assert port.index.get("shop").entries and not port.index.get("empty").entries
             # Nobody has written: the build came from the warm-up.
             assert await inbox.list_conversations(app.db, bot="shop") == []
+            # A knowledge base imported right after the warm-up is seen by the first question.
+            kb = tmp_path / "faq.md"
+            assert await _cli("--home", str(home), "kb", "import", str(kb), "--bot", "empty") == 0
+            (user,) = sb.add_users(1)
+            await sb.user_send(user.id, "empty_bot", "how much is shipping??")
+
+            async def answered() -> bool:
+                msgs = sb.messages(bot="empty_bot", chat_id=user.id)
+                return any("Standard shipping" in (m.get("text") or "") for m in msgs)
+
+            await eventually(answered, within=60)

@@ -111,7 +111,12 @@ class KnowledgeIndex:
         self._checked: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def ensure(self, bot: str) -> Retriever:
+    async def ensure(self, bot: str, *, recheck_soon: bool = False) -> Retriever:
+        """The bot's retriever, rebuilt when its entries changed (checked every few seconds).
+
+        ``recheck_soon`` (the warm-up): the next call checks the version again instead of
+        trusting this build for ``KB_CHECK_EVERY_S``: an import right after serve started
+        must be seen by the first question."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if bot in self._retrievers and now - self._checked.get(bot, 0.0) < KB_CHECK_EVERY_S:
@@ -126,6 +131,8 @@ class KnowledgeIndex:
                 )
                 self._versions[bot] = version
                 log.info("knowledge index built", bot=bot, entries=len(entries))
+            if recheck_soon:
+                self._checked.pop(bot, None)
         return self._retrievers[bot]
 
     def _build(self, entries: list[KnowledgeEntry]) -> Retriever:
@@ -175,7 +182,7 @@ class AIAssistantPort:
             if not self.enabled.get(bot, True):
                 continue
             try:
-                retriever = await self.index.ensure(bot)
+                retriever = await self.index.ensure(bot, recheck_soon=True)
                 if retriever.entries:
                     # The first query pays for the engine's first touch of its mapped weights.
                     await loop.run_in_executor(
