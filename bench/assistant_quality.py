@@ -39,7 +39,13 @@ from kb_suite import KnowledgeBase, Question, load_suite
 
 from botdesk.assistant.embeddings import Embedder, load_default_embedder, load_minilm_embedder
 from botdesk.assistant.knowledge import parse_knowledge
-from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_WEIGHTS, Retriever
+from botdesk.assistant.retrieval import (
+    CALIBRATIONS,
+    DEFAULT_CALIBRATION,
+    DEFAULT_CONFIDENCE_THRESHOLD,
+    DEFAULT_WEIGHTS,
+    Retriever,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "assistant" / "data"
 
@@ -278,7 +284,33 @@ def per_base_quantile(bases: list[KnowledgeBase], retrievers: dict[str, Retrieve
     return best
 
 
-def generalisation(embedder: object | None) -> int:
+BASE_QUANTILES = (0.25, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+
+
+def choose_base_quantile(bases: list[KnowledgeBase], retrievers: dict[str, Retriever]) -> None:
+    """Background calibration: correct decisions of the hybrid on the tune bases for each
+    quantile of the base's background values taken as the centre (the shipped quantile is
+    retrieval._BACKGROUND_QUANTILE)."""
+    for kb in bases:
+        if kb.role != "tune":
+            continue
+        r = retrievers[kb.name]
+        values = r.background_values()
+        saved = r.centre
+        print(f"{kb.name}: background values p50 {np.median(values):.3f}")
+        for qt in BASE_QUANTILES:
+            r.centre = float(np.quantile(values, qt))
+            d = decisions(_as_scored(ask_all(r, kb, "hybrid")), DEFAULT_CONFIDENCE_THRESHOLD)
+            print(
+                f"  quantile {qt:5.3f} centre {r.centre:.3f}: correct decisions"
+                f" {d['correct_decisions']:.1%}, answered right {d['answered_right']:.1%},"
+                f" OOS handed off {d['handoff_oos']:.1%}"
+            )
+        r.centre = saved
+        print(f"  shipped centre {saved:.3f} ({r.calibration})")
+
+
+def generalisation(embedder: object | None, *, choose_quantile: bool = False) -> int:
     bases, skipped = load_suite()
     for line in skipped:
         print(line)
@@ -293,6 +325,9 @@ def generalisation(embedder: object | None) -> int:
         kb.name: Retriever.build(kb.entries, embedder=embedder, weights=DEFAULT_WEIGHTS)  # type: ignore[arg-type]
         for kb in bases
     }
+    if choose_quantile:
+        choose_base_quantile(bases, retrievers)
+        return 0
     thresholds = {"hybrid": DEFAULT_CONFIDENCE_THRESHOLD}
     for m in methods[:-1]:
         tuned = [
@@ -326,6 +361,15 @@ def generalisation(embedder: object | None) -> int:
             r = suite_figures(kb, ask_all(retrievers[kb.name], kb, m), thresholds[m])
             print(f"  {names[m]:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
         if embedder is not None:
+            # The calibrations side by side (the shipped one is the "hybrid (shipped)" row).
+            for cal in CALIBRATIONS:
+                if cal == DEFAULT_CALIBRATION:
+                    continue
+                other = Retriever.build(kb.entries, embedder=embedder, calibration=cal)  # type: ignore[arg-type]
+                r = suite_figures(kb, ask_all(other, kb, "hybrid"), DEFAULT_CONFIDENCE_THRESHOLD)
+                label = f"hybr. {cal[:5]} {other.centre:.3f}"
+                print(f"  {label:18}" + "".join(f"{_with_pct(r[c]):>23}" for c in columns))
+            print(f"  (shipped: {DEFAULT_CALIBRATION}, centre {retrievers[kb.name].centre:.3f})")
             # The previous design: the whole answer as one passage (question + answer).
             whole = Retriever.build(kb.entries, embedder=embedder, passage_chars=None)  # type: ignore[arg-type]
             r = suite_figures(kb, ask_all(whole, kb, "hybrid"), DEFAULT_CONFIDENCE_THRESHOLD)
@@ -354,6 +398,11 @@ def main() -> int:
     parser.add_argument("--cv", action="store_true", help="tune-split cross-validation only")
     parser.add_argument("--kbs", action="store_true", help="held-out knowledge bases, per base")
     parser.add_argument(
+        "--choose-quantile",
+        action="store_true",
+        help="with --kbs: per-base calibration quantiles scored on the tune base only",
+    )
+    parser.add_argument(
         "--embedder",
         default="e5",
         choices=["e5", "minilm"],
@@ -369,7 +418,7 @@ def main() -> int:
             print(f"embedder {args.embedder} is not installed")
             return 1
     if args.kbs:
-        return generalisation(embedder)
+        return generalisation(embedder, choose_quantile=args.choose_quantile)
     entries, questions = load()
     if args.cv:
         if embedder is None:

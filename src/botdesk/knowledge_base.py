@@ -11,10 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
-from botdesk.assistant.knowledge import ImportProblem, KnowledgeEntry, parse_knowledge
+from botdesk.assistant.knowledge import (
+    ImportProblem,
+    KnowledgeEntry,
+    Translation,
+    parse_knowledge,
+)
 from botdesk.errors import KnowledgeImportError, NotFoundError
 from botdesk.store.db import Database
 from botdesk.store.models import KnowledgeEntryRow
@@ -34,6 +40,31 @@ class ImportResult:
 
 def scope_of(bot: str | None) -> str:
     return bot if bot else SHARED
+
+
+def translations_json(entry: KnowledgeEntry) -> dict[str, Any] | None:
+    """The entry's versions as stored (None when it has none)."""
+    if not entry.translations:
+        return None
+    return {
+        t.language: {"question": t.question, "variants": list(t.variants), "answer": t.answer}
+        for t in entry.translations
+    }
+
+
+def _translations(stored: Any) -> tuple[Translation, ...]:
+    if not isinstance(stored, dict):
+        return ()
+    return tuple(
+        Translation(
+            str(lang),
+            str(v.get("question") or ""),
+            tuple(str(x) for x in v.get("variants") or ()),
+            str(v.get("answer") or ""),
+        )
+        for lang, v in stored.items()
+        if isinstance(v, dict) and v.get("answer")
+    )
 
 
 def read_file(path: Path) -> str:
@@ -61,6 +92,7 @@ async def import_file(db: Database, path: Path, *, bot: str | None, now: datetim
                         KnowledgeEntryRow.variants,
                         KnowledgeEntryRow.answer,
                         KnowledgeEntryRow.tags,
+                        KnowledgeEntryRow.translations,
                     ).where(KnowledgeEntryRow.scope == scope)
                 )
             ).all()
@@ -71,6 +103,7 @@ async def import_file(db: Database, path: Path, *, bot: str | None, now: datetim
                 "variants": list(e.variants),
                 "answer": e.answer,
                 "tags": list(e.tags),
+                "translations": translations_json(e),
             }
             old = existing.get(e.key)
             if old is None:
@@ -80,12 +113,13 @@ async def import_file(db: Database, path: Path, *, bot: str | None, now: datetim
                     )
                 )
                 added += 1
-            elif (old.question, list(old.variants), old.answer, list(old.tags)) != (
-                e.question,
-                list(e.variants),
-                e.answer,
-                list(e.tags),
-            ):
+            elif (
+                old.question,
+                list(old.variants),
+                old.answer,
+                list(old.tags),
+                old.translations or None,
+            ) != (e.question, list(e.variants), e.answer, list(e.tags), values["translations"]):
                 await conn.execute(
                     update(KnowledgeEntryRow)
                     .where(KnowledgeEntryRow.scope == scope, KnowledgeEntryRow.key == e.key)
@@ -114,6 +148,7 @@ async def entries(
                     KnowledgeEntryRow.variants,
                     KnowledgeEntryRow.answer,
                     KnowledgeEntryRow.tags,
+                    KnowledgeEntryRow.translations,
                 )
                 .where(KnowledgeEntryRow.scope.in_(scopes))
                 .order_by(KnowledgeEntryRow.id)
@@ -127,6 +162,7 @@ async def entries(
             answer=r.answer,
             tags=tuple(r.tags or ()),
             bot=None if r.scope == SHARED else r.scope,
+            translations=_translations(r.translations),
         )
         for r in rows
     ]

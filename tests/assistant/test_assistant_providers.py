@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from botdesk.assistant.failures import ProviderFailure
-from botdesk.assistant.knowledge import KnowledgeEntry
+from botdesk.assistant.knowledge import KnowledgeEntry, Translation
 from botdesk.assistant.providers.base import AssistantRequest, Turn
 from botdesk.assistant.providers.gemini import GeminiProvider
 from botdesk.assistant.providers.openai_compat import OpenAICompatProvider
@@ -173,3 +173,87 @@ async def test_openai_without_key_sends_no_authorization(openai: Any) -> None:
     finally:
         await provider.aclose()
     assert "Authorization" not in fake.headers[0]
+
+
+# -- grounding: the passages, the language, citations and handoffs, through both real SDKs --
+
+RU_ENTRIES = [
+    KnowledgeEntry(
+        "ship", "How long does shipping take?", (), "3-5 business days.",
+        translations=(Translation("ru", "Сколько идёт доставка?", (), "3-5 рабочих дней."),),
+    ),
+    KnowledgeEntry("pay", "How can I pay?", (), "Card or PayPal."),
+]  # fmt: skip
+RU_REQUEST = AssistantRequest(
+    question="сколько ждать посылку",
+    hits=[Hit(RU_ENTRIES[0], 0.8, 0.9), Hit(RU_ENTRIES[1], 0.3, 0.2)],
+    language="ru",
+    languages=["ru"],
+)
+
+
+def _system(name: str, fake: Any) -> str:
+    body = fake.requests[-1]
+    if name == "gemini":
+        return str(body["systemInstruction"]["parts"][0]["text"])
+    return str(body["messages"][0]["content"])
+
+
+@pytest.fixture(params=["gemini", "openai"])
+def llm(request: pytest.FixtureRequest) -> tuple[str, Any, Any]:
+    fake, provider = request.getfixturevalue(request.param)
+    return request.param, fake, provider
+
+
+async def test_prompt_holds_the_passages_in_the_users_language_and_says_which(
+    llm: tuple[str, Any, Any],
+) -> None:
+    name, fake, provider = llm
+    fake.script(Behaviour.ok("Доставка занимает 3-5 рабочих дней.\nSOURCES: 1"))
+    reply = await provider.answer(RU_REQUEST)
+    system = _system(name, fake)
+    # The entry's Russian version is the passage; an entry without one keeps its own text.
+    assert "[1] Q: Сколько идёт доставка?\nA: 3-5 рабочих дней." in system
+    assert "[2] Q: How can I pay?\nA: Card or PayPal." in system
+    assert "Answer in Russian (language code ru)" in system
+    assert "Answer ONLY from the knowledge entries" in system and "NOT_IN_KB" in system
+    assert reply.text == "Доставка занимает 3-5 рабочих дней."
+    assert reply.sources == ["ship"] and not reply.handoff and reply.language == "ru"
+
+
+async def test_no_language_known_asks_for_the_language_of_the_message(
+    llm: tuple[str, Any, Any],
+) -> None:
+    name, fake, provider = llm
+    fake.script(Behaviour.ok("ok\nSOURCES: 1"))
+    await provider.answer(AssistantRequest(question="q", hits=REQUEST.hits))
+    assert "Answer in the language of the user's last message." in _system(name, fake)
+
+
+async def test_cited_entries_map_to_sources(llm: tuple[str, Any, Any]) -> None:
+    _, fake, provider = llm
+    fake.script(Behaviour.ok("Card, PayPal; 3-5 days.\n**Sources:** 2, 1, 2, 9"))
+    reply = await provider.answer(RU_REQUEST)
+    # In citation order, once each; a number no entry has is dropped.
+    assert reply.sources == ["pay", "ship"] and reply.text == "Card, PayPal; 3-5 days."
+    assert reply.confidence == 0.9  # the best cited entry's
+
+
+@pytest.mark.parametrize(
+    ("model_says", "reason"),
+    [
+        ("NOT_IN_KB", "not_in_kb"),
+        ("NOT_IN_KB\nSOURCES:", "not_in_kb"),
+        ("Shipping is free everywhere!", "ungrounded"),  # cites nothing
+        ("Shipping is free everywhere!\nSOURCES: none", "ungrounded"),
+        ("Shipping is free everywhere!\nSOURCES: 7", "ungrounded"),  # no such entry
+    ],
+)
+async def test_cannot_answer_and_uncited_answers_hand_off(
+    llm: tuple[str, Any, Any], model_says: str, reason: str
+) -> None:
+    _, fake, provider = llm
+    fake.script(Behaviour.ok(model_says))
+    reply = await provider.answer(RU_REQUEST)
+    assert reply.handoff and reply.reason == reason
+    assert reply.text == "" and reply.sources == []

@@ -119,3 +119,28 @@ def test_without_the_model_package_the_answerer_is_lexical_and_says_why(
     retriever = Retriever.build(ENTRIES, embedder=status.embedder)
     assert not retriever.semantic
     assert retriever.search("how to delete my account", k=1)[0].entry.key == "delete"
+
+
+def test_calibration_modes_set_the_decision_centre_per_base(embedder: Embedder) -> None:
+    from botdesk.assistant.retrieval import _BACKGROUND_QUANTILE, _TUNE_IMPOSTOR_MEDIAN
+
+    entries = [
+        KnowledgeEntry("ship", "How long does shipping take?", (), "3-5 business days."),
+        KnowledgeEntry("ship2", "How long does delivery take?", (), "Three to five days."),
+        KnowledgeEntry("pay", "Which payment methods do you accept?", (), "Card or PayPal."),
+        KnowledgeEntry("hours", "When is the shop open?", (), "9 to 18, Monday to Friday."),
+    ]
+    const = Retriever.build(entries, embedder=embedder, calibration="constant")
+    imp = Retriever.build(entries, embedder=embedder, calibration="impostor")
+    bg = Retriever.build(entries, embedder=embedder, calibration="background")
+    values = const.impostor_values()
+    # Left out, "shipping" still meets its near-duplicate "delivery": the highest impostors.
+    assert values.shape == (4,) and set(np.argsort(values)[-2:]) == {0, 1}
+    assert imp.centre == pytest.approx(const.centre + np.median(values) - _TUNE_IMPOSTOR_MEDIAN)
+    assert bg.centre == pytest.approx(
+        float(np.quantile(const.background_values(), _BACKGROUND_QUANTILE))
+    )
+    top, second = bg.search("how long does shipping take", 2)
+    assert top.confidence == pytest.approx(bg.confidence(top.score, top.score - second.score))
+    with pytest.raises(ValueError, match="calibration"):
+        Retriever.build(entries, embedder=embedder, calibration="nope")

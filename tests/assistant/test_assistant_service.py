@@ -220,3 +220,12 @@ async def test_history_is_trimmed_to_the_token_budget(retriever: Retriever, gemi
     )
     texts = [c["parts"][0]["text"] for c in fake.requests[0]["contents"]]
     assert texts == ["x" * 40, "recent", "shipping cost"]
+
+
+async def test_an_answer_citing_no_entry_is_a_handoff(retriever: Retriever, gemini: Any) -> None:
+    fake, provider = gemini
+    fake.script(Behaviour.ok("We ship to Mars for free."))
+    service, _ = make(provider, retriever)
+    reply = await ask(service, "shipping cost", language="de")
+    assert reply.handoff and reply.reason == "ungrounded" and reply.sources == []
+    assert reply.text == text_for("handoff_low_confidence", "de")

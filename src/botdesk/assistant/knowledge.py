@@ -20,6 +20,17 @@ Formats:
   ``;`` or ``|``).
 - YAML: a list of mappings, or a mapping with an ``entries`` list; keys ``id``, ``question``,
   ``variants`` (or ``alternatives``), ``answer``, ``tags``.
+
+Versions in other languages (``Translation``; the entry's own text is the knowledge base's
+language, a version is keyed by an ISO 639-1 code such as ``ru`` or ``pt-br``):
+
+- Markdown: a ``### ru: translated question`` sub-heading inside the entry starts its Russian
+  version; ``also:`` lines directly under it are that version's variants, the text below is
+  its answer. Only a known two-letter code before the colon makes such a heading a version
+  (``### Note: ...`` stays answer text).
+- CSV: header columns ``question_ru``, ``answer_ru``, ``variants_ru`` (any code).
+- YAML: ``translations: {ru: {question: ..., variants: [...], answer: ...}}``; a version's
+  ``question`` and ``variants`` are optional, its ``answer`` is required.
 """
 
 from __future__ import annotations
@@ -28,19 +39,55 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 import yaml
 
+from botdesk.assistant.language import detect_language
 from botdesk.errors import KnowledgeImportError
 
 # Telegram refuses messages over 4096 characters; an answer we could never send is a bad row.
 MAX_ANSWER_CHARS = 4096
 MAX_QUESTION_CHARS = 500
 _TAG_SPLIT = re.compile(r"[,;|]")
+
+
+# ISO 639-1: a version's language must be one of these (so "### To: ..." is not a version).
+LANGUAGE_CODES = frozenset(
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv"
+    " cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr"
+    " ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw"
+    " ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv"
+    " ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr"
+    " ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi"
+    " yo za zh zu".split()
+)
+_LANGUAGE = re.compile(r"^([a-z]{2})(?:[-_]([a-z]{2,4}))?$")
+
+
+def language_code(value: str) -> str | None:
+    """``ru``, ``pt-br`` (lower-case, ``-``) for a valid code, else None."""
+    m = _LANGUAGE.match(value.strip().casefold())
+    if m is None or m.group(1) not in LANGUAGE_CODES:
+        return None
+    return m.group(1) + (f"-{m.group(2)}" if m.group(2) else "")
+
+
+@dataclass(frozen=True)
+class Translation:
+    """An entry's version in another language; ``question`` may be empty (answer only)."""
+
+    language: str
+    question: str
+    variants: tuple[str, ...]
+    answer: str
+
+    @property
+    def phrasings(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.question, *self.variants) if p)
 
 
 @dataclass(frozen=True)
@@ -51,11 +98,48 @@ class KnowledgeEntry:
     answer: str
     tags: tuple[str, ...] = ()
     bot: str | None = None  # None: the shared knowledge base
+    translations: tuple[Translation, ...] = ()
 
     @property
     def phrasings(self) -> tuple[str, ...]:
         """The question followed by its alternative phrasings."""
         return (self.question, *self.variants)
+
+    @property
+    def all_phrasings(self) -> tuple[str, ...]:
+        """Phrasings of every version: retrieval matches a question against all of them."""
+        return (*self.phrasings, *(p for t in self.translations for p in t.phrasings))
+
+    @property
+    def language(self) -> str | None:
+        """The language the entry's own text is written in (detected), None if unsure."""
+        return detect_language(f"{self.question} {self.answer}")
+
+    def version(self, languages: Sequence[str | None]) -> Translation | None:
+        """The version in the first of ``languages`` that has one (``pt-br`` also takes
+        ``pt``, ``pt`` also takes ``pt-br``); None: answer with the entry's own text, also
+        when the first language that matches anything is the entry's own."""
+        own = self.language if self.translations else None
+        for wanted in languages:
+            code = language_code(wanted) if wanted else None
+            if code is None:
+                continue
+            base = code.split("-")[0]
+            if base == own:
+                return None
+            exact = [t for t in self.translations if t.language == code]
+            near = [t for t in self.translations if t.language.split("-")[0] == base]
+            if exact or near:
+                return (exact or near)[0]
+        return None
+
+    def question_in(self, languages: Sequence[str | None]) -> str:
+        found = self.version(languages)
+        return found.question if found is not None and found.question else self.question
+
+    def answer_in(self, languages: Sequence[str | None]) -> str:
+        found = self.version(languages)
+        return found.answer if found is not None else self.answer
 
 
 @dataclass(frozen=True)
@@ -119,7 +203,16 @@ class _Row:
     id: str = ""
     variants: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    # language -> [question, variants, answer]
+    translations: dict[str, _Version] = field(default_factory=dict)
     error: str | None = None
+
+
+@dataclass
+class _Version:
+    question: str = ""
+    answer: str = ""
+    variants: list[str] = field(default_factory=list)
 
 
 def _build(row: _Row, bot: str | None) -> KnowledgeEntry | str:
@@ -136,25 +229,53 @@ def _build(row: _Row, bot: str | None) -> KnowledgeEntry | str:
     if len(answer) > MAX_ANSWER_CHARS:
         return f"answer longer than {MAX_ANSWER_CHARS} characters (Telegram's message limit)"
     key = row.id.strip() or normalize_key(question)
-    variants = tuple(dict.fromkeys(v for v in (" ".join(x.split()) for x in row.variants) if v))
+    variants = _clean_variants(row.variants)
     tags = tuple(dict.fromkeys(t for t in (x.strip().casefold() for x in row.tags) if t))
-    return KnowledgeEntry(key, question, variants, answer, tags, bot)
+    translations = []
+    for language, v in row.translations.items():
+        t_question, t_answer = " ".join(v.question.split()), v.answer.strip()
+        if not t_answer and not t_question and not any(x.strip() for x in v.variants):
+            continue  # an empty CSV cell: no version in that language
+        if not t_answer:
+            return f"the '{language}' version has no answer"
+        if len(t_question) > MAX_QUESTION_CHARS:
+            return f"the '{language}' question is longer than {MAX_QUESTION_CHARS} characters"
+        if len(t_answer) > MAX_ANSWER_CHARS:
+            return f"the '{language}' answer is longer than {MAX_ANSWER_CHARS} characters"
+        translations.append(
+            Translation(language, t_question, _clean_variants(v.variants), t_answer)
+        )
+    return KnowledgeEntry(key, question, variants, answer, tags, bot, tuple(translations))
+
+
+def _clean_variants(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in (" ".join(x.split()) for x in values) if v))
 
 
 _HEADING = re.compile(r"^##(?!#)\s*(.*?)\s*#*\s*$")
+_VERSION_HEADING = re.compile(r"^###(?!#)\s*([a-z]{2}(?:-[A-Za-z]{2,4})?)\s*:\s*(.*?)\s*$")
 _META = re.compile(r"^(id|also|tags)\s*:\s*(.*)$", re.IGNORECASE)
 
 
 def _markdown_rows(text: str) -> list[_Row]:
     rows: list[_Row] = []
     current: _Row | None = None
+    version: _Version | None = None  # the "### ru: ..." version being read, if any
     body: list[str] = []
     in_meta = False
     in_fence = False
 
+    def close_body() -> None:
+        if current is None:
+            return
+        if version is not None:
+            version.answer = "\n".join(body).strip()
+        else:
+            current.answer = "\n".join(body).strip()
+
     def close() -> None:
         if current is not None:
-            current.answer = "\n".join(body).strip()
+            close_body()
             rows.append(current)
 
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -164,13 +285,28 @@ def _markdown_rows(text: str) -> list[_Row]:
         if heading:
             close()
             current, body, in_meta = _Row(line=lineno, question=heading.group(1)), [], True
+            version = None
             continue
         if current is None:
             continue  # preamble (title, intro) before the first question
+        sub = None if in_fence else _VERSION_HEADING.match(line)
+        language = language_code(sub.group(1)) if sub else None
+        if sub and language is not None:
+            close_body()
+            if language in current.translations:
+                current.error = f"a second '{language}' version (line {lineno})"
+            version = current.translations.setdefault(language, _Version())
+            version.question = sub.group(2)
+            body, in_meta = [], True
+            continue
         meta = _META.match(line.strip()) if in_meta else None
         if meta:
             name, value = meta.group(1).lower(), meta.group(2).strip()
-            if name == "id":
+            if version is not None:
+                if name != "also":
+                    current.error = f"only 'also:' may follow a version heading (line {lineno})"
+                version.variants.append(value)
+            elif name == "id":
                 current.id = value
             elif name == "also":
                 current.variants.append(value)
@@ -186,6 +322,12 @@ def _markdown_rows(text: str) -> list[_Row]:
 
 
 _CSV_COLUMNS = {"id", "question", "answer", "tags", "variants"}
+_CSV_VERSION_COLUMN = re.compile(r"^(question|answer|variants)_([a-z]{2}(?:[-_][a-z]{2,4})?)$")
+
+
+def _csv_column(name: str) -> bool:
+    m = _CSV_VERSION_COLUMN.match(name)
+    return name in _CSV_COLUMNS or name == "" or (m is not None and bool(language_code(m[2])))
 
 
 def _csv_rows(text: str) -> list[_Row]:
@@ -198,7 +340,7 @@ def _csv_rows(text: str) -> list[_Row]:
             continue
         lowered = [c.strip().casefold() for c in cells]
         if columns is None:
-            if "question" in lowered and set(lowered) <= _CSV_COLUMNS | {""}:
+            if "question" in lowered and all(_csv_column(c) for c in lowered):
                 columns = lowered
                 continue
             columns = ["question", "answer", "tags"]
@@ -213,6 +355,16 @@ def _csv_rows(text: str) -> list[_Row]:
         row.id = values.get("id", "")
         row.variants = values.get("variants", "").split("|")
         row.tags = _TAG_SPLIT.split(values.get("tags", ""))
+        for name, value in values.items():
+            m = _CSV_VERSION_COLUMN.match(name)
+            code = language_code(m[2]) if m else None
+            if m is None or code is None:
+                continue
+            version = row.translations.setdefault(code, _Version())
+            if m[1] == "variants":
+                version.variants = value.split("|")
+            else:
+                setattr(version, m[1], value)
         rows.append(row)
     return rows
 
@@ -273,7 +425,9 @@ def _fill_from_mapping(row: _Row, data: Any) -> None:
     if not isinstance(data, dict):
         row.error = "entry is not a mapping with question and answer"
         return
-    unknown = set(map(str, data)) - {"id", "question", "variants", "alternatives", "answer", "tags"}
+    unknown = set(map(str, data)) - {
+        "id", "question", "variants", "alternatives", "answer", "tags", "translations",
+    }  # fmt: skip
     if unknown:
         row.error = f"unknown field(s): {', '.join(sorted(unknown))}"
         return
@@ -294,3 +448,30 @@ def _fill_from_mapping(row: _Row, data: Any) -> None:
         return
     row.variants = [str(v) for v in variants]
     row.tags = [str(t) for t in tags]
+    translations = data.get("translations") or {}
+    if not isinstance(translations, dict):
+        row.error = "'translations' must map language codes to {question, variants, answer}"
+        return
+    for name, value in translations.items():
+        code = language_code(str(name))
+        if code is None:
+            row.error = f"'{name}' in translations is not a language code (ISO 639-1: ru, pt-br)"
+            return
+        if isinstance(value, str):
+            value = {"answer": value}  # the short form: `ru: translated answer`
+        if not isinstance(value, dict) or set(map(str, value)) - {
+            "question", "variants", "alternatives", "answer",
+        }:  # fmt: skip
+            row.error = f"translations.{name}: expected question, variants and answer"
+            return
+        t_variants = value.get("variants", value.get("alternatives")) or []
+        if isinstance(t_variants, str):
+            t_variants = [t_variants]
+        if not isinstance(t_variants, list):
+            row.error = f"translations.{name}.variants must be a list"
+            return
+        row.translations[code] = _Version(
+            question=str(value.get("question") or ""),
+            answer=str(value.get("answer") or ""),
+            variants=[str(v) for v in t_variants],
+        )

@@ -128,16 +128,24 @@ _MARKUP = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+", re.MULTILINE)
 
 
 def answer_passages(entry: KnowledgeEntry, *, max_chars: int | None = PASSAGE_CHARS) -> list[str]:
-    """The answer cut into passages (paragraphs, long ones into runs of whole sentences).
+    """The answer of every version cut into passages (paragraphs, long ones into runs of
+    whole sentences).
 
-    Each passage starts with the entry's question: a sentence deep in a long answer ("It is
-    free.") means little without what it answers. ``max_chars=None``: one passage, the question
-    and the whole answer (the previous design, kept for the bench's comparison).
+    Each passage starts with its version's question: a sentence deep in a long answer ("It is
+    free.") means little without what it answers. ``max_chars=None``: one passage per version,
+    the question and the whole answer (the previous design, kept for the bench's comparison).
     """
+    out = _passages(entry.question, entry.answer, max_chars)
+    for t in entry.translations:
+        out.extend(_passages(t.question or entry.question, t.answer, max_chars))
+    return out
+
+
+def _passages(question: str, answer: str, max_chars: int | None) -> list[str]:
     if max_chars is None:
-        return [f"{entry.question} {' '.join(entry.answer.split())}"]
+        return [f"{question} {' '.join(answer.split())}"]
     chunks: list[str] = []
-    for paragraph in _PARAGRAPH.split(_MARKUP.sub("", entry.answer)):
+    for paragraph in _PARAGRAPH.split(_MARKUP.sub("", answer)):
         text = " ".join(paragraph.split())
         if not text:
             continue
@@ -150,7 +158,7 @@ def answer_passages(entry: KnowledgeEntry, *, max_chars: int | None = PASSAGE_CH
                 current = f"{current} {sentence}" if current else sentence
         if current:
             chunks.append(current)
-    return [f"{entry.question} {c}" for c in chunks] or [entry.question]
+    return [f"{question} {c}" for c in chunks] or [question]
 
 
 class _SparseIndex:
@@ -309,6 +317,58 @@ def _within_one_edit(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1 :]
 
 
+# Per-base calibration (semantic mode), see docs/assistant.md:
+# - "impostor": centre + (median impostor value of this base - the tune base's, 0.8850);
+# - "background": the centre is this quantile of the base's background values, chosen on the
+#   tune base (`bench/assistant_quality.py --kbs --choose-quantile`).
+CALIBRATIONS = ("constant", "impostor", "background")
+DEFAULT_CALIBRATION = "constant"
+_TUNE_IMPOSTOR_MEDIAN = 0.8850
+_BACKGROUND_QUANTILE = 0.9
+# Questions no support knowledge base answers, in several languages, written for the
+# background calibration before it was measured (none is from the bench's question sets).
+BACKGROUND_QUESTIONS = (
+    "what will the weather be like tomorrow",
+    "tell me a joke",
+    "who won the football match last night",
+    "how do I cook rice",
+    "what is the capital of Australia",
+    "can you help me with my math homework",
+    "what is the meaning of life",
+    "recommend a good movie",
+    "how tall is Mount Everest",
+    "what time is it in Tokyo",
+    "write me a poem about the sea",
+    "who is the president of France",
+    "how many calories are in a banana",
+    "what should I name my cat",
+    "is it going to rain this weekend",
+    "how do I fix a flat tyre on my car",
+    "какая завтра погода",
+    "расскажи анекдот",
+    "¿quién ganó el partido de ayer?",
+    "receta de tortilla de patatas",
+    "qual é a capital do Brasil",
+    "wie spät ist es in New York",
+    "raconte-moi une blague",
+    "bugün hava nasıl olacak",
+    "resep nasi goreng yang enak",
+    "هوا فردا چطور است",
+    "ما هي عاصمة مصر",
+    "मौसम कैसा रहेगा",
+)
+
+
+def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
+    """Every text of an entry that lexical matching reads: all versions, tags."""
+    return (
+        *entry.all_phrasings,
+        *entry.tags,
+        entry.answer,
+        *(t.answer for t in entry.translations),
+    )
+
+
 class Retriever:
     """Search one knowledge base. Build with ``Retriever.build``; ``search`` is thread-safe."""
 
@@ -319,6 +379,7 @@ class Retriever:
         embedder: Embedder | None,
         weights: Weights = DEFAULT_WEIGHTS,
         passage_chars: int | None = PASSAGE_CHARS,
+        calibration: str = DEFAULT_CALIBRATION,
     ) -> None:
         self.entries = tuple(entries)
         self.weights = weights
@@ -326,16 +387,13 @@ class Retriever:
         phrasings: list[str] = []
         owner: list[int] = []
         for i, e in enumerate(self.entries):
-            for p in e.phrasings:
+            for p in e.all_phrasings:
                 phrasings.append(p)
                 owner.append(i)
         self._owner = np.asarray(owner, dtype=np.int64)
         self._chars = _SparseIndex([_char_grams(p) for p in phrasings], sublinear=True)
         self._bm25 = _BM25(
-            [
-                [_stem(w) for w in _content_words(" ".join((*e.phrasings, *e.tags, e.answer)))]
-                for e in self.entries
-            ]
+            [[_stem(w) for w in _content_words(" ".join(_entry_texts(e)))] for e in self.entries]
         )
         self._vecs: dict[str, npt.NDArray[np.float32]] = {}
         self._speller: _Speller | None = None
@@ -357,9 +415,55 @@ class Retriever:
             if known is not None:
                 vocabulary: Counter[str] = Counter()
                 for e in self.entries:
-                    for text in (*e.phrasings, *e.tags, e.answer):
+                    for text in _entry_texts(e):
                         vocabulary.update(normalize(text).split())
                 self._speller = _Speller(vocabulary, known)
+        # Where "answer vs hand off" is decided (fused score + beta * margin = centre).
+        self.centre, self.beta = _CALIBRATION[self.semantic]
+        self.calibration = calibration
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, not {calibration!r}")
+        if calibration != "constant" and self.semantic and len(self.entries) >= 3:
+            if calibration == "impostor":
+                # Shift the tune base's centre by how much more (or less) this base's entries
+                # compete with each other than the tune base's did.
+                shift = float(np.median(self.impostor_values())) - _TUNE_IMPOSTOR_MEDIAN
+                self.centre += shift
+            else:
+                self.centre = float(np.quantile(self.background_values(), _BACKGROUND_QUANTILE))
+
+    def background_values(self) -> FloatArray:
+        """Decision values of fixed, domain-free questions (``BACKGROUND_QUESTIONS``) against
+        this base: what a question the base was never meant to answer scores here."""
+        assert self.embedder is not None
+        vecs = self.embedder.embed(BACKGROUND_QUESTIONS)  # cached on disk like the phrasings
+        out = np.zeros(len(BACKGROUND_QUESTIONS), dtype=np.float64)
+        for j, text in enumerate(BACKGROUND_QUESTIONS):
+            fused = self.fuse(self._signals(normalize(text), vecs[j]))
+            top2 = np.sort(fused)[-2:] if len(fused) > 1 else np.array([0.0, fused[0]])
+            out[j] = float(top2[1] + self.beta * (top2[1] - top2[0]))
+        return out
+
+    def impostor_values(self) -> FloatArray:
+        """Per entry: the decision value (top fused score + beta * margin) its own question
+        reaches when the entry itself is left out: how strongly this base's entries compete
+        with each other, i.e. what an in-domain question the base does not answer scores.
+
+        The question's vector is its stored phrasing vector (no model call), so this costs a
+        few matrix products per entry at build time.
+        """
+        n = len(self.entries)
+        first = np.searchsorted(self._owner, np.arange(n))
+        beta = _CALIBRATION[self.semantic][1]
+        out = np.zeros(n, dtype=np.float64)
+        for i, e in enumerate(self.entries):
+            qvec = self._vecs["phrasing"][first[i]] if self._vecs else None
+            fused = self.fuse(self._signals(normalize(e.question), qvec))
+            fused[i] = -np.inf
+            top2 = np.partition(fused, n - 2)[n - 2 :]
+            runner_up, top = float(top2.min()), float(top2.max())
+            out[i] = top + beta * (top - runner_up)
+        return out
 
     @classmethod
     def build(
@@ -369,12 +473,23 @@ class Retriever:
         embedder: Embedder | None,
         weights: Weights = DEFAULT_WEIGHTS,
         passage_chars: int | None = PASSAGE_CHARS,
+        calibration: str = DEFAULT_CALIBRATION,
     ) -> Retriever:
-        return cls(entries, embedder=embedder, weights=weights, passage_chars=passage_chars)
+        return cls(
+            entries,
+            embedder=embedder,
+            weights=weights,
+            passage_chars=passage_chars,
+            calibration=calibration,
+        )
 
     @property
     def semantic(self) -> bool:
         return bool(self._vecs)
+
+    def confidence(self, score: float, margin: float) -> float:
+        z = _STEEPNESS * (score + self.beta * margin - self.centre)
+        return 1.0 / (1.0 + math.exp(-z))
 
     def signals(self, query: str, *, correct_typos: bool = True) -> dict[str, FloatArray]:
         """Per-entry scores of each signal (for tuning and the quality benchmark).
@@ -382,20 +497,25 @@ class Retriever:
         ``correct_typos=False`` skips the speller: the single-method baselines of the benchmark
         see the query as the user typed it (shorthand expanded).
         """
-        n = len(self.entries)
         text = normalize(query)
         if correct_typos and self._speller is not None:
             text = self._speller.correct(text)
+        qvec = None
+        if self._vecs:
+            assert self.embedder is not None
+            # The model never saw chat shorthand; the expanded form embeds better.
+            qvec = self.embedder.embed_query(text)
+        return self._signals(text, qvec)
+
+    def _signals(self, text: str, q: npt.NDArray[np.float32] | None) -> dict[str, FloatArray]:
+        n = len(self.entries)
         char = np.zeros(n, dtype=np.float64)
         np.maximum.at(char, self._owner, self._chars.cosine(_char_grams(text)))
         out = {
             "char": char,
             "bm25": self._bm25.normalized([_stem(w) for w in _content_words(text)]),
         }
-        if self._vecs:
-            assert self.embedder is not None
-            # The model never saw chat shorthand; the expanded form embeds better.
-            q = self.embedder.embed_query(text)
+        if self._vecs and q is not None:
             for name, owner in (("phrasing", self._owner), ("passage", self._passage_owner)):
                 best = np.full(n, -1.0, dtype=np.float64)
                 np.maximum.at(best, owner, (self._vecs[name] @ q).astype(np.float64))
@@ -429,9 +549,7 @@ class Retriever:
         for rank, i in enumerate(top[:k]):
             score = float(fused[i])
             margin = score - (runner_up if rank == 0 else float(fused[top[0]]))
-            hits.append(
-                Hit(self.entries[int(i)], score, _confidence(score, margin, semantic=self.semantic))
-            )
+            hits.append(Hit(self.entries[int(i)], score, self.confidence(score, margin)))
         return hits
 
 
@@ -444,8 +562,3 @@ class Retriever:
 _CALIBRATION = {True: (0.83, 1.0), False: (0.32, 0.5)}
 _STEEPNESS = 10.0
 DEFAULT_CONFIDENCE_THRESHOLD = 0.5
-
-
-def _confidence(score: float, margin: float, *, semantic: bool) -> float:
-    centre, beta = _CALIBRATION[semantic]
-    return 1.0 / (1.0 + math.exp(-_STEEPNESS * (score + beta * margin - centre)))

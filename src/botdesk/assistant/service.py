@@ -30,6 +30,7 @@ from botdesk.assistant.failures import (
     ProviderFailure,
     retry_delay,
 )
+from botdesk.assistant.language import answer_languages
 from botdesk.assistant.providers.base import AssistantReply, AssistantRequest, Provider, Turn
 from botdesk.assistant.retrieval import DEFAULT_CONFIDENCE_THRESHOLD, Hit, Retriever
 from botdesk.assistant.texts import text_for
@@ -125,8 +126,22 @@ class AssistantService:
         self._recent: dict[tuple[str, int], deque[float]] = {}
 
     async def respond(
-        self, *, bot: str, chat_id: int, text: str, language: str | None, history: list[Turn]
+        self,
+        *,
+        bot: str,
+        chat_id: int,
+        text: str,
+        language: str | None,
+        history: list[Turn],
+        default_language: str | None = None,
     ) -> AssistantReply:
+        """``language``: Telegram's ``language_code`` (None when the client sent none); the
+        answer's version is chosen in it, else in the question's detected language, else in
+        ``default_language`` (the bot's), else the knowledge base's own text is the answer."""
+        languages = answer_languages(language, text)
+        if default_language and default_language not in languages:
+            languages.append(default_language)
+        language = languages[0] if languages else None
         if asks_for_human(text):
             return self._handoff("handoff_requested", "human_requested", language, 1.0)
         if not self._admit(bot, chat_id):
@@ -141,10 +156,12 @@ class AssistantService:
         if not self.breaker.allow():
             self._log.warning("assistant.circuit_open", bot=bot, provider=self.provider.name)
             return self._handoff("handoff_unavailable", "circuit_open", language, top)
-        request = AssistantRequest(text, trim_history(history, self._budget), hits, language)
+        request = AssistantRequest(
+            text, trim_history(history, self._budget), hits, language, languages
+        )
         reply = await self._call_with_retries(request, bot=bot, language=language)
-        if reply.handoff and reply.reason == "not_in_kb":
-            return self._handoff("handoff_low_confidence", "not_in_kb", language, reply.confidence)
+        if reply.handoff and reply.reason in ("not_in_kb", "ungrounded"):
+            return self._handoff("handoff_low_confidence", reply.reason, language, reply.confidence)
         return reply
 
     def _admit(self, bot: str, chat_id: int) -> bool:

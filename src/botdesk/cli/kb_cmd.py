@@ -14,7 +14,12 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="Markdown (## question), CSV or YAML file."),
+    file: Path = typer.Argument(
+        ...,
+        help="Markdown (## question), CSV or YAML file. Versions in other languages: "
+        "'### ru: question' in Markdown, question_ru/answer_ru columns in CSV, "
+        "translations: {ru: {question, answer}} in YAML (docs/assistant.md).",
+    ),
     bot: str | None = typer.Option(None, "--bot", help="Bot name; omit for the shared base."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -61,6 +66,8 @@ def list_(
         return await knowledge_base.entries(a.db, bot=bot)
 
     entries = with_app(go)
+    from botdesk import knowledge_base
+
     if json_out:
         print_json(
             [
@@ -71,6 +78,7 @@ def list_(
                     "variants": list(e.variants),
                     "answer": e.answer,
                     "tags": list(e.tags),
+                    "translations": knowledge_base.translations_json(e) or {},
                 }
                 for e in entries
             ]
@@ -78,8 +86,17 @@ def list_(
         return
     table(
         None,
-        ["key", "scope", "question", "answer"],
-        [[e.key, e.bot or "shared", e.question, e.answer[:60]] for e in entries],
+        ["key", "scope", "question", "answer", "versions"],
+        [
+            [
+                e.key,
+                e.bot or "shared",
+                e.question,
+                e.answer[:60],
+                ", ".join(t.language for t in e.translations) or "-",
+            ]
+            for e in entries
+        ],
     )
 
 
@@ -103,7 +120,12 @@ def remove(
 def ask(
     question: str,
     bot: str = typer.Option(..., "--bot"),
-    language: str | None = typer.Option(None, "--lang", help="Subscriber language code."),
+    language: str | None = typer.Option(
+        None,
+        "--lang",
+        help="Subscriber's language code (Telegram's language_code); without it the question's "
+        "detected language picks the entry's version.",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Ask the configured assistant as a subscriber would; shows answer, sources, confidence."""
@@ -117,7 +139,12 @@ def ask(
         try:
             retriever = await port.index.ensure(bot)
             reply = await port.service.respond(
-                bot=bot, chat_id=0, text=question, language=language, history=[]
+                bot=bot,
+                chat_id=0,
+                text=question,
+                language=language,
+                history=[],
+                default_language=port.default_language.get(bot),
             )
             return reply, retriever, port.index.status
         finally:
@@ -131,6 +158,8 @@ def ask(
         "confidence": round(reply.confidence, 3),
         "handoff": reply.handoff,
         "reason": reply.reason,
+        # The entry version answered with; null: the knowledge base's own text.
+        "language": reply.language,
         # Which retrieval answered: "lexical" when the model is missing, broken or disabled.
         "retrieval": "semantic" if retriever.semantic else "lexical",
         "model": model,

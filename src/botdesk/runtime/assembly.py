@@ -20,7 +20,7 @@ async def build_port(app: App) -> AssistantPort | None:
     """The assistant configured for this home (the offline answerer by default)."""
     from botdesk.runtime.assistant_port import build_assistant_port
 
-    return await build_assistant_port(app)
+    return await build_assistant_port(app, warm_up=True)  # serve: load the model at start
 
 
 def build_links(app: App, webhook_base: str | None) -> LinkSigner | None:

@@ -9,6 +9,7 @@ handoff marks the conversation as needing a human, and the AI stays silent there
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,7 +111,12 @@ class KnowledgeIndex:
         self._checked: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def ensure(self, bot: str) -> Retriever:
+    async def ensure(self, bot: str, *, recheck_soon: bool = False) -> Retriever:
+        """The bot's retriever, rebuilt when its entries changed (checked every few seconds).
+
+        ``recheck_soon`` (the warm-up): the next call checks the version again instead of
+        trusting this build for ``KB_CHECK_EVERY_S``: an import right after serve started
+        must be seen by the first question."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if bot in self._retrievers and now - self._checked.get(bot, 0.0) < KB_CHECK_EVERY_S:
@@ -125,6 +131,8 @@ class KnowledgeIndex:
                 )
                 self._versions[bot] = version
                 log.info("knowledge index built", bot=bot, entries=len(entries))
+            if recheck_soon:
+                self._checked.pop(bot, None)
         return self._retrievers[bot]
 
     def _build(self, entries: list[KnowledgeEntry]) -> Retriever:
@@ -139,6 +147,10 @@ class KnowledgeIndex:
 
     def get(self, bot: str) -> Retriever:
         return self._retrievers[bot]
+
+    def built(self, bot: str) -> bool:
+        """Whether the bot's index has been built (by the warm-up or a first question)."""
+        return bot in self._retrievers
 
 
 class AIAssistantPort:
@@ -156,6 +168,30 @@ class AIAssistantPort:
         self.fallback = fallback
         self.enabled = dict(enabled)
         self.default_language = dict(default_language)
+        self._warm: asyncio.Task[None] | None = None
+
+    def start_warm_up(self, bots: Sequence[str]) -> None:
+        """Build the bots' indexes and run one query in the background, so that the first
+        subscriber question does not wait for the model to load and touch its weights."""
+        self._warm = asyncio.create_task(self._warm_up(list(bots)), name="assistant-warm-up")
+
+    async def _warm_up(self, bots: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for bot in bots:
+            if not self.enabled.get(bot, True):
+                continue
+            try:
+                retriever = await self.index.ensure(bot, recheck_soon=True)
+                if retriever.entries:
+                    # The first query pays for the engine's first touch of its mapped weights.
+                    await loop.run_in_executor(
+                        self.index.executor, retriever.search, retriever.entries[0].question, 1
+                    )
+            except Exception as exc:  # a failed warm-up is retried by the first question
+                log.warning("assistant warm-up failed", bot=bot, error=str(exc))
+                continue
+        log.info("assistant warmed up", bots=len(bots), seconds=round(loop.time() - started, 2))
 
     async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         if not self.enabled.get(msg.bot, True):
@@ -170,8 +206,9 @@ class AIAssistantPort:
             bot=msg.bot,
             chat_id=msg.chat_id,
             text=msg.text,
-            language=msg.language or self.default_language.get(msg.bot),
+            language=msg.language,
             history=_turns(history),
+            default_language=self.default_language.get(msg.bot),
         )
         return Reply(
             text=answer.text,
@@ -182,10 +219,15 @@ class AIAssistantPort:
                 "confidence": round(answer.confidence, 3),
                 "provider": answer.provider,
                 "reason": answer.reason,
+                "language": answer.language,
             },
         )
 
     async def aclose(self) -> None:
+        if self._warm is not None and not self._warm.done():
+            self._warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warm
         await self.service.provider.aclose()
         self.index.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -200,7 +242,9 @@ def open_index(app: App, executor: ThreadPoolExecutor) -> KnowledgeIndex:
     return KnowledgeIndex(app.db, load_embedder=loader, executor=executor)
 
 
-async def build_assistant_port(app: App) -> AIAssistantPort:
+async def build_assistant_port(app: App, *, warm_up: bool = False) -> AIAssistantPort:
+    """The assistant for ``serve``; ``warm_up`` (serve) builds every bot's index and loads
+    the model in the background right away instead of on the first question."""
     s = app.settings
     cfg = s.assistant
     executor = ThreadPoolExecutor(max_workers=s.executor_size, thread_name_prefix="botdesk-kb")
@@ -217,10 +261,15 @@ async def build_assistant_port(app: App) -> AIAssistantPort:
         logger=get_logger("botdesk.assistant"),
         executor=executor,
     )
-    return AIAssistantPort(
+    port = AIAssistantPort(
         service=service,
         index=index,
         fallback=AutoReply.from_settings(s),
         enabled={n: o.assistant for n, o in s.bots.items()},
         default_language={n: o.language for n, o in s.bots.items()},
     )
+    if warm_up:
+        from botdesk.bots import BotRegistry
+
+        port.start_warm_up([r.name for r in await BotRegistry(app.db, app.secrets).list()])
+    return port

@@ -303,6 +303,8 @@ class KnowledgeEntryRow(Base):
     answer: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # {"ru": {"question": ..., "variants": [...], "answer": ...}}: versions in other languages
+    translations: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 # -- campaign actions (edit / recall after sending): one block, see campaign_actions.py -------

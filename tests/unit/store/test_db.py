@@ -24,7 +24,7 @@ def _bot(name: str = "shop") -> dict[str, object]:
 async def test_upgrade_is_idempotent_and_at_head(db: Database) -> None:
     await db.upgrade()
     cur, head = await db.revision_status()
-    assert cur == head == "0010"
+    assert cur == head == "0011"
     await db.ensure_current()
 
 
