@@ -50,7 +50,7 @@ def test_code_head_matches_alembic() -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(db_module._MIGRATIONS.parent))
-    assert code_head() == ScriptDirectory.from_config(cfg).get_current_head() == "0007"
+    assert code_head() == ScriptDirectory.from_config(cfg).get_current_head() == "0011"
 
 
 def test_code_head_is_none_unless_there_is_exactly_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
