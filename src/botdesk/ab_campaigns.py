@@ -526,6 +526,15 @@ def outcome_dict(out: DecideOutcome) -> dict[str, Any]:
     } | _decision_record(out, out.decision)
 
 
+def recorded_difference(d: dict[str, Any]) -> str:
+    """A recorded decision's (``ab_tests.decision``) difference, interval and test in words."""
+    best, runner = variant_label(d["best"]), variant_label(d["runner_up"])
+    low, high = d["interval"]
+    ci = f"{d['level']:.1%} CI {low * 100:+.1f} to {high * 100:+.1f} points"
+    test = f"{d['test']} test p = {d['p_value']:.3g}"
+    return f"{best} − {runner} = {d['difference'] * 100:+.1f} points ({ci}); {test}"
+
+
 def describe(out: DecideOutcome) -> list[str]:
     """The decision in words, one line a fact (for the CLI)."""
     lines = []

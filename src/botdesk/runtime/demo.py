@@ -8,6 +8,11 @@ every subscriber at the sandbox's Telegram-like limit, and the report closes the
 An onboarding sequence (three tips a few seconds apart, ``demo/sequence.yaml``) runs for
 everyone who starts the bot; some press its button (a tag its third step's segment asks for),
 askers stop it by replying, leavers by /stop or a block; its stats close the show too.
+An A/B test (two texts with a callback button each, half of the audience, decided on clicks
+after a window of seconds) runs alongside the campaign: the simulated users who got variant A
+press its button with probability 35%, those who got B with 10% (``AB_PRESS``); ``serve``
+decides when the window ends and the demo shows what the test honestly says, and the winner
+going to the rest of the audience when there is one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,13 +35,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from sqlalchemy import func, select
 
-from botdesk import clicks, inbox, knowledge_base
+from botdesk import ab_campaigns, clicks, inbox, knowledge_base
+from botdesk.ab_campaigns import AbTests, recorded_difference, variant_label
 from botdesk.app import App, open_app
 from botdesk.bots import BotRegistry
 from botdesk.campaigns import Campaigns, CampaignSpec
 from botdesk.runtime.assembly import build_runtime
 from botdesk.sequences import Sequences
-from botdesk.store.models import Subscriber
+from botdesk.store.models import Campaign, Delivery, SequenceStep, Subscriber
 
 BOT = "demo"
 SEQUENCE = "onboarding"
@@ -62,6 +68,16 @@ CAMPAIGN_TEXT = (
     "Reply to this chat if you have questions."
 )
 
+AB_NAME = "jackets A/B"
+AB_VARIANTS = (
+    "{first_name}, jackets are <b>30% off</b> today only. Tap to see them first!",
+    "New in the shop: our winter collection.",
+)
+AB_BUTTON = ("Show me the jackets", "cb:show_jackets")
+AB_PRESS = (0.35, 0.10)  # the chance that a simulated recipient presses variant A's, B's button
+AB_SHARE = 0.5
+AB_WINDOW = timedelta(seconds=15)
+
 
 @dataclass
 class Feed:
@@ -71,6 +87,7 @@ class Feed:
     lines: list[str] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
     campaign: int | None = None
+    ab: int | None = None
 
     def say(self, line: str) -> None:
         self.lines.append(line)
@@ -122,6 +139,8 @@ async def _view(app: App, feed: Feed, sb: Any, started: float) -> Group:
             f"{st['rate_per_s']}/s",
         )
         parts.append(Panel(line, title=f"campaign {feed.campaign}: {st['state']}"))
+    if feed.ab is not None:
+        parts.append(await _ab_panel(app, feed.ab))
     parts.append(Panel("\n".join(feed.lines) or "...", title="conversations"))
     return Group(*parts)
 
@@ -208,7 +227,7 @@ async def run_demo(
 
                     painter = asyncio.create_task(refresh())
                     try:
-                        summary = await _scenario(app, sb, feed, rng, users)
+                        summary = await _scenario(app, sb, feed, rng, users, seed=seed)
                     finally:
                         painter.cancel()
                         await asyncio.gather(painter, return_exceptions=True)
@@ -232,7 +251,9 @@ async def _until(pred: Any, within: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -> dict[str, Any]:
+async def _scenario(
+    app: App, sb: Any, feed: Feed, rng: random.Random, n: int, *, seed: int
+) -> dict[str, Any]:
     people = sb.add_users(n)
     feed.phase = f"{n} users start the bot"
     for i, u in enumerate(people):
@@ -284,10 +305,34 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
         return c.get("unsubscribed", 0) + c.get("blocked", 0) >= len(leavers)
 
     await _until(left, 30)
-    feed.phase = "campaign to every active subscriber"
+    # The worker sends campaigns in id order: the tips already due go first, so the test
+    # starts when they are out (its window would otherwise pass with nothing delivered).
+    feed.phase = "the onboarding tips go out"
+
+    async def tips_out() -> bool:
+        async with app.db.read() as conn:
+            q = (
+                select(func.count())
+                .select_from(Delivery)
+                .join(SequenceStep, SequenceStep.campaign_id == Delivery.campaign_id)
+                .where(Delivery.state.in_(("pending", "sending")))
+            )
+            return not (await conn.execute(q)).scalar()
+
+    await _until(tips_out, 60)
+    feed.phase = "an A/B test and a campaign to every active subscriber"
     camps = Campaigns(app.db)
     rec = await BotRegistry(app.db, app.secrets).get(BOT)
     now = datetime.now(UTC)
+    ab = await AbTests(app.db).create(
+        CampaignSpec(bot=BOT, text=AB_VARIANTS[0], parse_mode="html", name=AB_NAME,
+                     buttons=[AB_BUTTON]),
+        list(AB_VARIANTS), rec, test_share=AB_SHARE, metric="clicks", decide_after=AB_WINDOW,
+        now=now, seed=seed,
+    )  # fmt: skip
+    await camps.start(ab, now=now)
+    feed.ab = ab
+    pressing = asyncio.create_task(_press_variants(app, sb, ab, seed, now + AB_WINDOW))
     info = await camps.create(
         CampaignSpec(bot=BOT, text=CAMPAIGN_TEXT, parse_mode="html", name="winter sale"),
         rec,
@@ -300,6 +345,13 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
         return (await camps.get(info.id)).state == "completed"
 
     await _until(finished, 120)
+    feed.phase = "the A/B test's window ends: serve decides, the winner goes to the rest"
+    await pressing
+
+    async def ab_done() -> bool:
+        return (await camps.get(ab)).state in ("completed", ab_campaigns.UNDECIDED)
+
+    await _until(ab_done, AB_WINDOW.total_seconds() + 60)
     feed.phase = "the onboarding sequence finishes"
     seqs = Sequences(app.db)
 
@@ -316,7 +368,53 @@ async def _scenario(app: App, sb: Any, feed: Feed, rng: random.Random, n: int) -
         "campaign": report,
         "handoffs": len(await inbox.list_conversations(app.db, bot=BOT, needs_human=True)),
         "sequence": await seqs.stats(SEQUENCE, bot=BOT),
+        "ab": await camps.report(ab),
     }
+
+
+async def _press_variants(app: App, sb: Any, ab: int, seed: int, end: datetime) -> None:
+    """Recipients of the test press their variant's button with its known probability, one
+    draw per recipient (seeded by the chat, so the run is the same whatever the timing)."""
+    children = await ab_campaigns.variant_campaigns(app.db, ab)
+    seen: set[int] = set()
+    while datetime.now(UTC) < end - timedelta(seconds=1):
+        for m in sb.messages(bot=USERNAME):
+            rows = (m.get("reply_markup") or {}).get("inline_keyboard") or [[{}]]
+            data = rows[0][0].get("callback_data")
+            target = clicks.parse_data(data)
+            if target is None or target[0] not in children or m["chat_id"] in seen:
+                continue
+            seen.add(m["chat_id"])
+            chance = AB_PRESS[children.index(target[0])]
+            if random.Random(f"{seed}:{m['chat_id']}").random() < chance:
+                await sb.user_press(m["chat_id"], USERNAME, m["message_id"], data)
+        await asyncio.sleep(0.2)
+
+
+async def _ab_panel(app: App, ab: int) -> Panel:
+    async with app.db.read() as conn:
+        state = (await conn.execute(select(Campaign.state).where(Campaign.id == ab))).scalar()
+    out = await AbTests(app.db).results(ab, now=datetime.now(UTC))
+    left = (out.window_end - datetime.now(UTC)).total_seconds()
+    line = "   ".join(
+        f"{variant_label(v.number)}: {v.successes}/{v.delivered} clicked"
+        f" (users press {AB_PRESS[v.number - 1]:.0%})"
+        for v in out.variants
+    )
+    when = f"decides in {left:.0f}s" if left > 0 else "window over"
+    return Panel(f"{line}   {when}", title=f"A/B test {ab} '{AB_NAME}' on clicks: {state}")
+
+
+def _decision_lines(ab: dict[str, Any]) -> list[str]:
+    """The decision serve recorded, in words."""
+    d = ab.get("decision")
+    if not d:
+        return ["not decided"]
+    lines = [str(d["outcome"])]
+    if "best" in d:
+        what = f"variant {variant_label(d['best'])}" if d["outcome"] == "winner" else ""
+        lines = [f"{d['outcome']}: {what}{', ' if what else ''}{recorded_difference(d)}"]
+    return lines
 
 
 async def _press_tips(app: App, sb: Any, users: list[Any]) -> None:
@@ -378,7 +476,32 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
             str(st["failed"] + st["uncertain"] + st["suppressed"]),
             str(st["clicks"]["unique"]),
         )
-    console.print(t, u, r, w)
+    a = s["ab"]
+    ab = a["ab_test"]
+    v = Table(title=f"A/B test {a['campaign']['id']} '{a['campaign']['name']}' on {ab['metric']}, "
+              f"test share {ab['test_share']:g}, window {ab['decide_after_s']:g}s: "
+              f"{a['campaign']['state']}")  # fmt: skip
+    for col in ("variant", "text", "users press", "delivered", "clicked", "rate"):
+        v.add_column(col, justify="left" if col == "text" else "right")
+    for i, rv in enumerate((ab["decision"] or {}).get("variants", [])):
+        v.add_row(
+            variant_label(rv["number"]),
+            AB_VARIANTS[i][:40],
+            f"{AB_PRESS[i]:.0%}",
+            str(rv["delivered"]),
+            str(rv["successes"]),
+            f"{rv['successes'] / rv['delivered']:.1%}" if rv["delivered"] else "-",
+        )
+    console.print(t, u, r, w, v)
+    for line in _decision_lines(ab):
+        console.print(line, markup=False)
+    if ab["winner"]:
+        console.print(
+            f"variant {variant_label(ab['winner'])} went to the rest of the audience: "
+            f"{a['counts']['sent']} of {a['campaign']['audience']} sent"
+        )
+    elif ab["decision"]:
+        console.print("nothing sent to the rest: the operator picks with `campaign decide --pick`")
     sbx = s["sandbox"]
     console.print(
         f"sandbox accepted {sbx['accepted']} messages, answered 429 {sbx['rate_limited']} times; "

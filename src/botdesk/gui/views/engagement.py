@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from botdesk.ab_campaigns import variant_label
+from botdesk.ab_campaigns import recorded_difference, variant_label
 from botdesk.gui.models.rows import RowsModel
 from botdesk.gui.views.base import error_label, row_table, show_error
 
@@ -99,11 +99,8 @@ def decision_text(ab: dict[str, Any]) -> str:
         return "Pending: the window has ended; Decide… runs the test."
     lines = []
     if "best" in d:
-        best, runner = variant_label(d["best"]), variant_label(d["runner_up"])
-        low, high = d["interval"]
-        ci = f"{d['level']:.1%} CI {low * 100:+.1f} to {high * 100:+.1f} points"
-        test = f"{d['test']} test p = {d['p_value']:.3g}"
-        diff = f"{best} − {runner} = {d['difference'] * 100:+.1f} points ({ci}); {test}"
+        best = variant_label(d["best"])
+        diff = recorded_difference(d)
         if d["outcome"] == "winner":
             lines.append(f"Decided: winner variant {best}. {diff}")
         else:
