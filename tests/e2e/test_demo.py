@@ -56,7 +56,7 @@ def _ab_decided(summary: dict[str, Any], *, test_size: int) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("BOTDESK_TEST_FULL_DEMO"),
-    reason="the full 300-user demo takes ~75 s; set BOTDESK_TEST_FULL_DEMO=1 (make demo runs it too)",
+    reason="the 300-user demo takes ~75 s; set BOTDESK_TEST_FULL_DEMO=1 (make demo runs it)",
 )
 async def test_demo_ab_winner_goes_to_the_rest() -> None:
     """At the demo's default size (300 users, 270 active) the test share is 135: the users
