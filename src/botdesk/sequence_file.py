@@ -113,6 +113,16 @@ def read_sequence(path: Path) -> tuple[SequenceDef, str]:
     return parse_sequence(text, filename=path.name, base=path.parent), text
 
 
+def format_duration(seconds: float | None) -> str:
+    """A duration as the file writes it (``2d``, ``3h``, ``90s``); ``-`` for none."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _delay(value: Any, *, zero: bool) -> timedelta:
     text = str(value).strip()
     if zero and text in ("0", "0s", "0m", "0h", "0d"):

@@ -17,7 +17,7 @@ from tests.gui.conftest import console_on
 from botdesk.gui.views.base import View
 from botdesk.gui.window import SCREENS
 
-OPENINGS = 504  # 84 rounds of the six screens
+OPENINGS = 504  # 72 rounds of the seven screens
 WARM_UP_ROUNDS = 2
 TOLERANCE = 3  # a count may move by this much (a timer or a task between two snapshots)
 

@@ -13,21 +13,13 @@ from typing import Any
 import typer
 
 from botdesk.cli.common import console, print_json, table, with_app
+from botdesk.sequence_file import format_duration as _fmt_s
 
 app = typer.Typer(no_args_is_help=True)
 
 REF_ARG = typer.Argument(..., help="Sequence name or id.")
 BOT_FILTER = typer.Option(None, "--bot", help="The bot, when names repeat across bots.")
 JSON_OPT = typer.Option(False, "--json", help="Machine-readable output.")
-
-
-def _fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 @app.command("create")

@@ -20,6 +20,8 @@ from botdesk.campaign_actions import ActionPlan, ActionSpec, CampaignActions
 from botdesk.campaigns import CampaignInfo, Campaigns, CampaignSpec, Estimate
 from botdesk.config import save_settings
 from botdesk.errors import NotFoundError
+from botdesk.sequence_file import SequenceFileError, read_sequence
+from botdesk.sequences import SequenceInfo, Sequences
 
 
 def now() -> datetime:
@@ -287,6 +289,49 @@ class Services:
 
     async def resend_uncertain(self, campaign_id: int) -> int:
         return await self.campaigns.resend_uncertain(campaign_id, now=now())
+
+    # -- sequences (drip) ------------------------------------------------------------------
+
+    async def sequences(self, bot: str) -> list[dict[str, Any]]:
+        """The bot's sequences, each as `botdesk sequence stats` counts it (``Sequences.stats``)
+        with its trigger, version and steps (`sequence show`)."""
+        seqs = Sequences(self.app.db)
+        out = []
+        for info in await seqs.list(bot=bot):
+            st = await seqs.stats(str(info.id))
+            st["trigger"] = info.definition.trigger.describe()
+            st["version"] = info.version
+            st["definition"] = info.as_dict()
+            out.append(st)
+        return out
+
+    async def check_sequence_file(
+        self, path: Path, bot: str
+    ) -> tuple[list[str], SequenceInfo | None]:
+        """The file's problems (`sequence create`'s lines; empty when valid) and the bot's
+        sequence of the file's name, which loading it would replace (`--update`)."""
+        try:
+            definition, _ = read_sequence(path)
+        except SequenceFileError as exc:
+            return exc.problems, None
+        for info in await Sequences(self.app.db).list(bot=bot):
+            if info.name == definition.name:
+                return [], info
+        return [], None
+
+    async def load_sequence(
+        self, path: Path, bot: str, *, update: bool
+    ) -> tuple[SequenceInfo, bool]:
+        """`botdesk sequence create FILE --bot BOT [--update]`: stored; True if new."""
+        return await Sequences(self.app.db).create(
+            path, await self.bot(bot), now=now(), update_existing=update
+        )
+
+    async def sequence_state(self, sequence_id: int, state: str) -> SequenceInfo:
+        """`botdesk sequence pause|resume`: ``paused`` or ``active``."""
+        if state not in ("paused", "active"):
+            raise NotFoundError(f"no sequence state {state!r}")
+        return await Sequences(self.app.db).set_state(str(sequence_id), state, bot=None, now=now())
 
     # -- edit and recall of a sent campaign ----------------------------------------------
 

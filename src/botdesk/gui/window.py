@@ -2,7 +2,7 @@
 
 A screen is built when it is opened and released and deleted when another one is opened,
 so a console left running for weeks holds one screen's widgets, timers and connections.
-Ctrl+1 … Ctrl+6 (and the list, with the arrow keys) move between screens.
+Ctrl+1 … Ctrl+7 (and the list, with the arrow keys) move between screens.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from botdesk.gui.views.campaigns import CampaignsView
 from botdesk.gui.views.dashboard import DashboardView
 from botdesk.gui.views.inbox import InboxView
 from botdesk.gui.views.knowledge import KnowledgeView
+from botdesk.gui.views.sequences import SequencesView
 from botdesk.gui.views.settings import SettingsView
 from botdesk.gui.views.subscribers import SubscribersView
 
@@ -25,6 +26,7 @@ SCREENS: tuple[type[View], ...] = (
     DashboardView,
     SubscribersView,
     CampaignsView,
+    SequencesView,
     InboxView,
     KnowledgeView,
     SettingsView,

@@ -1,6 +1,6 @@
 """A demo home for the desktop console: the sandbox Telegram with the demo bot, subscribers
 who came from several sources, conversations (one waiting for a human), a finished campaign
-and one still running when the window opens.
+and one still running when the window opens, and the onboarding sequence they went through.
 
 The sandbox runs in-process for as long as the context is open, so the console's own
 runtime serves the demo bot against it. The data is made the way real data is: simulated
@@ -41,6 +41,7 @@ from botdesk.runtime.demo import (
     _counts,
     _until,
 )
+from botdesk.sequences import Sequences
 
 RUNNING_RATE = 3.0
 FIRST_TEXT = (
@@ -70,6 +71,11 @@ async def prepare(home: Path, sb: Any, *, users: int = 120, seed: int = 7) -> di
         kb = resources.files("botdesk.demo").joinpath("kb.md")
         with resources.as_file(kb) as kb_path:
             await knowledge_base.import_file(app.db, kb_path, bot=BOT, now=datetime.now(UTC))
+        # The onboarding sequence (as `botdesk demo`): the users below enrol as they /start.
+        seq_file = resources.files("botdesk.demo").joinpath("sequence.yaml")
+        with resources.as_file(seq_file) as seq_path:
+            rec = await BotRegistry(app.db, app.secrets).get(BOT)
+            await Sequences(app.db).create(seq_path, rec, now=datetime.now(UTC))
         runtime = await build_runtime(app, poll_timeout=1)
         await runtime.start()
         try:

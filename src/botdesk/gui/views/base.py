@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
+    QComboBox,
     QHeaderView,
     QLabel,
     QMessageBox,
@@ -172,6 +173,14 @@ def show_error(lab: QLabel, line: str | None) -> None:
     else:
         lab.clear()
         lab.hide()
+
+
+def fill_combo(combo: QComboBox, items: list[str]) -> None:
+    """Replace a combo box's items without emitting its change signals."""
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(items)
+    combo.blockSignals(False)
 
 
 def vbox(widget: QWidget, *children: QWidget) -> QVBoxLayout:
