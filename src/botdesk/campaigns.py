@@ -25,7 +25,7 @@ from botdesk.bots import BotRecord
 from botdesk.errors import DeliveryError, NotFoundError, TemplateError, ValidationError
 from botdesk.segments import audience_filter, parse_segment
 from botdesk.store.db import Database
-from botdesk.store.models import Bot, Campaign, Delivery, Subscriber
+from botdesk.store.models import Bot, Campaign, Delivery, SequenceStep, Subscriber
 
 ParseModeName = Literal["plain", "html", "markdownv2"]
 PARSE_MODES: tuple[ParseModeName, ...] = ("plain", "html", "markdownv2")
@@ -463,9 +463,16 @@ class Campaigns:
             raise NotFoundError(f"no campaign with id {campaign_id}")
         return _info(row)
 
-    async def recent(self, *, bot: str | None = None, limit: int = 100) -> list[CampaignInfo]:
-        """Campaigns, newest first."""
+    async def recent(
+        self, *, bot: str | None = None, limit: int = 100, steps: bool = False
+    ) -> list[CampaignInfo]:
+        """Campaigns, newest first. A sequence's steps are campaigns of their own (that is how
+        the engine sends them) but belong to their sequence's view: left out unless ``steps``."""
         q = _info_query().order_by(Campaign.id.desc()).limit(limit)
+        if not steps:
+            q = q.where(
+                ~select(SequenceStep.number).where(SequenceStep.campaign_id == Campaign.id).exists()
+            )
         if bot is not None:
             q = q.where(Bot.name == bot)
         async with self.db.read() as conn:

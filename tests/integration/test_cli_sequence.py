@@ -69,6 +69,13 @@ async def test_sequence_cli(shop: App, home: Path, capsys: Any, tmp_path: Path) 
     code, out, _ = await cli("sequence", "stats", "welcome")
     assert code == 0 and "enrolled 0" in out
 
+    # The steps' own campaigns belong to the sequence: `campaign list` shows them on request
+    # (the campaigns of steps 2 and 3, dropped by --update, stay listed as cancelled).
+    listed_names = [c["name"] for c in await cli.json("campaign", "list")]
+    assert "sequence welcome · step 1" not in listed_names
+    steps = await cli.json("campaign", "list", "--steps")
+    assert [c["name"] for c in steps][-1] == "sequence welcome · step 1"
+
     code, _, err = await cli("sequence", "show", "nope")
     assert code == 2 and err.strip() == "botdesk: error: no sequence 'nope'"
 

@@ -284,14 +284,18 @@ for _action in ("start", "pause", "resume", "cancel"):
 
 @app.command("list")
 def list_(
-    bot: str | None = typer.Option(None, "--bot"), json_out: bool = typer.Option(False, "--json")
+    bot: str | None = typer.Option(None, "--bot"),
+    steps: bool = typer.Option(
+        False, "--steps", help="Also list the sequences' steps (each is a campaign of its own)."
+    ),
+    json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List campaigns, newest first."""
+    """List campaigns, newest first (sequence steps: `botdesk sequence stats`, or --steps)."""
 
     async def go(a):  # type: ignore[no-untyped-def]
         from botdesk.campaigns import Campaigns
 
-        return await Campaigns(a.db).recent(bot=bot)
+        return await Campaigns(a.db).recent(bot=bot, steps=steps)
 
     rows = with_app(go)
     if json_out:
