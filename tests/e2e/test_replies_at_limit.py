@@ -1,7 +1,8 @@
 """Conversational replies at a real limit lower than botdesk is configured for.
 
-The sandbox enforces 3 msg/s (botdesk is configured for Telegram's 30/s): 200 new users send
-/start (beside the 40 subscribers' own /start) while `serve` runs a campaign. Every welcome
+The sandbox enforces 3 msg/s (botdesk is configured for Telegram's 30/s): 60 new users send
+/start (beside the 20 subscribers' own /start) while `serve` runs a campaign (the issue's run had
+200; 80 welcomes at 3/s keep the same shape in a third of the suite's time). Every welcome
 draws 429s or waits behind them, and every one goes out, once, ahead of the campaign's
 messages.
 """
@@ -50,10 +51,10 @@ async def test_welcomes_at_3_per_second_during_a_campaign_are_all_sent_once_and_
 ) -> None:
     sb, app = limited, shop
     # Seeded users started the bot in the sandbox too: their /start updates wait for serve.
-    subscribed = [u.id for u in await seed(app, sb, "shop", "shop_bot", 40)]
+    subscribed = [u.id for u in await seed(app, sb, "shop", "shop_bot", 20)]
     cid = await create(app, "shop", "campaign news")
     await Campaigns(app.db).start(cid, now=datetime.now(UTC))
-    newcomers = [u.id for u in sb.add_users(200)]
+    newcomers = [u.id for u in sb.add_users(60)]
     async with running(app):
         await until(
             lambda: sum("campaign news" in (m.get("text") or "") for m in sb.messages()) >= 3,
@@ -67,7 +68,7 @@ async def test_welcomes_at_3_per_second_during_a_campaign_are_all_sent_once_and_
             return sum(WELCOME in (m.get("text") or "") for m in sb.messages(bot="shop_bot"))
 
         everyone = subscribed + newcomers
-        await until(lambda: welcomed() >= len(everyone), within=150, what="240 welcomes")
+        await until(lambda: welcomed() >= len(everyone), within=120, what="80 welcomes")
     out = sb.messages(bot="shop_bot")
     welcomes = [m for m in out if WELCOME in (m.get("text") or "")]
     assert sorted(m["chat_id"] for m in welcomes) == sorted(everyone)  # each once

@@ -3,7 +3,7 @@
 - A reply that can no longer be sent (the user blocked the bot) is given up and kept in the
   conversation with its reason, which `botdesk inbox show` prints.
 - `serve` killed with -9 right after it accepted 30 /start updates and sent its first
-  welcomes, the rest queued behind a 2 msg/s limit: a restarted `serve` sends what was
+  welcomes, the rest queued behind a 4 msg/s limit: a restarted `serve` sends what was
   pending; each welcome is delivered once, or recorded uncertain when its request may have
   left, never twice.
 """
@@ -90,9 +90,9 @@ async def _welcomed(sb: Any, user: int) -> bool:
 
 async def test_kill_9_with_welcomes_queued_each_is_sent_once_after_restart(home: Path) -> None:
     write_config(home, TOML)
-    # 2 msg/s with 50-150 ms per request: the welcomes queue up behind the limit.
+    # 4 msg/s with 50-150 ms per request: the welcomes queue up behind the limit.
     async with (
-        running_sandbox(seed=42, bot_rate=2.0, bot_burst=2.0, latency=(0.05, 0.15)) as sb,
+        running_sandbox(seed=42, bot_rate=4.0, bot_burst=2.0, latency=(0.05, 0.15)) as sb,
         open_app(home, configure_logs=False) as app,
     ):
         await register(app, sb, "shop", "shop_bot")
