@@ -204,6 +204,18 @@ class _Problems:
         return [text for _, text in sorted(self._found, key=lambda f: f[0])]
 
 
+def compose_root(text: str, problems: _Problems) -> tuple[Any, bool]:
+    """The YAML file's root node and True, or (None, False) with its syntax error noted in
+    ``problems`` by line (shared by the rules and the sequence file formats)."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), True
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = int(mark.line) + 1 if mark is not None else 0
+        problems.add(line, "", f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")
+        return None, False
+
+
 def _construct(node: yaml.Node) -> Any:
     loader = yaml.SafeLoader("")
     try:
@@ -238,12 +250,8 @@ def parse_rules(text: str, *, filename: str = "rules.yaml", base: Path | None = 
     are taken as they are.
     """
     problems = _Problems(filename)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = int(mark.line) + 1 if mark is not None else 0
-        problems.add(line, "", f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")
+    root, parsed = compose_root(text, problems)
+    if not parsed:
         raise RulesFileError(filename, problems.lines) from None
     if root is None:
         return RuleSet()

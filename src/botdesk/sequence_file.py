@@ -25,6 +25,7 @@ from botdesk.reply_rules import (
     _line,
     _mapping_nodes,
     _Problems,
+    compose_root,
     message_fields,
 )
 from botdesk.segments import check_tag, parse_segment
@@ -137,12 +138,8 @@ def parse_sequence(
 
     ``base`` resolves relative media paths (None: the stored copy, paths already absolute)."""
     problems = _Problems(filename)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = int(mark.line) + 1 if mark is not None else 0
-        problems.add(line, "", f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")
+    root, parsed = compose_root(text, problems)
+    if not parsed:
         raise SequenceFileError(filename, problems.lines) from None
     if root is None or not isinstance(root, yaml.MappingNode):
         problems.add(
