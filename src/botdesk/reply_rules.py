@@ -31,19 +31,27 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botdesk import yaml_file
 from botdesk.delivery import templates
-from botdesk.errors import NotFoundError, TemplateError, ValidationError
+from botdesk.errors import NotFoundError, ValidationError
 from botdesk.segments import check_tag
 from botdesk.store.db import Database
 from botdesk.store.models import ReplyRuleSet, Subscriber, SubscriberTag
 from botdesk.textfiles import read_text
+from botdesk.yaml_file import (
+    Problems,
+    compose_root,
+    construct,
+    line_of,
+    mapping_nodes,
+    message_fields,
+)
 
 MENU_PREFIX = "m:"
 MENU_KEY_CHARS = 12  # hex characters of the hash: 48 bits, callback data of 14 bytes
 MAX_FILE_BYTES = 1024 * 1024
 MAX_RULES = 500
 MAX_COMMANDS = 100  # Telegram's limit per scope and language
-PARSE_MODES = ("plain", "html", "markdownv2")
 # Commands that change consent or are answered by botdesk itself: a rule cannot take them.
 RESERVED_COMMANDS = frozenset({"start", "stop", "unsubscribe", "help"})
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -53,15 +61,8 @@ _REPLY_KEYS = {"text", "parse_mode", "photo", "document", "buttons", "menu"}
 _MENU_KEYS = {"buttons", "exclusive", "answer"}
 
 
-class RulesFileError(ValidationError):
+class RulesFileError(yaml_file.YamlFileError):
     """A rules file with problems; ``problems`` holds one line per problem, with its place."""
-
-    def __init__(self, filename: str, problems: Sequence[str]) -> None:
-        self.filename = filename
-        self.problems = list(problems)
-        first = self.problems[0] if self.problems else "invalid"
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        super().__init__(f"{first}{more}")
 
 
 # -- the rule set -----------------------------------------------------------------------
@@ -189,51 +190,6 @@ def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str]:
 # -- the file -----------------------------------------------------------------------------
 
 
-class _Problems:
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self._found: list[tuple[int, str]] = []
-
-    def add(self, line: int, what: str, reason: str) -> None:
-        where = f"{self.filename}:{line}" if line else self.filename
-        self._found.append((line, f"{where}: {what}: {reason}" if what else f"{where}: {reason}"))
-
-    @property
-    def lines(self) -> list[str]:
-        """In the file's order."""
-        return [text for _, text in sorted(self._found, key=lambda f: f[0])]
-
-
-def compose_root(text: str, problems: _Problems) -> tuple[Any, bool]:
-    """The YAML file's root node and True, or (None, False) with its syntax error noted in
-    ``problems`` by line (shared by the rules and the sequence file formats)."""
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader), True
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = int(mark.line) + 1 if mark is not None else 0
-        problems.add(line, "", f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")
-        return None, False
-
-
-def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def _mapping_nodes(node: yaml.Node) -> dict[str, yaml.Node]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {str(k.value): v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
-
-
 def _texts(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return [value]
@@ -249,38 +205,38 @@ def parse_rules(text: str, *, filename: str = "rules.yaml", base: Path | None = 
     exist now and is kept absolute. Without ``base`` (the stored copy, already validated) paths
     are taken as they are.
     """
-    problems = _Problems(filename)
+    problems = Problems(filename)
     root, parsed = compose_root(text, problems)
     if not parsed:
         raise RulesFileError(filename, problems.lines) from None
     if root is None:
         return RuleSet()
-    top = _mapping_nodes(root)
+    top = mapping_nodes(root)
     if not top:
-        problems.add(_line(root), "", "expected a mapping with 'rules:' and/or 'commands:'")
+        problems.add(line_of(root), "", "expected a mapping with 'rules:' and/or 'commands:'")
         raise RulesFileError(filename, problems.lines)
     for key, node in top.items():
         if key not in ("rules", "commands"):
-            problems.add(_line(node), "", f"unknown section {key!r} (use rules, commands)")
+            problems.add(line_of(node), "", f"unknown section {key!r} (use rules, commands)")
     rules: list[Rule] = []
     if "rules" in top:
         node = top["rules"]
         if not isinstance(node, yaml.SequenceNode):
-            problems.add(_line(node), "rules", "expected a list of rules")
+            problems.add(line_of(node), "rules", "expected a list of rules")
         else:
             if len(node.value) > MAX_RULES:
-                problems.add(_line(node), "rules", f"at most {MAX_RULES} rules")
+                problems.add(line_of(node), "rules", f"at most {MAX_RULES} rules")
             names: dict[str, int] = {}
             for i, rnode in enumerate(node.value, start=1):
                 rule_name, rule = _rule(rnode, i, problems, base)
                 if rule_name in names:
                     problems.add(
-                        _line(rnode),
+                        line_of(rnode),
                         f"rule {rule_name!r}",
                         f"duplicate name (first at line {names[rule_name]})",
                     )
                     continue
-                names[rule_name] = _line(rnode)
+                names[rule_name] = line_of(rnode)
                 if rule is not None:
                     rules.append(rule)
     commands = _commands(top["commands"], problems) if "commands" in top else []
@@ -290,16 +246,16 @@ def parse_rules(text: str, *, filename: str = "rules.yaml", base: Path | None = 
 
 
 def _rule(
-    node: yaml.Node, index: int, problems: _Problems, base: Path | None
+    node: yaml.Node, index: int, problems: Problems, base: Path | None
 ) -> tuple[str, Rule | None]:
     """The rule's name (for duplicate checks) and the rule, None when it has problems."""
-    line = _line(node)
-    fields = _mapping_nodes(node)
+    line = line_of(node)
+    fields = mapping_nodes(node)
     if not fields:
         problems.add(line, f"rule #{index}", "expected a mapping (name, keyword, reply, ...)")
         return f"rule-{index}", None
     try:
-        data = _construct(node)
+        data = construct(node)
     except yaml.YAMLError as exc:
         problems.add(line, f"rule #{index}", f"unreadable: {getattr(exc, 'problem', exc)}")
         return f"rule-{index}", None
@@ -314,7 +270,7 @@ def _rule(
         problems.add(line, what, f"unknown field(s): {', '.join(sorted(unknown))}")
 
     def at(key: str) -> int:
-        return _line(fields[key]) if key in fields else line
+        return line_of(fields[key]) if key in fields else line
 
     kinds = [k for k in ("command", "keyword", "keywords", "regex") if k in data]
     kind = ""
@@ -373,7 +329,7 @@ def _rule(
     )
 
 
-def _tags(value: Any, line: int, what: str, problems: _Problems) -> list[str]:
+def _tags(value: Any, line: int, what: str, problems: Problems) -> list[str]:
     if value is None:
         return []
     values = _texts(value)
@@ -389,74 +345,19 @@ def _tags(value: Any, line: int, what: str, problems: _Problems) -> list[str]:
     return out
 
 
-def _media(
-    value: Any, line: int, what: str, key: str, problems: _Problems, base: Path | None
-) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        problems.add(line, what, f"'{key}' must be a path or a URL")
-        return None
-    text = value.strip()
-    if text.startswith(("http://", "https://")) or base is None:
-        return text
-    path = Path(text).expanduser()
-    path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        problems.add(line, what, f"{key} file not found: {text}")
-        return None
-    return str(path.resolve())
-
-
-def message_fields(
-    data: dict[str, Any],
-    at: Any,
-    what: str,
-    problems: _Problems,
-    base: Path | None,
-    *,
-    noun: str,
-) -> tuple[str, str, str | None, str | None]:
-    """A message's text, parse mode, photo and document, checked (the template against its
-    parse mode and Telegram's limits); ``at(key)`` is the line of a field. Also used by the
-    sequence file (``sequence_file.py``)."""
-    line = at("")
-    text = data.get("text")
-    if not isinstance(text, str) or not text.strip():
-        problems.add(at("text"), what, f"the {noun} needs a 'text'")
-        text = ""
-    mode = str(data.get("parse_mode") or "plain").lower()
-    if mode not in PARSE_MODES:
-        problems.add(
-            at("parse_mode"), what, f"unknown parse mode {mode!r} (html, markdownv2, plain)"
-        )
-        mode = "plain"
-    photo = _media(data.get("photo"), at("photo"), what, "photo", problems, base)
-    document = _media(data.get("document"), at("document"), what, "document", problems, base)
-    if photo and document:
-        problems.add(line, what, f"a {noun} carries a photo or a document, not both")
-    if text:
-        limit = templates.CAPTION_LIMIT if photo or document else templates.TEXT_LIMIT
-        try:
-            templates.validate(text, parse_mode=mode, limit=limit)
-        except TemplateError as exc:
-            problems.add(at("text"), what, str(exc))
-    return text, mode, photo, document
-
-
 def _reply(
-    node: yaml.Node, data: Any, rule: str, what: str, problems: _Problems, base: Path | None
+    node: yaml.Node, data: Any, rule: str, what: str, problems: Problems, base: Path | None
 ) -> RuleReply | None:
-    line = _line(node)
+    line = line_of(node)
     if isinstance(data, str):
         data = {"text": data}
     if not isinstance(data, dict):
         problems.add(line, what, "'reply' must be a text or a mapping with 'text'")
         return None
-    fields = _mapping_nodes(node)
+    fields = mapping_nodes(node)
 
     def at(key: str) -> int:
-        return _line(fields[key]) if key in fields else line
+        return line_of(fields[key]) if key in fields else line
 
     unknown = set(map(str, data)) - _REPLY_KEYS
     if unknown:
@@ -489,9 +390,9 @@ def _reply(
 
 
 def _menu(
-    node: yaml.Node | None, data: Any, rule: str, what: str, problems: _Problems
+    node: yaml.Node | None, data: Any, rule: str, what: str, problems: Problems
 ) -> tuple[MenuButton, ...]:
-    line = _line(node) if node is not None else 0
+    line = line_of(node) if node is not None else 0
     if not isinstance(data, dict):
         problems.add(line, what, "'menu' must be a mapping with 'buttons'")
         return ()
@@ -537,15 +438,15 @@ def _menu(
     )
 
 
-def _commands(node: yaml.Node, problems: _Problems) -> list[Command]:
+def _commands(node: yaml.Node, problems: Problems) -> list[Command]:
     if not isinstance(node, yaml.SequenceNode):
-        problems.add(_line(node), "commands", "expected a list of {command, description}")
+        problems.add(line_of(node), "commands", "expected a list of {command, description}")
         return []
     out: list[Command] = []
     seen: set[tuple[str, str | None]] = set()
     for item in node.value:
-        line = _line(item)
-        data = _construct(item)
+        line = line_of(item)
+        data = construct(item)
         if not isinstance(data, dict):
             problems.add(line, "commands", "each entry needs 'command' and 'description'")
             continue
@@ -567,7 +468,7 @@ def _commands(node: yaml.Node, problems: _Problems) -> list[Command]:
             out.append(Command(name, about.strip(), lang))
     for lang in {c.language for c in out}:
         if sum(c.language == lang for c in out) > MAX_COMMANDS:
-            problems.add(_line(node), "commands", f"at most {MAX_COMMANDS} per language")
+            problems.add(line_of(node), "commands", f"at most {MAX_COMMANDS} per language")
     return out
 
 

@@ -19,16 +19,16 @@ import yaml
 from botdesk import campaigns
 from botdesk.ab_campaigns import parse_duration
 from botdesk.errors import SegmentSyntaxError, ValidationError
-from botdesk.reply_rules import (
-    RulesFileError,
-    _construct,
-    _line,
-    _mapping_nodes,
-    _Problems,
+from botdesk.segments import check_tag, parse_segment
+from botdesk.yaml_file import (
+    Problems,
+    YamlFileError,
     compose_root,
+    construct,
+    line_of,
+    mapping_nodes,
     message_fields,
 )
-from botdesk.segments import check_tag, parse_segment
 
 MAX_STEPS = 50
 MAX_FILE_BYTES = 1024 * 1024
@@ -51,7 +51,7 @@ _QUIET_KEYS = {"from", "to", "timezone"}
 TRIGGER_KINDS = ("start", "tag", "click")
 
 
-class SequenceFileError(RulesFileError):
+class SequenceFileError(YamlFileError):
     """A sequence file with problems; ``problems`` holds one line per problem, with its place."""
 
 
@@ -137,27 +137,27 @@ def parse_sequence(
     """Validate a whole sequence file; raise ``SequenceFileError`` listing every problem.
 
     ``base`` resolves relative media paths (None: the stored copy, paths already absolute)."""
-    problems = _Problems(filename)
+    problems = Problems(filename)
     root, parsed = compose_root(text, problems)
     if not parsed:
         raise SequenceFileError(filename, problems.lines) from None
     if root is None or not isinstance(root, yaml.MappingNode):
         problems.add(
-            _line(root) if root else 0, "", "expected a mapping with 'name', 'trigger', 'steps'"
+            line_of(root) if root else 0, "", "expected a mapping with 'name', 'trigger', 'steps'"
         )
         raise SequenceFileError(filename, problems.lines)
-    nodes = _mapping_nodes(root)
-    data = _construct(root)
+    nodes = mapping_nodes(root)
+    data = construct(root)
     for key in nodes:
         if key not in _TOP_KEYS:
             problems.add(
-                _line(nodes[key]),
+                line_of(nodes[key]),
                 key,
                 "unknown field (use name, trigger, stop, quiet_hours, steps)",
             )
 
     def at(key: str) -> int:
-        return _line(nodes[key]) if key in nodes else _line(root)
+        return line_of(nodes[key]) if key in nodes else line_of(root)
 
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
@@ -193,7 +193,7 @@ def parse_sequence(
     )
 
 
-def _trigger(value: Any, line: int, problems: _Problems) -> Trigger | None:
+def _trigger(value: Any, line: int, problems: Problems) -> Trigger | None:
     what = "trigger"
     if value == "start":
         return Trigger("start")
@@ -245,7 +245,7 @@ def _trigger(value: Any, line: int, problems: _Problems) -> Trigger | None:
     return None
 
 
-def _stop(value: Any, line: int, problems: _Problems) -> tuple[bool, str | None]:
+def _stop(value: Any, line: int, problems: Problems) -> tuple[bool, str | None]:
     if value is None:
         return True, None
     if not isinstance(value, dict):
@@ -268,7 +268,7 @@ def _stop(value: Any, line: int, problems: _Problems) -> tuple[bool, str | None]
     return on_reply, goal
 
 
-def _quiet(value: Any, line: int, problems: _Problems) -> QuietHours | None:
+def _quiet(value: Any, line: int, problems: Problems) -> QuietHours | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -302,17 +302,17 @@ def _quiet(value: Any, line: int, problems: _Problems) -> QuietHours | None:
     return QuietHours(start=bounds[0], end=bounds[1], timezone=tz)
 
 
-def _step(node: yaml.Node, number: int, problems: _Problems, base: Path | None) -> Step | None:
-    line = _line(node)
+def _step(node: yaml.Node, number: int, problems: Problems, base: Path | None) -> Step | None:
+    line = line_of(node)
     what = f"step {number}"
     if not isinstance(node, yaml.MappingNode):
         problems.add(line, what, "expected a mapping (text, delay, ...)")
         return None
-    data = _construct(node)
-    fields = _mapping_nodes(node)
+    data = construct(node)
+    fields = mapping_nodes(node)
 
     def at(key: str) -> int:
-        return _line(fields[key]) if key in fields else line
+        return line_of(fields[key]) if key in fields else line
 
     before = len(problems.lines)
     unknown = set(map(str, data)) - _STEP_KEYS
@@ -359,7 +359,7 @@ def _step(node: yaml.Node, number: int, problems: _Problems, base: Path | None) 
     )
 
 
-def _buttons(value: Any, line: int, what: str, problems: _Problems) -> tuple[tuple[str, str], ...]:
+def _buttons(value: Any, line: int, what: str, problems: Problems) -> tuple[tuple[str, str], ...]:
     """``[{label, url}]`` or ``[{label, action: cb:...}]`` (or ``"LABEL=TARGET"``), checked
     like a campaign's ``--button``."""
     if value is None:
