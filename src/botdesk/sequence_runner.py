@@ -21,7 +21,6 @@ feed loop calls it through ``Campaigns.start_due``); each phase is one short wri
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -101,9 +100,9 @@ class _Runner:
         await self.issue()
 
     def _due(
-        self, step: Step, fields: Any, *, enrolled_at: datetime, done: datetime | None
+        self, step: Step, tz: str | None, *, enrolled_at: datetime, done: datetime | None
     ) -> datetime:
-        zone = sched.zone_for(fields, self.default_tz)
+        zone = sched.zone_for(tz, self.default_tz)
         at = sched.due(step, enrolled_at=enrolled_at, previous_done=done)
         return sched.outside_quiet(at, self.d.quiet, zone)
 
@@ -123,7 +122,7 @@ class _Runner:
                             Subscriber.chat_id,
                             Subscriber.status,
                             Subscriber.is_group,
-                            Subscriber.fields,
+                            Subscriber.timezone,
                         )
                         .join(
                             Subscriber,
@@ -141,12 +140,12 @@ class _Runner:
                         .limit(BATCH)
                     )
                 ).all()
-                for eid, src, at, sid, chat, status, group, fields in rows:
+                for eid, src, at, sid, chat, status, group, tz in rows:
                     cursor = max(cursor, eid)
                     if t.source is not None and src != t.source:
                         continue
                     if status == "active" and not group:
-                        await self._enrol_one(conn, sid, chat, fields, at)
+                        await self._enrol_one(conn, sid, chat, tz, at)
             elif t.kind == "click":
                 idx = await self._click_button(conn)
                 rows = (
@@ -157,7 +156,7 @@ class _Runner:
                             Subscriber.id,
                             Subscriber.chat_id,
                             Subscriber.status,
-                            Subscriber.fields,
+                            Subscriber.timezone,
                         )
                         .join(Subscriber, Subscriber.id == Click.subscriber_id)
                         .where(
@@ -169,14 +168,14 @@ class _Runner:
                         .limit(BATCH)
                     )
                 ).all()
-                for cid, at, sid, chat, status, fields in rows:
+                for cid, at, sid, chat, status, tz in rows:
                     cursor = max(cursor, cid)
                     if status == "active":
-                        await self._enrol_one(conn, sid, chat, fields, at)
+                        await self._enrol_one(conn, sid, chat, tz, at)
             else:
                 rows = (
                     await conn.execute(
-                        select(Subscriber.id, Subscriber.chat_id, Subscriber.fields)
+                        select(Subscriber.id, Subscriber.chat_id, Subscriber.timezone)
                         .join(SubscriberTag, SubscriberTag.subscriber_id == Subscriber.id)
                         .where(
                             Subscriber.bot_id == self.bot_id,
@@ -190,8 +189,8 @@ class _Runner:
                         .limit(BATCH)
                     )
                 ).all()
-                for sid, chat, fields in rows:
-                    await self._enrol_one(conn, sid, chat, fields, self.now)
+                for sid, chat, tz in rows:
+                    await self._enrol_one(conn, sid, chat, tz, self.now)
             await conn.execute(
                 update(DripSequence)
                 .where(DripSequence.id == self.seq_id, DripSequence.cursor < cursor)
@@ -207,7 +206,7 @@ class _Runner:
         return _button_index(self.d, buttons)
 
     async def _enrol_one(
-        self, conn: AsyncConnection, sid: int, chat: int, fields: Any, at: datetime
+        self, conn: AsyncConnection, sid: int, chat: int, tz: str | None, at: datetime
     ) -> None:
         seen = (
             await conn.execute(
@@ -225,7 +224,7 @@ class _Runner:
                 chat_id=chat,
                 state="active",
                 step=1,
-                due_at=self._due(first, fields, enrolled_at=at, done=None),
+                due_at=self._due(first, tz, enrolled_at=at, done=None),
                 seen_message=int(seen),
                 enrolled_at=at,
             )
@@ -316,7 +315,7 @@ class _Runner:
                         _E.waiting,
                         _E.enrolled_at,
                         Delivery.updated_at,
-                        Subscriber.fields,
+                        Subscriber.timezone,
                     )
                     .join(Delivery, Delivery.id == _E.waiting)
                     .join(Subscriber, Subscriber.id == _E.subscriber_id, isouter=True)
@@ -329,7 +328,7 @@ class _Runner:
                     .limit(BATCH)
                 )
             ).all()
-            for eid, step, waiting, enrolled_at, done_at, fields in rows:
+            for eid, step, waiting, enrolled_at, done_at, tz in rows:
                 nxt = step + 1
                 guard = and_(_E.id == eid, _E.waiting == waiting)
                 if nxt > len(self.d.steps):
@@ -338,7 +337,7 @@ class _Runner:
                     )
                     continue
                 due_at = self._due(
-                    self.d.steps[nxt - 1], fields, enrolled_at=enrolled_at, done=done_at or self.now
+                    self.d.steps[nxt - 1], tz, enrolled_at=enrolled_at, done=done_at or self.now
                 )
                 await conn.execute(
                     update(_E).where(guard).values(step=nxt, waiting=None, due_at=due_at)
@@ -351,7 +350,7 @@ class _Runner:
             rows = (
                 await conn.execute(
                     select(
-                        _E.id, _E.step, _E.due_at, _E.subscriber_id, _E.chat_id, Subscriber.fields
+                        _E.id, _E.step, _E.due_at, _E.subscriber_id, _E.chat_id, Subscriber.timezone
                     )
                     .join(Subscriber, Subscriber.id == _E.subscriber_id, isouter=True)
                     .where(
@@ -364,7 +363,7 @@ class _Runner:
                     .limit(BATCH)
                 )
             ).all()
-            for eid, number, due_at, sid, chat, fields in rows:
+            for eid, number, due_at, sid, chat, tz in rows:
                 guard = and_(_E.id == eid, _E.waiting.is_(None), _E.state == "active")
                 if number > len(self.d.steps) or number not in self.steps:
                     await conn.execute(
@@ -372,7 +371,7 @@ class _Runner:
                     )
                     continue
                 step = self.d.steps[number - 1]
-                zone = sched.zone_for(fields, self.default_tz)
+                zone = sched.zone_for(tz, self.default_tz)
                 quiet = sched.quiet_end(self.now, self.d.quiet, zone)
                 if quiet is not None:  # came due (or the worker came back) in quiet hours
                     await conn.execute(update(_E).where(guard).values(due_at=quiet))

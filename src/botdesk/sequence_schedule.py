@@ -1,30 +1,23 @@
 """When a sequence's step is due: delays, quiet hours in the subscriber's time zone, expiry.
 
 Pure functions of their arguments (time is passed in), used by ``sequences.py`` and tested
-alone. A subscriber's time zone is ``fields["timezone"]`` (an IANA name, e.g. set by
-``subscribers import``) when it is valid; otherwise the sequence's ``quiet_hours.timezone``.
+alone. A subscriber's time zone is the ``subscribers.timezone`` column (an IANA name, see
+``timezones.py``) when it is set and valid; otherwise the sequence's ``quiet_hours.timezone``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from botdesk.sequence_file import QuietHours, Step
+from botdesk.timezones import is_zone
 
-TIMEZONE_FIELD = "timezone"
 
-
-def zone_for(fields: Any, default: str) -> ZoneInfo:
-    """The subscriber's own time zone where known, else ``default``."""
-    name = fields.get(TIMEZONE_FIELD) if isinstance(fields, dict) else None
-    if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return ZoneInfo(default)
+def zone_for(name: str | None, default: str) -> ZoneInfo:
+    """The subscriber's own time zone (``subscribers.timezone``) where known, else
+    ``default``."""
+    return ZoneInfo(name if name is not None and is_zone(name) else default)
 
 
 def quiet_end(at: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> datetime | None:

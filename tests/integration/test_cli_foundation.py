@@ -172,8 +172,8 @@ def test_db_status_and_upgrade(home: Path, capsys: pytest.CaptureFixture[str]) -
     st = json.loads(capsys.readouterr().out)
     assert st["current"] is None and st["up_to_date"] is False
     assert run([*h, "db", "upgrade"]) == 0
-    assert "database at revision 0011" in capsys.readouterr().out
+    assert "database at revision 0012" in capsys.readouterr().out
     assert run([*h, "db", "status", "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert st["current"] == st["head"] == "0011" and st["up_to_date"] is True
+    assert st["current"] == st["head"] == "0012" and st["up_to_date"] is True
     assert "sqlite" in st["url"]

@@ -67,10 +67,10 @@ async def test_quiet_hours_expiry_and_delays(home: Path, tmp_path: Path) -> None
                     .returning(Bot.id)
                 )
             ).scalar_one()
-            for chat, fields in ((100, None), (200, {"timezone": "Asia/Tokyo"})):
+            for chat, tz in ((100, None), (200, "Asia/Tokyo")):
                 await conn.execute(
                     insert(Subscriber).values(
-                        bot_id=bot_id, chat_id=chat, status="active", fields=fields
+                        bot_id=bot_id, chat_id=chat, status="active", timezone=tz
                     )
                 )
         await audience.tag(app.db, bot_id, 100, "go")  # tagged before the sequence: excluded

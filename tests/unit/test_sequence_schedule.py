@@ -17,9 +17,10 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def test_zone_from_fields_else_default() -> None:
-    assert sched.zone_for({"timezone": "Asia/Tokyo"}, "UTC") == ZoneInfo("Asia/Tokyo")
-    assert sched.zone_for({"timezone": "Not/AZone"}, "Europe/Berlin") == BERLIN
+def test_zone_from_the_column_else_default() -> None:
+    assert sched.zone_for("Asia/Tokyo", "UTC") == ZoneInfo("Asia/Tokyo")
+    assert sched.zone_for("Not/AZone", "Europe/Berlin") == BERLIN
+    assert sched.zone_for("", "Europe/Berlin") == BERLIN
     assert sched.zone_for(None, "Europe/Berlin") == BERLIN
 
 

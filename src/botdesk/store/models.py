@@ -121,6 +121,7 @@ class Subscriber(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     is_group: Mapped[bool] = mapped_column(Boolean, default=False)
     fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name (checked on write)
     joined_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(TZDateTime())
@@ -505,6 +506,23 @@ class SequenceStep(Base):
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
     )
+
+
+class SequenceDroppedStep(Base):
+    """A step campaign that ``sequence create --update`` dropped (cancelled): still a
+    sequence's step for the campaign lists (hidden there) and ``sequence show``."""
+
+    __tablename__ = "sequence_dropped_steps"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence_id: Mapped[int] = mapped_column(
+        ForeignKey("sequences.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)  # the step number it had
+    version: Mapped[int] = mapped_column(Integer)  # the version that dropped it
+    dropped_at: Mapped[datetime] = mapped_column(TZDateTime())
 
 
 class SequenceEnrolment(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -24,7 +26,7 @@ def _bot(name: str = "shop") -> dict[str, object]:
 async def test_upgrade_is_idempotent_and_at_head(db: Database) -> None:
     await db.upgrade()
     cur, head = await db.revision_status()
-    assert cur == head == "0011"
+    assert cur == head == "0012"
     await db.ensure_current()
 
 
@@ -50,7 +52,7 @@ def test_code_head_matches_alembic() -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(db_module._MIGRATIONS.parent))
-    assert code_head() == ScriptDirectory.from_config(cfg).get_current_head() == "0011"
+    assert code_head() == ScriptDirectory.from_config(cfg).get_current_head() == "0012"
 
 
 def test_code_head_is_none_unless_there_is_exactly_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -112,3 +114,33 @@ async def test_fresh_database_reports_missing_schema(tmp_path) -> None:  # type:
 
 def test_redact_url_hides_password() -> None:
     assert "s3cret" not in redact_url("postgresql+asyncpg://u:s3cret@h/db")
+
+
+async def test_0012_backfills_timezone_from_the_field_where_valid(
+    db_url: tuple[str, str | None],
+) -> None:
+    url, schema = db_url
+    database = Database.open(url, schema=schema)
+    try:
+        await database.upgrade("0011")
+        async with database.write() as conn:
+            bot_id = (await conn.execute(insert(Bot).values(**_bot()).returning(Bot.id))).scalar()
+            for chat, fields in (
+                (1, {"timezone": "Asia/Tokyo"}),
+                (2, {"timezone": "Mars/Olympus"}),
+                (3, {"city": "Berlin"}),
+                (4, None),
+            ):
+                await conn.exec_driver_sql(
+                    "INSERT INTO subscribers (bot_id, chat_id, status, is_group, fields, "
+                    "joined_at, updated_at) VALUES "
+                    f"({bot_id}, {chat}, 'active', false, "
+                    f"{'NULL' if fields is None else repr(json.dumps(fields))}, "
+                    "'2026-12-07 00:00:00+00:00', '2026-12-07 00:00:00+00:00')"
+                )
+        await database.upgrade()
+        async with database.read() as conn:
+            got = dict((await conn.execute(select(Subscriber.chat_id, Subscriber.timezone))).all())
+        assert got == {1: "Asia/Tokyo", 2: None, 3: None, 4: None}
+    finally:
+        await database.close()
