@@ -21,6 +21,7 @@ feed loop calls it through ``Campaigns.start_due``); each phase is one short wri
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -112,7 +113,7 @@ class _Runner:
         t = self.d.trigger
         async with self.db.write() as conn:
             if t.kind == "start":
-                rows = (
+                rows: Any = (
                     await conn.execute(
                         select(
                             ConsentEvent.id,
@@ -347,7 +348,7 @@ class _Runner:
 
     async def issue(self) -> None:
         async with self.db.write() as conn:
-            rows = (
+            rows: Any = (  # due_at is set on every row this selects
                 await conn.execute(
                     select(
                         _E.id, _E.step, _E.due_at, _E.subscriber_id, _E.chat_id, Subscriber.timezone
