@@ -1,8 +1,8 @@
-"""The read side of subscribers and their tags: count, page, stream, tag and untag.
+"""The read side of subscribers and their tags: count, page, stream, tag and untag, time zones.
 
 Every function selects through ``segments.audience_filter``, so "who a segment means" has one
-definition. Writes here touch only ``subscriber_tags``; consent (status) belongs to
-``botdesk.subscribers``.
+definition. Writes here touch only ``subscriber_tags`` and ``subscribers.timezone``; consent
+(status) belongs to ``botdesk.subscribers``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, literal, select
+from sqlalchemy import and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.errors import NotFoundError, ValidationError
 from botdesk.segments import Segment, audience_filter, check_tag
 from botdesk.store.db import Database, dialect_insert
 from botdesk.store.models import Subscriber, SubscriberTag
+from botdesk.timezones import check_zone
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -36,6 +37,7 @@ _VIEW_COLUMNS = (
     _subs.c.first_name,
     _subs.c.username,
     _subs.c.language,
+    _subs.c.timezone,
     _subs.c.joined_at,
     _subs.c.last_seen_at,
     _subs.c.left_at,
@@ -52,6 +54,7 @@ class SubscriberView:
     first_name: str | None
     username: str | None
     language: str | None
+    timezone: str | None = None
     tags: list[str] = field(default_factory=list)
     joined_at: datetime | None = None
     last_seen_at: datetime | None = None
@@ -73,6 +76,7 @@ CSV_COLUMNS = (
     "first_name",
     "username",
     "language",
+    "timezone",
     "tags",
     "joined_at",
     "last_seen_at",
@@ -206,6 +210,7 @@ async def _views(conn: AsyncConnection, rows: Sequence[Any]) -> list[SubscriberV
             first_name=r.first_name,
             username=r.username,
             language=r.language,
+            timezone=r.timezone,
             tags=tags[r.id],
             joined_at=r.joined_at,
             last_seen_at=r.last_seen_at,
@@ -263,6 +268,40 @@ async def untag(db: Database, bot_id: int, chat_id: int, tag: str) -> bool:
             delete(SubscriberTag).where(_tags.c.subscriber_id == sid, _tags.c.tag == tag)
         )
     return bool(result.rowcount)
+
+
+async def set_timezone(
+    db: Database,
+    bot_id: int,
+    zone: str | None,
+    *,
+    chat_id: int | None = None,
+    segment: str | Segment | None = None,
+    now: datetime,
+) -> int:
+    """Set (None: forget) the time zone of one chat (any status) or of everyone the segment
+    selects, in one statement; returns how many changed."""
+    if zone is not None:
+        check_zone(zone)
+    if chat_id is not None:
+        async with db.write() as conn:
+            where: Any = _subs.c.id == await _subscriber_id(conn, bot_id, chat_id)
+            return await _set_zone(conn, where, zone, now)
+    where = audience_filter(bot_id, segment, now=now)
+    async with db.write() as conn:
+        return await _set_zone(conn, where, zone, now)
+
+
+async def _set_zone(conn: AsyncConnection, where: Any, zone: str | None, now: datetime) -> int:
+    differs = (
+        _subs.c.timezone.is_not(None)
+        if zone is None
+        else or_(_subs.c.timezone.is_(None), _subs.c.timezone != zone)
+    )
+    result = await conn.execute(
+        update(Subscriber).where(and_(where, differs)).values(timezone=zone, updated_at=now)
+    )
+    return int(result.rowcount or 0)
 
 
 async def tag_segment(

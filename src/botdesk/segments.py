@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from botdesk.errors import SegmentSyntaxError, ValidationError
 from botdesk.store.models import SUBSCRIBER_STATUSES, Subscriber, SubscriberTag
+from botdesk.timezones import is_zone
 
 MAX_EXPRESSION_LENGTH = 4000
 # Deep nesting is never useful in a segment and would exhaust Python's recursion limit.
@@ -46,7 +47,7 @@ _DATE_OPS = (">", ">=", "<", "<=", "=")
 _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 STATUS_VALUES = (*SUBSCRIBER_STATUSES, "any")
-EQ_FIELDS = ("status", "tag", "source", "lang", "chat")
+EQ_FIELDS = ("status", "tag", "source", "lang", "tz", "chat")
 DATE_FIELDS = {"joined": "joined_at", "last_seen": "last_seen_at", "left": "left_at"}
 
 _subs = Subscriber.__table__.c
@@ -93,6 +94,14 @@ class Lang:
 
     def __str__(self) -> str:
         return f"lang:{self.value or 'none'}"
+
+
+@dataclass(frozen=True)
+class Zone:
+    value: str | None  # an IANA name; None: time zone unknown
+
+    def __str__(self) -> str:
+        return "tz:none" if self.value is None else f"tz:{_quote(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,7 @@ class Or:
         return " or ".join(_wrap(i) for i in self.items)
 
 
-Term: TypeAlias = Status | Tag | Source | Lang | Chat | DateCmp | Field
+Term: TypeAlias = Status | Tag | Source | Lang | Zone | Chat | DateCmp | Field
 Node: TypeAlias = Term | Not | And | Or
 
 
@@ -284,6 +293,8 @@ def _sql(node: Node, now: datetime) -> ColumnElement[bool]:
             lang.like(_like_escape(node.value) + "-%", escape="\\"),
             lang.like(_like_escape(node.value) + "\\_%", escape="\\"),
         )
+    if isinstance(node, Zone):
+        return _subs.timezone.is_(None) if node.value is None else _subs.timezone == node.value
     if isinstance(node, Chat):
         return _subs.chat_id == node.value
     if isinstance(node, DateCmp):
@@ -498,6 +509,15 @@ class _Parser:
             if not _LANG_RE.match(value):
                 raise self.fail(f"invalid language code '{value}'", tok.value_pos)
             return Lang(value.lower().replace("_", "-"))
+        if key == "tz":
+            if is_none:
+                return Zone(None)
+            if not is_zone(value):
+                raise self.fail(
+                    f"unknown time zone '{value}' (an IANA name such as Europe/Berlin)",
+                    tok.value_pos,
+                )
+            return Zone(value)
         if key == "chat":
             if not _CHAT_RE.match(value):
                 raise self.fail(f"invalid chat id '{value}'", tok.value_pos)

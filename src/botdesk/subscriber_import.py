@@ -12,8 +12,9 @@ its dates and its names; the file only fills what is empty and adds tags and cus
 Re-running an import is therefore harmless. Nothing here sends a message.
 
 File format (see docs/delivery.md): ``chat_id`` (required), ``first_name``, ``last_name``,
-``username``, ``language``, ``tags``, ``started_at``; any other column (CSV) or key (JSON
-Lines, or inside a ``"fields"`` object) is a custom field. botdesk keeps no last-name column:
+``username``, ``language``, ``timezone`` (an IANA name), ``tags``, ``started_at``; any other
+column (CSV) or key (JSON Lines, or inside a ``"fields"`` object) is a custom field. botdesk
+keeps no last-name column:
 ``last_name`` is stored as the custom field of that name (``{last_name}`` in templates,
 ``field.last_name:...`` in segments).
 """
@@ -42,13 +43,23 @@ from botdesk.errors import ValidationError
 from botdesk.segments import TAG_RE
 from botdesk.store.db import Database
 from botdesk.store.models import ConsentEvent, Subscriber, SubscriberTag
+from botdesk.timezones import is_zone
 
 IMPORTED = "imported"
 DEFAULT_BATCH = 2000  # rows per transaction (and per IN (...) lookup: far below any bind limit)
 MAX_PROBLEMS_KEPT = 1000  # a garbage file must not hold a million messages in memory
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FIELD_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-KNOWN_KEYS = ("chat_id", "first_name", "last_name", "username", "language", "tags", "started_at")
+KNOWN_KEYS = (
+    "chat_id",
+    "first_name",
+    "last_name",
+    "username",
+    "language",
+    "timezone",
+    "tags",
+    "started_at",
+)
 _CHAT_RE = re.compile(r"^-?\d{1,19}$")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 _TAG_SPLIT = re.compile(r"[;|]")
@@ -63,6 +74,7 @@ class ImportRow:
     first_name: str | None = None
     username: str | None = None
     language: str | None = None
+    timezone: str | None = None
     started_at: datetime | None = None
     tags: list[str] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +84,7 @@ class ImportRow:
         self.first_name = self.first_name or other.first_name
         self.username = self.username or other.username
         self.language = self.language or other.language
+        self.timezone = self.timezone or other.timezone
         if other.started_at and (not self.started_at or other.started_at < self.started_at):
             self.started_at = other.started_at
         self.tags.extend(t for t in other.tags if t not in self.tags)
@@ -161,6 +174,13 @@ def _started(value: Any) -> datetime | None:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _zone(value: Any) -> str | None:
+    name = _text(value, "timezone", 200)
+    if name is not None and not is_zone(name):
+        raise ValueError(f"unknown timezone {name[:70]!r} (an IANA name such as Europe/Berlin)")
+    return name
+
+
 def _tags(value: Any) -> list[str]:
     if value is None or value == "":
         return []
@@ -201,6 +221,7 @@ def make_row(line: int, record: dict[str, Any]) -> ImportRow:
         first_name=_text(record.get("first_name"), "first_name", 256),
         username=username.removeprefix("@")[:64] or None if username else None,
         language=lang,
+        timezone=_zone(record.get("timezone")),
         started_at=_started(record.get("started_at")),
         tags=_tags(record.get("tags")),
     )
@@ -372,6 +393,7 @@ async def _write_batch(
                         _subs.c.first_name,
                         _subs.c.username,
                         _subs.c.language,
+                        _subs.c.timezone,
                         _subs.c.fields,
                     ).where(_subs.c.bot_id == bot_id, _subs.c.chat_id.in_(known))
                 )
@@ -425,6 +447,7 @@ async def _insert_new(
                 "first_name": r.first_name,
                 "username": r.username,
                 "language": r.language,
+                "timezone": r.timezone,
                 "is_group": r.chat_id < 0,
                 "fields": r.fields or None,
                 "joined_at": r.started_at or now,
@@ -467,7 +490,8 @@ async def _fill(
     *,
     now: datetime,
 ) -> None:
-    """Fill empty names and language, add custom fields not yet set; never touch status."""
+    """Fill empty names, language and time zone, add custom fields not yet set; never touch
+    status."""
     params: list[dict[str, Any]] = []
     for chat, old in existing.items():
         r = by_chat[chat]
@@ -478,13 +502,14 @@ async def _fill(
             "b_first_name": old.first_name or r.first_name,
             "b_username": old.username or r.username,
             "b_language": old.language or r.language,
+            "b_timezone": old.timezone or r.timezone,
             "b_fields": fields or None,
         }
-        before = (old.first_name, old.username, old.language, old.fields or None)
+        before = (old.first_name, old.username, old.language, old.timezone, old.fields or None)
         if tuple(values.values()) != before:
             params.append({"b_id": old.id, "b_updated_at": now, **values})
     if params:
-        cols = ("first_name", "username", "language", "fields", "updated_at")
+        cols = ("first_name", "username", "language", "timezone", "fields", "updated_at")
         await conn.execute(
             update(Subscriber)
             .where(Subscriber.id == bindparam("b_id"))

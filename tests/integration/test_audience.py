@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 
 from botdesk import audience
 from botdesk.errors import NotFoundError, SegmentSyntaxError, ValidationError
@@ -66,6 +66,11 @@ async def _fill(db: Database) -> tuple[int, int]:
             ).scalar_one()
             for t in tags:
                 await conn.execute(insert(SubscriberTag).values(subscriber_id=sid, tag=t))
+        await conn.execute(
+            update(Subscriber)
+            .where(Subscriber.bot_id == shop, Subscriber.chat_id == 101)
+            .values(timezone="Europe/Berlin")
+        )
         # The same chat under another bot must never leak into shop's audience.
         await conn.execute(
             insert(Subscriber).values(bot_id=other, chat_id=101, status="active", language="en")
@@ -91,6 +96,8 @@ CASES = [
     ("status:blocked or status:unsubscribed", {104, 105}),
     ("lang:en", {101, 102}),
     ("lang:none status:any", {104}),
+    ("tz:Europe/Berlin", {101}),
+    ("tz:none", {102, 103, -106}),
     ("source:none", {101}),
     ("source:invalid", {103}),
     ("source:ad1 status:any", {102, 104}),

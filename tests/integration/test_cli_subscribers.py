@@ -123,7 +123,7 @@ def test_list_pages_as_json_and_as_a_table(
     assert rows[0]["tags"] == ["beta", "vip"]
     assert rows[0]["username"] == "bo"
     assert set(rows[0]) == {
-        "chat_id", "status", "source", "first_name", "username", "language", "tags",
+        "chat_id", "status", "source", "first_name", "username", "language", "timezone", "tags",
         "joined_at", "last_seen_at", "left_at",
     }  # fmt: skip
     assert datetime.fromisoformat(rows[0]["joined_at"]).tzinfo is not None
@@ -156,7 +156,7 @@ def test_export_writes_a_csv_and_refuses_to_overwrite(
     assert "exported 4 subscribers" in capsys.readouterr().out
     rows = _read_csv(target)
     assert rows[0] == [
-        "chat_id", "status", "source", "first_name", "username", "language", "tags",
+        "chat_id", "status", "source", "first_name", "username", "language", "timezone", "tags",
         "joined_at", "last_seen_at", "left_at",
     ]  # fmt: skip
     assert [r[0] for r in rows[1:]] == ["11", "12", "13", "-100123"]
@@ -164,7 +164,7 @@ def test_export_writes_a_csv_and_refuses_to_overwrite(
     # A name a spreadsheet would run as a formula is neutralised; commas and quotes survive.
     assert by_chat["12"][3] == '\'=HYPERLINK("http://x")'
     assert by_chat["13"][3] == 'Bo, "the" one'
-    assert by_chat["13"][6] == "beta vip"
+    assert by_chat["13"][7] == "beta vip"
     assert by_chat["13"][2] == "invalid"
 
     before = target.read_bytes()
@@ -236,3 +236,20 @@ def test_tag_errors_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_set_timezone_for_a_chat_and_a_segment(
+    shop_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ("subscribers", "set-timezone", "--bot", "shop")
+    assert run(shop_home, *base, "Europe/Berlin", "--chat", "14", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["changed"] == 1
+    assert run(shop_home, *base, "Asia/Tokyo", "--segment", "tag:vip") == 0
+    assert "2 subscriber(s) changed" in capsys.readouterr().out  # 11, 13 (14 is unsubscribed)
+    assert run(shop_home, "subscribers", "count", "--bot", "shop", "-s", "tz:none") == 0
+    assert capsys.readouterr().out.strip() == "2"  # 12 and the group
+    assert run(shop_home, *base, "none", "--chat", "14") == 0
+    assert "1 subscriber(s) changed" in capsys.readouterr().out
+    assert run(shop_home, *base, "Mars/Olympus", "--chat", "11") == 2
+    err = capsys.readouterr().err
+    assert "unknown time zone 'Mars/Olympus'" in err and err.count("\n") == 1

@@ -220,3 +220,28 @@ def test_csv_problems_by_line_and_file_errors(tmp_path: Path) -> None:
         _read(tmp_path, "h.csv", b"id,name\n1,a\n")
     with pytest.raises(ValidationError, match="invalid column name"):
         _read(tmp_path, "h.csv", b"chat_id,bad name\n1,a\n")
+
+
+async def test_timezone_column_is_checked_stored_and_fills_an_empty_one(
+    db: Database, tmp_path: Path
+) -> None:
+    bot_id = await _bot(db)
+    f = tmp_path / "tz.csv"
+    f.write_text(
+        "chat_id,timezone\n201,Europe/Berlin\n202,Mars/Olympus\n203,\n",
+        encoding="utf-8",
+    )
+    report = await import_rows(db, bot_id, read_file(f), source="old", file_name=f.name, now=NOW)
+    assert (report.added, report.skipped) == (2, 1)
+    assert "unknown timezone 'Mars/Olympus'" in report.problems[0].reason
+    j = tmp_path / "tz.jsonl"
+    j.write_text(
+        '{"chat_id": 203, "timezone": "Asia/Tokyo"}\n{"chat_id": 201, "timezone": "UTC"}\n',
+        encoding="utf-8",
+    )
+    await import_rows(db, bot_id, read_file(j), source="old", file_name=j.name, now=NOW)
+    async with db.read() as conn:
+        got = dict((await conn.execute(select(Subscriber.chat_id, Subscriber.timezone))).all())
+    # 203 had none: filled; 201 keeps the zone it had (an import fills, never overwrites).
+    assert got == {201: "Europe/Berlin", 203: "Asia/Tokyo"}
+    assert await audience.count(db, bot_id, "tz:Asia/Tokyo", now=NOW) == 1

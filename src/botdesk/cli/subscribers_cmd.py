@@ -1,8 +1,8 @@
 """Subscribers: count, list, export, import and tag segments.
 
-`botdesk subscribers count|list|export|import|tag|untag`. Segments are parsed before the database
-is opened, so a typo costs nothing and reports its position; the selection rules live in
-``botdesk.audience`` and ``botdesk.segments``.
+`botdesk subscribers count|list|export|import|tag|untag|set-timezone`. Segments are parsed
+before the database is opened, so a typo costs nothing and reports its position; the selection
+rules live in ``botdesk.audience`` and ``botdesk.segments``.
 """
 
 from __future__ import annotations
@@ -222,6 +222,44 @@ def untag(
     )
 
 
+@app.command("set-timezone")
+def set_timezone(
+    zone: str = typer.Argument(
+        ..., metavar="ZONE", help="An IANA time zone such as Europe/Berlin, or 'none' to forget it."
+    ),
+    bot: str = BOT_OPT,
+    chat: int | None = typer.Option(None, "--chat", help="This one chat (any status)."),
+    segment: str | None = typer.Option(
+        None, "--segment", "-s", help="Everyone this segment selects."
+    ),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Set the time zone of one chat (--chat) or a segment (--segment); sequences keep their
+    quiet hours in it (docs/engagement.md)."""
+    from botdesk.errors import ValidationError
+    from botdesk.timezones import check_zone
+
+    if (chat is None) == (segment is None):
+        raise ValidationError("give exactly one of --chat ID or --segment EXPR")
+    name = None if zone.lower() == "none" else check_zone(zone)
+    seg = _segment(segment)
+    if segment is not None and seg is None:
+        raise ValidationError("--segment is empty (for every active subscriber, use status:active)")
+
+    async def go(a):  # type: ignore[no-untyped-def]
+        from botdesk import audience
+
+        return await audience.set_timezone(
+            a.db, await _bot_id(a, bot), name, chat_id=chat, segment=seg, now=_now()
+        )
+
+    n = with_app(go)
+    if json_out:
+        print_json({"bot": bot, "timezone": name, "changed": n})
+    else:
+        console().print(f"time zone {name or 'none'}: {n} subscriber(s) changed")
+
+
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -241,10 +279,10 @@ def import_(
 ) -> None:
     """Import the people who started the bot before botdesk (nothing is sent).
 
-    Columns/keys: chat_id (required), first_name, last_name, username, language, tags
-    (';' or '|' separated; a list in JSON), started_at (ISO 8601); any other one is a custom
-    field. Chats already known keep their status; malformed rows are reported by line and
-    skipped. See docs/delivery.md.
+    Columns/keys: chat_id (required), first_name, last_name, username, language, timezone
+    (an IANA name such as Europe/Berlin), tags (';' or '|' separated; a list in JSON),
+    started_at (ISO 8601); any other one is a custom field. Chats already known keep their
+    status; malformed rows are reported by line and skipped. See docs/delivery.md.
     """
     from botdesk.errors import ValidationError
     from botdesk.subscriber_import import check_source, read_file
