@@ -25,7 +25,14 @@ from botdesk.bots import BotRecord
 from botdesk.errors import DeliveryError, NotFoundError, TemplateError, ValidationError
 from botdesk.segments import audience_filter, parse_segment
 from botdesk.store.db import Database
-from botdesk.store.models import Bot, Campaign, Delivery, SequenceStep, Subscriber
+from botdesk.store.models import (
+    Bot,
+    Campaign,
+    Delivery,
+    SequenceDroppedStep,
+    SequenceStep,
+    Subscriber,
+)
 
 ParseModeName = Literal["plain", "html", "markdownv2"]
 PARSE_MODES: tuple[ParseModeName, ...] = ("plain", "html", "markdownv2")
@@ -467,11 +474,17 @@ class Campaigns:
         self, *, bot: str | None = None, limit: int = 100, steps: bool = False
     ) -> list[CampaignInfo]:
         """Campaigns, newest first. A sequence's steps are campaigns of their own (that is how
-        the engine sends them) but belong to their sequence's view: left out unless ``steps``."""
+        the engine sends them) but belong to their sequence's view: left out unless ``steps``,
+        and so are the cancelled campaigns of steps an update dropped."""
         q = _info_query().order_by(Campaign.id.desc()).limit(limit)
-        if not steps:
+        if not steps:  # a step's campaign, or one an update dropped from its sequence
             q = q.where(
-                ~select(SequenceStep.number).where(SequenceStep.campaign_id == Campaign.id).exists()
+                ~select(SequenceStep.number)
+                .where(SequenceStep.campaign_id == Campaign.id)
+                .exists(),
+                ~select(SequenceDroppedStep.number)
+                .where(SequenceDroppedStep.campaign_id == Campaign.id)
+                .exists(),
             )
         if bot is not None:
             q = q.where(Bot.name == bot)

@@ -37,6 +37,7 @@ from botdesk.store.models import (
     ConsentEvent,
     Delivery,
     DripSequence,
+    SequenceDroppedStep,
     SequenceEnrolment,
     SequenceStep,
     Subscriber,
@@ -51,6 +52,26 @@ _E = SequenceEnrolment
 
 
 @dataclass(frozen=True)
+class DroppedStep:
+    """A step an update removed: its campaign is cancelled, its rows stay in the ledger."""
+
+    number: int
+    campaign_id: int
+    version: int  # the version that dropped it
+    dropped_at: datetime
+    rows: dict[str, int]  # its delivery rows by state (sent before the drop, cancelled, ...)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "campaign_id": self.campaign_id,
+            "dropped_in_version": self.version,
+            "dropped_at": self.dropped_at.isoformat(),
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
 class SequenceInfo:
     id: int
     bot: str
@@ -62,6 +83,7 @@ class SequenceInfo:
     steps: tuple[int, ...]  # campaign id per step
     created_at: datetime
     updated_at: datetime
+    dropped: tuple[DroppedStep, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         d = self.definition
@@ -92,6 +114,7 @@ class SequenceInfo:
                 }
                 for s, cid in zip(d.steps, self.steps, strict=False)
             ],
+            "dropped_steps": [x.as_dict() for x in self.dropped],
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -338,6 +361,15 @@ class Sequences:
         for number, cid in steps.items():
             if number > len(d.steps):
                 await conn.execute(
+                    insert(SequenceDroppedStep).values(
+                        campaign_id=cid,
+                        sequence_id=seq_id,
+                        number=number,
+                        version=version + 1,
+                        dropped_at=now,
+                    )
+                )
+                await conn.execute(
                     update(Delivery)
                     .where(Delivery.campaign_id == cid, Delivery.state == "pending")
                     .values(state="cancelled", updated_at=now, lease_owner=None)
@@ -417,6 +449,7 @@ class Sequences:
                     steps=steps,
                     created_at=r[7],
                     updated_at=r[8],
+                    dropped=await _dropped(conn, r[0]),
                 )
             )
         return out
@@ -515,6 +548,29 @@ class Sequences:
             "stopped_by": stopped,
             "steps": steps,
         }
+
+
+async def _dropped(conn: AsyncConnection, seq_id: int) -> tuple[DroppedStep, ...]:
+    """The steps updates dropped from a sequence, oldest drop first, with their rows."""
+    D = SequenceDroppedStep
+    found = (
+        await conn.execute(
+            select(D.number, D.campaign_id, D.version, D.dropped_at)
+            .where(D.sequence_id == seq_id)
+            .order_by(D.dropped_at, D.number)
+        )
+    ).all()
+    counts: dict[int, dict[str, int]] = {cid: {} for _n, cid, _v, _at in found}
+    if counts:
+        for cid, state, n in (
+            await conn.execute(
+                select(Delivery.campaign_id, Delivery.state, func.count())
+                .where(Delivery.campaign_id.in_(list(counts)))
+                .group_by(Delivery.campaign_id, Delivery.state)
+            )
+        ).all():
+            counts[cid][state] = int(n)
+    return tuple(DroppedStep(n, cid, v, at, counts[cid]) for n, cid, v, at in found)
 
 
 def _button_index(d: SequenceDef, buttons: Any) -> int:

@@ -54,6 +54,14 @@ async def test_sequence_cli(shop: App, home: Path, capsys: Any, tmp_path: Path) 
     code, out, _ = await cli("sequence", "show", "welcome")
     assert code == 0 and "quiet hours: 22:00-08:00 (Europe/Berlin unless known)" in out
     assert "stops on: unsubscribe, block, reply, goal tag customer" in out
+    # Steps 2 and 3 are gone from the steps but reported as dropped, with their campaigns.
+    assert "dropped: step 2 (campaign 2, cancelled) by version 2" in out
+    assert "dropped: step 3 (campaign 3, cancelled) by version 2" in out
+    shown = await cli.json("sequence", "show", "welcome")
+    assert [(x["number"], x["campaign_id"], x["rows"]) for x in shown["dropped_steps"]] == [
+        (2, 2, {}),
+        (3, 3, {}),
+    ]
 
     code, out, _ = await cli("sequence", "pause", "welcome")
     assert code == 0 and "is paused" in out
@@ -69,12 +77,15 @@ async def test_sequence_cli(shop: App, home: Path, capsys: Any, tmp_path: Path) 
     code, out, _ = await cli("sequence", "stats", "welcome")
     assert code == 0 and "enrolled 0" in out
 
-    # The steps' own campaigns belong to the sequence: `campaign list` shows them on request
-    # (the campaigns of steps 2 and 3, dropped by --update, stay listed as cancelled).
-    listed_names = [c["name"] for c in await cli.json("campaign", "list")]
-    assert "sequence welcome · step 1" not in listed_names
+    # The steps' own campaigns belong to the sequence, and so do those of steps 2 and 3,
+    # dropped by --update: `campaign list` shows them only on request.
+    assert await cli.json("campaign", "list") == []
     steps = await cli.json("campaign", "list", "--steps")
-    assert [c["name"] for c in steps][-1] == "sequence welcome · step 1"
+    assert [(c["name"], c["state"]) for c in steps] == [
+        ("sequence welcome · step 3", "cancelled"),
+        ("sequence welcome · step 2", "cancelled"),
+        ("sequence welcome · step 1", "running"),
+    ]
 
     code, _, err = await cli("sequence", "show", "nope")
     assert code == 2 and err.strip() == "botdesk: error: no sequence 'nope'"

@@ -84,7 +84,8 @@ def list_(bot: str | None = BOT_FILTER, json_out: bool = JSON_OPT) -> None:
 
 @app.command("show")
 def show(ref: str = REF_ARG, bot: str | None = BOT_FILTER, json_out: bool = JSON_OPT) -> None:
-    """Show a sequence: trigger, stop rules, quiet hours and every step."""
+    """Show a sequence: trigger, stop rules, quiet hours, every step, and the steps updates
+    dropped (their campaigns cancelled, their rows kept)."""
     from botdesk.sequences import Sequences
 
     info = with_app(lambda a: Sequences(a.db).find(ref, bot=bot))
@@ -120,6 +121,13 @@ def show(ref: str = REF_ARG, bot: str | None = BOT_FILTER, json_out: bool = JSON
             for s in d["steps"]
         ],
     )
+    for x in d["dropped_steps"]:
+        rows = ", ".join(f"{k} {v}" for k, v in sorted(x["rows"].items())) or "no rows"
+        out.print(
+            f"dropped: step {x['number']} (campaign {x['campaign_id']}, cancelled) by version "
+            f"{x['dropped_in_version']} at {x['dropped_at'][:19]}Z; its rows: {rows}",
+            markup=False,
+        )
 
 
 def _set_state(ref: str, bot: str | None, state: str) -> None:
