@@ -2,24 +2,30 @@
 
 A campaign button is ``(label, target)``: a URL (``https://...``, ``tg://...``) or a callback
 ``cb:ACTION`` where ACTION is ``tag=NAME`` (tag the subscriber), ``reply=TEXT`` (the bot
-answers), or a plain name that is only recorded. Telegram receives ``callback_data`` of the form
-``bdc:<campaign id>:<button index>``: an address into botdesk's own tables, never the action
-itself, so an edited callback can at most name another button, and it counts only when the
-presser received that campaign's message (checked against the delivery ledger).
+answers), a plain name that is only recorded, or a self-segmenting menu choice: ``pick=NAME``
+(tag NAME and remove the tags of the message's other ``pick=`` buttons: one choice of several)
+and/or ``tz=ZONE`` (set the subscriber's time zone), joined by ``,`` with each other or with
+``tag=`` (``cb:pick=berlin,tz=Europe/Berlin``); a menu choice is answered "Saved: LABEL".
+
+Telegram receives ``callback_data`` of the form ``bdc:<campaign id>:<button index>``: an
+address into botdesk's own tables, never the action itself, so an edited callback can at most
+name another button, and it counts only when the presser received that campaign's message
+(checked against the delivery ledger).
 
 A click is a row of ``clicks`` written in the same transaction as the update that carried it
-(and its action: the tag, or the reply queued in the outbox), so a redelivered update, skipped
-by ``processed_updates``, neither counts twice nor acts twice.
+(and its action: the tag, the menu choice's tags and time zone, or the reply queued in the
+outbox), so a redelivered update, skipped by ``processed_updates``, neither counts twice nor
+acts twice.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.errors import ValidationError
@@ -36,16 +42,28 @@ from botdesk.store.models import (
     SubscriberTag,
 )
 from botdesk.telegram.gateway import CALLBACK_TARGET as WIRE_CALLBACK
+from botdesk.timezones import check_zone
 
 CALLBACK_PREFIX = "cb:"
 DATA_PREFIX = "bdc:"
 REPLY_LIMIT = 4096
 
 
+MENU_ANSWER = "Saved: {label}"  # what Telegram shows on a menu choice (as rules menus)
+_MENU_KEYS = ("tag", "pick", "tz")
+
+
 @dataclass(frozen=True)
 class Action:
-    kind: str  # tag | reply | record
-    value: str
+    kind: str  # tag | reply | record | menu
+    value: str  # tag: the tag; reply: the text; record: the name; menu: the tag ("" for none)
+    timezone: str | None = None  # menu: the time zone it sets
+    exclusive: bool = False  # menu (pick=): the tags of the message's other picks are removed
+    label: str = ""  # the pressed button's label (set by record_callback)
+
+    def answer(self) -> str | None:
+        """The callback answer Telegram shows: a menu choice says what it saved."""
+        return MENU_ANSWER.replace("{label}", self.label) if self.kind == "menu" else None
 
 
 def is_callback(target: str) -> bool:
@@ -56,20 +74,68 @@ def parse_action(target: str) -> Action:
     """The action of a ``cb:...`` button target; ``ValidationError`` if it makes no sense."""
     body = target[len(CALLBACK_PREFIX) :]
     key, sep, value = body.partition("=")
-    if sep and key == "tag":
-        check_tag(value)
-        return Action("tag", value)
     if sep and key == "reply":
         if not value.strip() or len(value) > REPLY_LIMIT:
             raise ValidationError(f"cb:reply= needs a text of 1-{REPLY_LIMIT} characters")
         return Action("reply", value)
+    if sep and key in _MENU_KEYS:
+        return _menu_action(body)
     if sep:
         raise ValidationError(
-            f"unknown button action {key!r}: use cb:tag=NAME, cb:reply=TEXT or cb:NAME"
+            f"unknown button action {key!r}: use cb:tag=NAME, cb:pick=NAME, cb:tz=ZONE, "
+            "cb:reply=TEXT or cb:NAME"
         )
     if not body.strip() or len(body) > 64:
         raise ValidationError("cb:NAME needs a name of 1-64 characters")
     return Action("record", body)
+
+
+def _menu_action(body: str) -> Action:
+    """``tag=NAME``, or a menu choice: ``pick=NAME`` and/or ``tz=ZONE`` (with ``tag=``)."""
+    parts: dict[str, str] = {}
+    for part in body.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or key not in _MENU_KEYS:
+            raise ValidationError(
+                f"button action {body!r}: join tag=NAME, pick=NAME and tz=ZONE with ','"
+            )
+        if key in parts or (key in ("tag", "pick") and ({"tag", "pick"} & set(parts))):
+            raise ValidationError(
+                f"button action {body!r}: at most one tag (tag= or pick=) and one tz="
+            )
+        parts[key] = value.strip()
+    tag = parts.get("pick", parts.get("tag", ""))
+    if tag:
+        check_tag(tag)
+    zone = check_zone(parts["tz"]) if "tz" in parts else None
+    if zone is None and "pick" not in parts:
+        return Action("tag", tag)  # the plain cb:tag=NAME of before
+    return Action("menu", tag, timezone=zone, exclusive="pick" in parts)
+
+
+def menu_choice(item: Any) -> tuple[str, str | None, str | None]:
+    """A menu button as a file writes it, ``{label, tag, timezone}`` (a tag, a time zone or
+    both): its (label, tag, zone), checked; ``ValidationError`` says what is wrong. Shared by
+    the rules file's menus and the sequence file's step menus."""
+    label = item.get("label") if isinstance(item, dict) else None
+    if not isinstance(label, str) or not label.strip():
+        raise ValidationError("each menu button needs a 'label' and a 'tag' and/or a 'timezone'")
+    tag, zone = item.get("tag"), item.get("timezone")
+    if tag is None and zone is None:
+        raise ValidationError(f"menu button {label!r} needs a 'tag' and/or a 'timezone'")
+    if tag is not None:
+        check_tag(str(tag))
+    if zone is not None:
+        check_zone(str(zone))
+    return label.strip(), None if tag is None else str(tag), None if zone is None else str(zone)
+
+
+def menu_target(tag: str | None, zone: str | None, *, exclusive: bool) -> str:
+    """The ``cb:`` target of a menu choice (``cb:pick=NAME,tz=ZONE``, ``cb:tz=ZONE``, ...)."""
+    parts = [f"{'pick' if exclusive else 'tag'}={tag}"] if tag else []
+    if zone:
+        parts.append(f"tz={zone}")
+    return CALLBACK_PREFIX + ",".join(parts)
 
 
 def callback_data(campaign_id: int, button: int) -> str:
@@ -162,13 +228,27 @@ async def record_callback(
         return None
     if message_id is not None and sent_mid is not None and message_id != sent_mid:
         return None  # a callback naming a message this campaign did not send here
-    action = parse_action(buttons[idx][1])
+    action = replace(parse_action(buttons[idx][1]), label=buttons[idx][0])
     await _insert(conn, cid, idx, delivery_id, sub_id, chat_id, "callback", update_id, now)
-    if action.kind == "tag":
+    if action.kind in ("tag", "menu") and action.value:
+        if action.exclusive:  # one choice of the menu: the other picks' tags go
+            others = [a.value for a in _picks(buttons) if a.value != action.value]
+            if others:
+                await conn.execute(
+                    delete(SubscriberTag).where(
+                        SubscriberTag.subscriber_id == sub_id, SubscriberTag.tag.in_(others)
+                    )
+                )
         await conn.execute(
             dialect_insert(conn.dialect.name, SubscriberTag)
             .values(subscriber_id=sub_id, tag=action.value)
             .on_conflict_do_nothing(index_elements=["subscriber_id", "tag"])
+        )
+    if action.timezone is not None:
+        await conn.execute(
+            update(Subscriber)
+            .where(Subscriber.id == sub_id)
+            .values(timezone=action.timezone, updated_at=now)
         )
     elif action.kind == "reply":
         # Through the outbox: durable with the click, sent by the bot's owner at reply priority.
@@ -183,6 +263,17 @@ async def record_callback(
             )
         )
     return action
+
+
+def _picks(buttons: Any) -> list[Action]:
+    """The ``pick=`` choices among a message's buttons (one menu per message)."""
+    out = []
+    for _label, target in buttons or []:
+        if is_callback(target):
+            a = parse_action(target)
+            if a.exclusive:
+                out.append(a)
+    return out
 
 
 async def record_link(

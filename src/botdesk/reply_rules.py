@@ -31,7 +31,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import yaml_file
+from botdesk import clicks, yaml_file
 from botdesk.delivery import templates
 from botdesk.errors import NotFoundError, ValidationError
 from botdesk.segments import check_tag
@@ -72,11 +72,12 @@ class RulesFileError(yaml_file.YamlFileError):
 class MenuButton:
     key: str  # the callback data: MENU_PREFIX + hash
     label: str
-    tag: str
+    tag: str  # "" for a button that only sets the time zone
     rule: str
     group: tuple[str, ...]  # every tag of the menu (removed on press when exclusive)
     exclusive: bool
     answer: str
+    timezone: str | None = None  # an IANA name the press sets as the subscriber's time zone
 
 
 @dataclass(frozen=True)
@@ -407,34 +408,31 @@ def _menu(
     if not isinstance(answer, str) or len(answer) > 200:
         problems.add(line, what, "the menu's 'answer' must be a text of at most 200 characters")
         answer = ""
-    pairs: list[tuple[str, str]] = []
+    choices: list[tuple[str, str, str | None]] = []
     for b in raw:
-        label, tag = (b.get("label"), b.get("tag")) if isinstance(b, dict) else (None, None)
-        if not isinstance(label, str) or not label.strip() or not isinstance(tag, str):
-            problems.add(line, what, "each menu button needs a 'label' and a 'tag'")
-            continue
         try:
-            check_tag(tag)
+            label, tag, zone = clicks.menu_choice(b)
         except ValidationError as exc:
-            problems.add(line, what, f"menu button {label!r}: {exc}")
+            problems.add(line, what, str(exc))
             continue
-        if any(t == tag for _, t in pairs):
-            problems.add(line, what, f"menu tag {tag!r} appears twice")
+        if any((t or f"tz:{z}") == (tag or f"tz:{zone}") for _, t, z in choices):
+            problems.add(line, what, f"menu choice {tag or zone!r} appears twice")
             continue
-        pairs.append((label.strip(), tag))
-    group = tuple(t for _, t in pairs)
+        choices.append((label, tag or "", zone))
+    group = tuple(t for _, t, _z in choices if t)
     exclusive = bool(data.get("exclusive", False))
     return tuple(
         MenuButton(
-            key=menu_key(rule, tag),
+            key=menu_key(rule, tag or f"tz:{zone}"),
             label=label,
             tag=tag,
             rule=rule,
             group=group,
             exclusive=exclusive,
             answer=answer,
+            timezone=zone,
         )
-        for label, tag in pairs
+        for label, tag, zone in choices
     )
 
 
@@ -530,11 +528,20 @@ def _rule_data(r: Rule) -> dict[str, Any]:
         reply["menu"] = {
             "exclusive": first.exclusive,
             "answer": first.answer,
-            "buttons": [{"label": b.label, "tag": b.tag} for b in r.reply.menu],
+            "buttons": [_menu_button_data(b) for b in r.reply.menu],
         }
     d["reply"] = reply
     if r.tags:
         d["tags"] = list(r.tags)
+    return d
+
+
+def _menu_button_data(b: MenuButton) -> dict[str, Any]:
+    d: dict[str, Any] = {"label": b.label}
+    if b.tag:
+        d["tag"] = b.tag
+    if b.timezone:
+        d["timezone"] = b.timezone
     return d
 
 
@@ -619,10 +626,12 @@ async def retag(
     chat_id: int,
     add: Sequence[str],
     remove: Sequence[str] = (),
+    timezone: str | None = None,
+    now: datetime | None = None,
 ) -> bool:
-    """Add ``add`` (and drop ``remove``) on a subscriber, in the caller's transaction, so a
-    redelivered update cannot tag twice. False when the chat is no subscriber (never sent
-    /start): there is nobody to tag."""
+    """Add ``add`` (and drop ``remove``) on a subscriber, and set its ``timezone`` if given,
+    in the caller's transaction, so a redelivered update cannot tag twice. False when the
+    chat is no subscriber (never sent /start): there is nobody to tag."""
     sid = (
         await conn.execute(
             select(Subscriber.id).where(Subscriber.bot_id == bot_id, Subscriber.chat_id == chat_id)
@@ -644,4 +653,9 @@ async def retag(
             .values([{"subscriber_id": sid, "tag": t} for t in dict.fromkeys(add)])
             .on_conflict_do_nothing(index_elements=["subscriber_id", "tag"])
         )
+    if timezone is not None:
+        values: dict[str, Any] = {"timezone": timezone}
+        if now is not None:
+            values["updated_at"] = now
+        await conn.execute(update(Subscriber).where(Subscriber.id == sid).values(**values))
     return True

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from botdesk import campaigns
+from botdesk import campaigns, clicks
 from botdesk.ab_campaigns import parse_duration
 from botdesk.errors import SegmentSyntaxError, ValidationError
 from botdesk.segments import check_tag, parse_segment
@@ -41,6 +41,7 @@ _STEP_KEYS = {
     "photo",
     "document",
     "buttons",
+    "menu",
     "delay",
     "after",
     "segment",
@@ -319,7 +320,7 @@ def _step(node: yaml.Node, number: int, problems: Problems, base: Path | None) -
     if unknown:
         problems.add(line, what, f"unknown field(s): {', '.join(sorted(unknown))}")
     text, mode, photo, document = message_fields(data, at, what, problems, base, noun="step")
-    buttons = _buttons(data.get("buttons"), at("buttons"), what, problems)
+    buttons = _buttons(data.get("buttons"), data.get("menu"), at, what, problems)
     delay = timedelta(0)
     if "delay" in data:
         try:
@@ -359,11 +360,17 @@ def _step(node: yaml.Node, number: int, problems: Problems, base: Path | None) -
     )
 
 
-def _buttons(value: Any, line: int, what: str, problems: Problems) -> tuple[tuple[str, str], ...]:
-    """``[{label, url}]`` or ``[{label, action: cb:...}]`` (or ``"LABEL=TARGET"``), checked
-    like a campaign's ``--button``."""
-    if value is None:
+def _buttons(
+    value: Any, menu: Any, at: Any, what: str, problems: Problems
+) -> tuple[tuple[str, str], ...]:
+    """``[{label, url}]`` or ``[{label, action: cb:...}]`` (or ``"LABEL=TARGET"``), then the
+    ``menu``'s choices as ``cb:pick=``/``cb:tag=``/``cb:tz=`` buttons, checked like a
+    campaign's ``--button``."""
+    line = at("buttons")
+    choices = [] if menu is None else _menu(menu, at("menu"), what, problems)
+    if value is None and not choices:
         return ()
+    value = [] if value is None else value
     if not isinstance(value, list):
         problems.add(line, what, "'buttons' must be a list of {label, url} or {label, action}")
         return ()
@@ -379,9 +386,35 @@ def _buttons(value: Any, line: int, what: str, problems: Problems) -> tuple[tupl
             )
             continue
         out.append((label.strip(), target.strip()))
+    out.extend(choices)
     try:
         campaigns._check_buttons(out)
     except ValidationError as exc:
         problems.add(line, what, str(exc))
         return ()
     return tuple(out)
+
+
+def _menu(value: Any, line: int, what: str, problems: Problems) -> list[tuple[str, str]]:
+    """A step's self-segmenting menu, ``{exclusive, buttons: [{label, tag, timezone}]}``, as
+    callback buttons: a press tags the subscriber (one choice of several when exclusive)
+    and/or sets their time zone, and counts as a click of the step's campaign."""
+    if not isinstance(value, dict) or not isinstance(value.get("buttons"), list):
+        problems.add(line, what, "'menu' must be a mapping with 'buttons': [{label, tag}]")
+        return []
+    unknown = set(map(str, value)) - {"buttons", "exclusive"}
+    if unknown:
+        problems.add(line, what, f"unknown menu field(s): {', '.join(sorted(unknown))}")
+    exclusive = value.get("exclusive", False)
+    if not isinstance(exclusive, bool):
+        problems.add(line, what, "menu 'exclusive' must be true or false")
+        exclusive = False
+    out: list[tuple[str, str]] = []
+    for item in value["buttons"]:
+        try:
+            label, tag, zone = clicks.menu_choice(item)
+        except ValidationError as exc:
+            problems.add(line, what, str(exc))
+            continue
+        out.append((label, clicks.menu_target(tag, zone, exclusive=exclusive)))
+    return out

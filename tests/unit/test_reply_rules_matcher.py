@@ -178,7 +178,7 @@ extra: 1
     assert "r.yaml:12: rule 'c': duplicate name (first at line 9)" in text
     assert "r.yaml:17: rule 'd': invalid language 'english'" in text
     assert "rule 'd': invalid tag 'no spaces'" in text
-    assert "rule 'd': each menu button needs a 'label' and a 'tag'" in text
+    assert "rule 'd': menu button 'A' needs a 'tag' and/or a 'timezone'" in text
     assert "r.yaml:22: rule 'e': needs a 'reply'" in text
     assert "r.yaml:24: unknown section 'extra'" in text
     assert all(line.count("\n") == 0 for line in found)

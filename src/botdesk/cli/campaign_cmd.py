@@ -76,7 +76,9 @@ def create(
         [],
         "--button",
         help="LABEL=URL, or LABEL=cb:tag=NAME | cb:reply=TEXT | cb:NAME (a callback button "
-        "whose presses are counted); repeatable.",
+        "whose presses are counted), or a menu choice LABEL=cb:pick=NAME (tags NAME, removes "
+        "the other pick= tags) and/or cb:tz=ZONE (sets the time zone), joined with ',' "
+        "(cb:pick=berlin,tz=Europe/Berlin); repeatable.",
     ),
     segment: str | None = typer.Option(None, "--segment"),
     at: str | None = typer.Option(None, "--at", help="Start at this ISO 8601 time."),

@@ -278,8 +278,9 @@ def build_router() -> Router:
     ) -> None:
         p = presser(query)
         chat_id = p.chat_id
-        # A campaign button: the click (and its tag or queued reply) commits with the update.
-        await clicks.record_callback(
+        # A campaign button: the click (and its tag, menu choice or queued reply) commits with
+        # the update; a menu choice is answered with what it saved.
+        action = await clicks.record_callback(
             conn,
             bot_id=ctx.bot_id,
             chat_id=chat_id,
@@ -296,7 +297,7 @@ def build_router() -> Router:
             update_id=event_update.update_id,
             meta={"callback_data": query.data},
         )
-        fx.items.append(CallbackEffect(query.id))
+        fx.items.append(CallbackEffect(query.id, action.answer() if action else None))
 
     @router.my_chat_member()
     async def on_member(

@@ -3,8 +3,8 @@
 Included ahead of the main router (whose catch-all callback handler records other presses),
 so campaign buttons and menus stay apart. The key is looked up in the bot's current rule set:
 a key that is not there (forged, or from a menu since removed) tags nobody and is answered
-as expired. The tag change is written in the update's transaction: a redelivered press
-changes nothing twice.
+as expired. The tag change (and the time zone a "Which time zone?" button sets) is written in
+the update's transaction: a redelivered press changes nothing twice.
 """
 
 from __future__ import annotations
@@ -50,14 +50,26 @@ def build_menu_router() -> Router:
             return
         others = [t for t in button.group if t != button.tag] if button.exclusive else []
         tagged = await reply_rules.retag(
-            conn, bot_id=ctx.bot_id, chat_id=chat_id, add=[button.tag], remove=others
+            conn,
+            bot_id=ctx.bot_id,
+            chat_id=chat_id,
+            add=[button.tag] if button.tag else [],
+            remove=others,
+            timezone=button.timezone,
+            now=ctx.now,
         )
         fx.record(
             chat_id,
             f"[menu] {button.label}",
             message_id=None,
             update_id=event_update.update_id,
-            meta={"kind": "menu", "rule": button.rule, "tag": button.tag, "tagged": tagged},
+            meta={
+                "kind": "menu",
+                "rule": button.rule,
+                "tag": button.tag or None,
+                "timezone": button.timezone,
+                "tagged": tagged,
+            },
         )
         answer = button.answer.replace("{label}", button.label) if tagged else NOT_SUBSCRIBED_TEXT
         fx.items.append(CallbackEffect(query.id, answer or None))
