@@ -566,6 +566,7 @@ class BotApi:
             raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
+        bot.answered[query_id] = text
         return True
 
     def m_sendChatAction(self, bot: Bot, p: Params) -> Any:

@@ -87,6 +87,7 @@ class Bot:
     started: set[int] = field(default_factory=set)
     blocked: set[int] = field(default_factory=set)
     open_queries: dict[str, int] = field(default_factory=dict)
+    answered: dict[str, str] = field(default_factory=dict)  # query id -> the text it showed
 
     def user_json(self) -> dict[str, Any]:
         return {
