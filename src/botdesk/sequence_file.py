@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -20,6 +19,7 @@ from botdesk import campaigns, clicks
 from botdesk.ab_campaigns import parse_duration
 from botdesk.errors import SegmentSyntaxError, ValidationError
 from botdesk.segments import check_tag, parse_segment
+from botdesk.timezones import is_zone
 from botdesk.yaml_file import (
     Problems,
     YamlFileError,
@@ -76,7 +76,7 @@ class Trigger:
 class QuietHours:
     start: time
     end: time
-    timezone: str = "UTC"  # for subscribers whose fields carry no valid "timezone"
+    timezone: str = "UTC"  # for subscribers whose own time zone is not known
 
     def describe(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M} ({self.timezone} unless known)"
@@ -286,9 +286,7 @@ def _quiet(value: Any, line: int, problems: Problems) -> QuietHours | None:
         else:
             bounds.append(time(int(m.group(1)), int(m.group(2))))
     tz = str(value.get("timezone") or "UTC")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_zone(tz):
         problems.add(
             line,
             "quiet_hours.timezone",

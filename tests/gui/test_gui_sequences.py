@@ -161,3 +161,20 @@ def test_sequences_screen_fits_1280(drive, home: Path, tmp_path: Path) -> None:
             assert cut_columns(view.steps_table) == []
 
     drive(scenario())
+
+
+def test_summary_names_the_steps_an_update_dropped() -> None:
+    from botdesk.gui.views.sequences import summary_text
+
+    d = {
+        "filename": "w.yaml",
+        "quiet_hours": None,
+        "stop_on_reply": True,
+        "goal_tag": None,
+        "dropped_steps": [{"number": 3, "campaign_id": 9, "dropped_in_version": 2}],
+    }
+    seq = {"name": "w", "id": 1, "state": "active", "version": 2, "trigger": "/start"}
+    seq |= {"enrolled": 0, "active": 0, "completed": 0, "stopped": 0, "stopped_by": {}}
+    text = summary_text(seq | {"definition": d})
+    assert text.endswith("Dropped by updates: step 3 (campaign 9, by version 2).")
+    assert "Dropped" not in summary_text(seq | {"definition": d | {"dropped_steps": []}})

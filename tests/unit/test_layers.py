@@ -34,6 +34,7 @@ SERVICES = {
     "sequence_runner",
     "sequence_file",
     "sequence_schedule",
+    "yaml_file",
 }
 ORDER = {"core": 0, "store": 1, "telegram": 1, "services": 2, "runtime": 3, "cli": 4, "gui": 4}
 

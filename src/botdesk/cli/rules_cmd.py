@@ -88,7 +88,12 @@ def list_(bot: str = BOT_OPT, json_out: bool = typer.Option(False, "--json")) ->
                         "document": r.reply.document,
                         "buttons": [{"label": lab, "url": u} for lab, u in r.reply.links],
                         "menu": [
-                            {"label": b.label, "tag": b.tag, "callback_data": b.key}
+                            {
+                                "label": b.label,
+                                "tag": b.tag or None,
+                                "timezone": b.timezone,
+                                "callback_data": b.key,
+                            }
                             for b in r.reply.menu
                         ],
                     }

@@ -91,8 +91,20 @@ def summary_text(seq: dict[str, Any]) -> str:
         f"from {d['filename']}: trigger {seq['trigger']}; quiet hours "
         f"{d['quiet_hours'] or 'none'}; stops on {', '.join(rules)}.\n"
         f"Enrolled {seq['enrolled']}, active {seq['active']}, completed {seq['completed']}, "
-        f"stopped {seq['stopped']} (by reason: {stops})."
+        f"stopped {seq['stopped']} (by reason: {stops})." + _dropped_text(d)
     )
+
+
+def _dropped_text(d: dict[str, Any]) -> str:
+    """The steps updates removed (their campaigns cancelled), as `sequence show` lists them."""
+    dropped = d.get("dropped_steps") or []
+    if not dropped:
+        return ""
+    parts = [
+        f"step {x['number']} (campaign {x['campaign_id']}, by version {x['dropped_in_version']})"
+        for x in dropped
+    ]
+    return f"\nDropped by updates: {', '.join(parts)}."
 
 
 class SequencesView(View):
