@@ -31,7 +31,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import clicks, yaml_file
+from botdesk import yaml_file
 from botdesk.delivery import templates
 from botdesk.errors import NotFoundError, ValidationError
 from botdesk.segments import check_tag
@@ -408,6 +408,8 @@ def _menu(
     if not isinstance(answer, str) or len(answer) > 200:
         problems.add(line, what, "the menu's 'answer' must be a text of at most 200 characters")
         answer = ""
+    from botdesk import clicks  # not at import: it loads aiogram (rules load stays light)
+
     choices: list[tuple[str, str, str | None]] = []
     for b in raw:
         try:

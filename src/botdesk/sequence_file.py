@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from botdesk import campaigns, clicks
+from botdesk import campaigns
 from botdesk.ab_campaigns import parse_duration
 from botdesk.errors import SegmentSyntaxError, ValidationError
 from botdesk.segments import check_tag, parse_segment
@@ -397,6 +397,8 @@ def _menu(value: Any, line: int, what: str, problems: Problems) -> list[tuple[st
     """A step's self-segmenting menu, ``{exclusive, buttons: [{label, tag, timezone}]}``, as
     callback buttons: a press tags the subscriber (one choice of several when exclusive)
     and/or sets their time zone, and counts as a click of the step's campaign."""
+    from botdesk import clicks  # not at import: it loads aiogram (see campaigns._check_buttons)
+
     if not isinstance(value, dict) or not isinstance(value.get("buttons"), list):
         problems.add(line, what, "'menu' must be a mapping with 'buttons': [{label, tag}]")
         return []
