@@ -25,7 +25,7 @@ from aiogram.types import Update
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import inbox, subscribers
+from botdesk import inbox, sequence_runner, subscribers
 from botdesk.inbox import MessageView
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel
@@ -205,6 +205,11 @@ class UpdateProcessor:
                 fx = Effects()
                 await self._one_by_one(conn, batch, fx, ctx)
             await self._flush(conn, fx, ctx)
+            # A reply, /stop, a block or a goal tag stops the chat's sequences here, in the
+            # transaction that records it: a step not yet committed `sending` never leaves.
+            await sequence_runner.stop_now(
+                conn, bot_id=ch.record.id, chats=fx.stop_candidates(), now=ctx.now
+            )
             await self._write_ahead(conn, fx, ctx)
             for u in batch:
                 ch.metrics.updates.labels(ch.name, update_type(u)).inc()
