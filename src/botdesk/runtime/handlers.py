@@ -54,6 +54,7 @@ class SendEffect:
 class AskEffect:
     inbound: Inbound
     is_group: bool = False
+    outbox_id: int | None = None  # its question, written ahead ``asking`` (runtime/updates)
 
 
 @dataclass(frozen=True)
