@@ -132,3 +132,52 @@ async def _true(value: bool) -> bool:
 async def _states(app: Any) -> dict[int, str]:
     async with app.db.read() as conn:
         return dict((await conn.execute(select(Outbox.chat_id, Outbox.state))).all())
+
+
+async def test_serve_stopped_while_the_assistant_thinks_answers_after_its_restart(
+    home: Path, sandbox: Any
+) -> None:
+    """The same through the runtime `serve` runs: its effects cancelled (as the stop's grace
+    running out, or a kill, leaves them), stopped, started again: its next turn of ownership
+    asks again."""
+    from botdesk.runtime.assembly import build_workers
+    from botdesk.runtime.service import Runtime
+
+    write_config(home, "[assistant]\nembeddings = false\n\n[delivery]\nlease_seconds = 2\n")
+    async with app_on(home, "sqlite") as app:
+        await register(app, sandbox, "shop", "shop_bot")
+        (user,) = (u.id for u in await seed(app, sandbox, "shop", "shop_bot", 1))
+        sandbox.world.bot("shop_bot").pending.clear()
+
+        def runtime(port: Any) -> Runtime:
+            return Runtime(
+                app,
+                port=port,
+                bot_workers=build_workers(app, owner="w1", delivery=False),
+                owner="w1",
+                poll_timeout=1,
+            )
+
+        thinking = Thinking()
+        rt = runtime(thinking)
+        await rt.start()
+        try:
+            await sandbox.user_send(user, "shop_bot", "when do you open?")
+            await eventually(lambda: _true(thinking.asked == [user]), within=10)
+            for task in list(rt.runs["shop"].processor._effects):
+                task.cancel()  # without waiting out the stop's 5 s grace for them
+        finally:
+            await rt.stop()
+        assert await _states(app) == {user: "asking"}
+        rt = runtime(Answering(broken=0))
+        await rt.start()
+        try:
+            await eventually(lambda: _true(bool(copies(sandbox, "shop_bot", "ANSWER"))), within=10)
+            await eventually(lambda: _has_state(app, user, "sent"))
+        finally:
+            await rt.stop()
+    assert copies(sandbox, "shop_bot", "ANSWER to when do you open?") == {user: 1}
+
+
+async def _has_state(app: Any, chat: int, state: str) -> bool:
+    return (await _states(app)).get(chat) == state
