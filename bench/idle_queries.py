@@ -6,7 +6,7 @@ is due. The bot's delivery engine (what `botdesk serve` runs per bot; it also ca
 sequence runner's tick once a second) runs for ``--seconds`` on a SQLite file (or
 PostgreSQL), and every statement it sends is counted: through SQLAlchemy (cursor events on
 both engines) and on the SQLite lane (``sqlite3`` trace callback). Reported per minute, with
-the share that are write transactions and the share the sequence runner's tick issues.
+the write transactions, and the share of statements the sequence runner's tick issues.
 
     .venv/bin/python bench/idle_queries.py --sequences 0 10 50
     PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/idle_queries.py ...  # before
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 from collections import Counter
@@ -44,7 +45,7 @@ steps:
 @dataclass
 class Counts:
     total: int = 0
-    writes: int = 0  # write transactions (BEGIN IMMEDIATE; SQLite only)
+    writes: int = 0  # write transactions (db.write, write_lane, write_asyncpg)
     runner: int = 0  # statements issued while the sequence runner's tick ran
     kinds: Counter[str] = field(default_factory=Counter)
 
@@ -111,6 +112,64 @@ async def _setup(app: Any, n: int, enrolled: int) -> Any:
     return rec
 
 
+def _count_statements(db: Any, on_sql: Any) -> None:
+    """Every statement: SQLAlchemy's cursor events, the SQLite lane's trace callback, and the
+    asyncpg connection the PostgreSQL hot path uses (a counting proxy)."""
+    for eng in {id(e): e for e in (db.engine, db._read_engine)}.values():
+        event.listen(eng.sync_engine, "before_cursor_execute", on_sql)
+    lane = db.lane
+    if lane is not None:
+        original = lane._transaction
+
+        def tracer(sql: str) -> None:
+            on_sql(None, None, sql)
+
+        def transaction(fn: Any) -> Any:
+            def traced(conn: Any) -> Any:
+                conn.set_trace_callback(tracer)  # from its next statement on
+                return fn(conn)
+
+            return original(traced)
+
+        lane._transaction = transaction
+    if not db.is_sqlite:
+        opened = db.write_asyncpg
+
+        class Counting:
+            def __init__(self, pg: Any) -> None:
+                self._pg = pg
+
+            def __getattr__(self, name: str) -> Any:
+                attr = getattr(self._pg, name)
+                if name not in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+                    return attr
+
+                def call(sql: str, *a: Any, **k: Any) -> Any:
+                    on_sql(None, None, sql)
+                    return attr(sql, *a, **k)
+
+                return call
+
+        @contextlib.asynccontextmanager
+        async def counted() -> Any:
+            async with opened() as pg:
+                yield Counting(pg)
+
+        db.write_asyncpg = counted
+
+
+def _count_writes(db: Any, counts: Counts) -> None:
+    """Write transactions, whichever path opens them (statements, lane, asyncpg)."""
+    for name in ("write", "write_lane", "write_asyncpg"):
+        original = getattr(db, name)
+
+        def wrapped(*a: Any, _original: Any = original, **k: Any) -> Any:
+            counts.writes += 1
+            return _original(*a, **k)
+
+        setattr(db, name, wrapped)
+
+
 async def measure(backend: Backend, n: int, enrolled: int, seconds: float) -> Counts:
     from botdesk import sequence_runner
     from botdesk.clock import SystemClock
@@ -125,28 +184,11 @@ async def measure(backend: Backend, n: int, enrolled: int, seconds: float) -> Co
             counts.total += 1
             head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
             counts.kinds[head] += 1
-            if statement.strip().upper().startswith("BEGIN IMMEDIATE"):
-                counts.writes += 1
             if in_tick[0]:
                 counts.runner += 1
 
-        for eng in (app.db.engine, app.db._read_engine):
-            event.listen(eng.sync_engine, "before_cursor_execute", on_sql)
-        lane = app.db.lane
-        if lane is not None:
-            original = lane._transaction
-
-            def tracer(sql: str) -> None:
-                on_sql(None, None, sql)
-
-            def transaction(fn: Any) -> Any:
-                def traced(conn: Any) -> Any:
-                    conn.set_trace_callback(tracer)  # from its next statement on
-                    return fn(conn)
-
-                return original(traced)
-
-            lane._transaction = transaction  # type: ignore[method-assign]
+        _count_statements(app.db, on_sql)
+        _count_writes(app.db, counts)
 
         real_tick = sequence_runner.tick
 
