@@ -46,7 +46,7 @@ async def test_a_small_campaign_started_during_a_big_one_finishes_long_before_it
 ) -> None:
     write_config(home, TOML)
     async with (
-        running_sandbox(seed=5, bot_rate=100.0, bot_burst=10.0) as sb,
+        running_sandbox(seed=5, bot_rate=1000.0, bot_burst=50.0) as sb,
         open_app(home, configure_logs=False) as app,
     ):
         await register(app, sb, "shop", "shop_bot")
