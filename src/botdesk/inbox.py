@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk.errors import NotFoundError
@@ -374,6 +374,8 @@ class QueuedReply:
     meta: dict[str, Any] | None = None
     payload: dict[str, Any] | None = None
     is_group: bool = False
+    # ``asking``: a question for the assistant, its answer not computed yet (``answer_ask``).
+    state: str = "pending"
 
 
 async def queue_replies(
@@ -393,7 +395,7 @@ async def queue_replies(
                     "chat_id": r.chat_id,
                     "text": r.text,
                     "author": r.author,
-                    "state": "pending",
+                    "state": r.state,
                     "created_at": now,
                     "meta": r.meta,
                     "payload": r.payload,
@@ -564,6 +566,126 @@ async def recover_replies(
             now=now,
         )
     return len(rows)
+
+
+# -- the assistant's answers, written ahead as questions ---------------------------------
+#
+# A question the assistant will answer is an outbox row ``asking`` (the question's text, and
+# in ``payload["ask"]`` what the port is given), committed with the update. Its answer turns
+# it ``pending`` in one transaction (``answer_ask``), and it is sent like every reply. A row
+# still ``asking`` after its process stopped has no answer anywhere (an answer is only sent
+# once it is ``pending``): the next owner of the bot asks again (``open_asks``), or, when the
+# question is too old to answer now, gives it to a human (``give_up_ask``).
+
+
+@dataclass(frozen=True)
+class OpenAsk:
+    id: int
+    chat_id: int
+    text: str
+    ask: dict[str, Any]
+    created_at: datetime
+    needs_human: bool
+
+
+async def answer_ask(
+    db: Database,
+    item_id: int,
+    *,
+    bot_id: int,
+    chat_id: int,
+    text: str,
+    author: str,
+    meta: dict[str, Any] | None,
+    handoff_reason: str | None,
+    now: datetime,
+) -> bool:
+    """The assistant's answer to a written-ahead question: ``asking -> pending`` with its
+    text (and the hand-off to a human, if it asks for one) in one transaction. False if the
+    row was not ``asking`` (answered by another owner of the bot, or given up)."""
+    from botdesk.store.models import Outbox
+
+    async with db.write() as conn:
+        res = await conn.execute(
+            update(Outbox)
+            .where(Outbox.id == item_id, Outbox.state == "asking")
+            .values(state="pending", text=text, author=author, meta=meta, payload=None)
+        )
+        if not res.rowcount:
+            return False
+        if handoff_reason is not None:
+            await set_needs_human(
+                conn, bot_id=bot_id, chat_id=chat_id, reason=handoff_reason, now=now
+            )
+    return True
+
+
+async def drop_ask(db: Database, item_id: int) -> None:
+    """A question the assistant chose not to answer (or a human has the conversation)."""
+    from botdesk.store.models import Outbox
+
+    async with db.write() as conn:
+        await conn.execute(delete(Outbox).where(Outbox.id == item_id, Outbox.state == "asking"))
+
+
+async def give_up_ask(
+    db: Database, item_id: int, *, bot_id: int, chat_id: int, reason: str, now: datetime
+) -> bool:
+    """No answer will come (the assistant failed, or the question is too old): the row is
+    ``failed`` with ``reason`` and the conversation goes to a human, so the question shows
+    in `inbox list --needs-human` instead of being lost."""
+    from botdesk.store.models import Outbox
+
+    async with db.write() as conn:
+        res = await conn.execute(
+            update(Outbox)
+            .where(Outbox.id == item_id, Outbox.state == "asking")
+            .values(state="failed", error=reason, sent_at=now)
+        )
+        if not res.rowcount:
+            return False
+        await set_needs_human(conn, bot_id=bot_id, chat_id=chat_id, reason=reason, now=now)
+    return True
+
+
+async def open_asks(
+    db: Database, *, bot_id: int, exclude: set[int] | frozenset[int], limit: int = 500
+) -> list[OpenAsk]:
+    """Questions left ``asking`` (oldest first) that no effect of this process holds."""
+    from botdesk.store.models import Outbox
+
+    q = (
+        select(
+            Outbox.id,
+            Outbox.chat_id,
+            Outbox.text,
+            Outbox.payload,
+            Outbox.created_at,
+            Conversation.needs_human,
+        )
+        .join(
+            Conversation,
+            (Conversation.bot_id == Outbox.bot_id) & (Conversation.chat_id == Outbox.chat_id),
+            isouter=True,
+        )
+        .where(Outbox.bot_id == bot_id, Outbox.state == "asking")
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(q)).all()
+    return [
+        OpenAsk(
+            id=r[0],
+            chat_id=r[1],
+            text=r[2],
+            ask=dict((r[3] or {}).get("ask") or {}),
+            created_at=r[4],
+            needs_human=bool(r[5]),
+        )
+        for r in rows
+        if r[0] not in exclude
+    ]
 
 
 async def reply_state(db: Database, item_id: int) -> tuple[str, str | None]:

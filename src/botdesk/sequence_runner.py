@@ -9,8 +9,13 @@ feed loop calls it through ``Campaigns.start_due``); each phase is one short wri
    the trigger tag not yet enrolled (holders of the tag when the sequence was created are
    ``excluded``). Only active, non-group subscribers of this bot; once per sequence.
 2. stop: enrolments whose subscriber left (unsubscribed, blocked), reached the goal tag, or
-   sent an inbound message (not a command, not a button) after enrolment; their step row
-   still ``pending`` is cancelled.
+   sent an inbound message (not a command, not a button or menu press) after enrolment;
+   their step row still ``pending`` is cancelled. The same rules are applied first in the
+   transaction of the update that triggers them (``stop_now``, called by the runtime's update
+   batch: a reply, /stop, a block, a goal tag from a rule, menu or button): the step row is
+   cancelled before the engine can commit it ``sending``, so no step leaves after the reply
+   that stopped it, even one claimed already. This phase catches the rest (a tag added from
+   the CLI, a chat a send found blocked).
 3. settle: a step row in a final state moves the enrolment to the next step (due after its
    delay, out of quiet hours) or completes it.
 4. issue: due steps: in quiet hours -> moved to the window's end; older than ``expires`` ->
@@ -20,10 +25,11 @@ feed loop calls it through ``Campaigns.start_due``); each phase is one short wri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk import sequence_schedule as sched
@@ -48,6 +54,94 @@ from botdesk.store.models import (
 
 log = get_logger(__name__)
 _E = SequenceEnrolment
+# Inbound texts that are not a reply: commands, and what button and menu presses record.
+NOT_A_REPLY = ("/", "[button]", "[menu]")
+
+
+def is_reply(text: str) -> bool:
+    """Does this inbound message stop a sequence with ``stop: {on_reply: true}``?"""
+    return not text.startswith(NOT_A_REPLY)
+
+
+async def _cancel_steps(conn: AsyncConnection, rows: Any, *, now: datetime) -> None:
+    """A step issued but not yet sent is not sent to someone who stopped (``rows``: the
+    delivery ids, a list or a subquery); one already ``sending`` is on its way."""
+    await conn.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(rows), Delivery.state == "pending")
+        .values(state="cancelled", error="sequence stopped", updated_at=now, lease_owner=None)
+    )
+
+
+async def stop_now(
+    conn: AsyncConnection, *, bot_id: int, chats: Mapping[int, bool], now: datetime
+) -> int:
+    """Apply the stop rules to these chats' enrolments in the caller's transaction: the
+    update batch that recorded what may stop them. ``chats``: chat id -> whether it sent a
+    reply (``is_reply``) in this batch; the status and goal tag are read as the batch left
+    them. Sequences active or paused. Returns how many enrolments stopped."""
+    if not chats:
+        return 0
+    seqs = (
+        await conn.execute(
+            select(
+                DripSequence.id, DripSequence.version, DripSequence.source, DripSequence.filename
+            ).where(DripSequence.bot_id == bot_id, DripSequence.state.in_(("active", "paused")))
+        )
+    ).all()
+    if not seqs:
+        return 0
+    defs = {sid: _definition(sid, v, src, fn) for sid, v, src, fn in seqs}
+    rows = (
+        await conn.execute(
+            select(_E.id, _E.sequence_id, _E.waiting, _E.chat_id, Subscriber.id, Subscriber.status)
+            .join(Subscriber, Subscriber.id == _E.subscriber_id)
+            .where(
+                _E.sequence_id.in_(list(defs)),
+                _E.state == "active",
+                Subscriber.bot_id == bot_id,
+                Subscriber.chat_id.in_(list(chats)),
+            )
+        )
+    ).all()
+    if not rows:
+        return 0
+    goals = {d.goal_tag for d in defs.values() if d.goal_tag}
+    tagged: set[tuple[int, str]] = set()
+    if goals:
+        found = await conn.execute(
+            select(SubscriberTag.subscriber_id, SubscriberTag.tag).where(
+                SubscriberTag.subscriber_id.in_({r[4] for r in rows}), SubscriberTag.tag.in_(goals)
+            )
+        )
+        tagged = {(int(a), str(b)) for a, b in found}
+    stops: list[dict[str, Any]] = []
+    for eid, seq, waiting, chat, sid, status in rows:
+        d = defs[seq]
+        reason = None
+        if status == "unsubscribed":
+            reason = "unsubscribed"
+        elif status != "active":
+            reason = "blocked"
+        elif d.goal_tag and (sid, d.goal_tag) in tagged:
+            reason = "goal"
+        elif d.stop_on_reply and chats.get(chat):
+            reason = "replied"
+        if reason is not None:
+            stops.append({"eid": eid, "why": reason, "waiting": waiting})
+    if not stops:
+        return 0
+    await conn.execute(
+        update(_E)
+        .where(_E.id == bindparam("eid"), _E.state == "active")
+        .values(state="stopped", stop_reason=bindparam("why"), finished_at=now),
+        [{"eid": s["eid"], "why": s["why"]} for s in stops],
+    )
+    waiting_rows = [s["waiting"] for s in stops if s["waiting"] is not None]
+    if waiting_rows:
+        await _cancel_steps(conn, waiting_rows, now=now)
+    return len(stops)
+
 
 # -- the runner: one tick per bot and second, in the bot's lease owner -----------------------
 
@@ -276,32 +370,21 @@ class _Runner:
                     Message.conversation_id == Conversation.id,
                     Message.direction == "in",
                     Message.id > _E.seen_message,
-                    ~Message.text.startswith("/"),
-                    ~Message.text.startswith("[button]"),
+                    *(~Message.text.startswith(p) for p in NOT_A_REPLY),
                 )
                 await conn.execute(
                     update(_E).where(active, replied).values(**stopped, stop_reason="replied")
                 )
             # A step issued but not yet sent is not sent to someone who stopped.
-            await conn.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(
-                        select(_E.waiting).where(
-                            _E.sequence_id == self.seq_id,
-                            _E.state == "stopped",
-                            _E.finished_at == self.now,
-                            _E.waiting.is_not(None),
-                        )
-                    ),
-                    Delivery.state == "pending",
-                )
-                .values(
-                    state="cancelled",
-                    error="sequence stopped",
-                    updated_at=self.now,
-                    lease_owner=None,
-                )
+            await _cancel_steps(
+                conn,
+                select(_E.waiting).where(
+                    _E.sequence_id == self.seq_id,
+                    _E.state == "stopped",
+                    _E.finished_at == self.now,
+                    _E.waiting.is_not(None),
+                ),
+                now=self.now,
             )
 
     # 3. settle ---------------------------------------------------------------------

@@ -43,6 +43,8 @@ async def test_answer_handoff_operator_reply_release(
         await eventually(lambda: _any(sandbox, user.id, "4.95 EUR"))
         await sandbox.user_send(user.id, "shop_bot", "I want to talk to a human")
         await eventually(lambda: _needs_human(app, user.id))
+        # The hand-off commits with the answer, which is sent right after it.
+        await eventually(lambda: _any(sandbox, user.id, "passing you to a person"))
         n_before = len(texts(sandbox, user.id))
         # The AI stays silent in a conversation a human has.
         await sandbox.user_send(user.id, "shop_bot", "can i pay with paypal")

@@ -255,6 +255,43 @@ async def counts(conn: AsyncConnection, campaign_id: int) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
+async def due_campaigns(
+    db: Database, campaign_ids: Sequence[int], *, now_ts: float
+) -> tuple[set[int], float | None]:
+    """Which of ``campaign_ids`` have a row to claim now, in one read; when none has, also
+    the earliest time (epoch seconds) one of their rows becomes due (a retry's
+    ``not_before``), or None: nothing is pending. The engine claims only from the first and
+    sleeps until the second, so campaigns with nothing due (a sequence's steps between
+    sends) cost no claim transaction."""
+    if not campaign_ids:
+        return set(), None
+    open_row = and_(Delivery.state == "pending", Delivery.lease_owner.is_(None))
+    due = select(Campaign.id).where(
+        Campaign.id.in_(list(campaign_ids)),
+        select(Delivery.id)
+        .where(
+            Delivery.campaign_id == Campaign.id,
+            open_row,
+            or_(Delivery.not_before.is_(None), Delivery.not_before <= now_ts),
+        )
+        .exists(),
+    )
+    async with db.read() as conn:
+        found = set((await conn.execute(due)).scalars())
+        if found:
+            return found, None
+        later = (
+            await conn.execute(
+                select(func.min(Delivery.not_before)).where(
+                    Delivery.campaign_id.in_(list(campaign_ids)),
+                    open_row,
+                    Delivery.not_before > now_ts,
+                )
+            )
+        ).scalar()
+    return found, None if later is None else float(later)
+
+
 async def open_work(conn: AsyncConnection, campaign_id: int) -> int:
     """Rows that still need a worker (pending or sending)."""
     return int(

@@ -390,6 +390,7 @@ class DeliveryEngine:
         # Set by a sender when the rows held fall to ``_low_mark`` (one window): time to claim.
         self._low = asyncio.Event()
         self._low_mark = settings.in_flight
+        self._turn = 0  # which running campaign claims first next time (round-robin)
 
     # -- campaign contexts -------------------------------------------------------------
 
@@ -528,24 +529,12 @@ class DeliveryEngine:
             self.writer.batch_target = max(1, window // 2)
             batch = max(window, math.ceil(self._rate(running) * CLAIM_AHEAD_S))
             room = window + batch - held if want else 0
+            idle_s: float | None = None
             if running and room > 0:
                 drained_at = mono  # until a claim below finds rows
-            for c in running:
-                if room <= 0:
-                    break
-                rows = await ledger.claim_batch(
-                    self.db,
-                    campaign_id=c.id,
-                    owner=self.owner,
-                    limit=min(room, self.settings.batch_size),
-                    now_ts=self.clock.now().timestamp(),
-                )
-                for row in rows:
-                    self.queue.put_nowait((c, row))
-                if rows:
+                claimed, idle_s = await self._claim_fairly(running, room)
+                if claimed:
                     drained_at = -1e9
-                claimed += len(rows)
-                room -= len(rows)
             if self.on_progress is not None:
                 self.on_progress(self.stats)
             if claimed:
@@ -571,7 +560,53 @@ class DeliveryEngine:
                         ctx = self.ctx.get(self.only)
                     if ctx is None or ctx.state in ("completed", "cancelled", "paused"):
                         return
-            await wait_event(stop, CLAIM_EVERY_S if running else IDLE_POLL_S)
+            pause = CLAIM_EVERY_S if running else IDLE_POLL_S
+            if idle_s is not None and self.queue.empty() and not self._phase:
+                # Nothing due and nothing held: sleep until a row falls due or the next
+                # scheduled-campaign and sequence round, not a claim per campaign every
+                # REFRESH_EVERY_S (a bot's sequences keep dozens of step campaigns running).
+                until_round = (
+                    last_due + 1.0 - self.clock.monotonic() if self.only is None else pause
+                )
+                pause = max(CLAIM_EVERY_S, min(IDLE_POLL_S, idle_s, until_round))
+            await wait_event(stop, pause)
+
+    async def _claim_fairly(
+        self, running: list[CampaignCtx], room: int
+    ) -> tuple[int, float | None]:
+        """Claim up to ``room`` rows, shared evenly among the running campaigns that have rows
+        due now, the first of them taken in turn, and queue them interleaved: a campaign
+        started during a big one goes at an even share of the rate at once instead of after
+        it (replies still go first: they have the limiter's priority). One read finds the
+        campaigns with rows due; only those are claimed from. Returns the rows claimed and,
+        when no campaign had any, the seconds until one will (``IDLE_POLL_S`` if unknown)."""
+        now_ts = self.clock.now().timestamp()
+        due, later = await ledger.due_campaigns(self.db, [c.id for c in running], now_ts=now_ts)
+        if not due:
+            return 0, IDLE_POLL_S if later is None else max(0.0, later - now_ts)
+        picked = [c for c in running if c.id in due]
+        turn = self._turn % len(picked)
+        self._turn += 1
+        picked = picked[turn:] + picked[:turn]
+        lots: list[tuple[CampaignCtx, list[ledger.Claimed]]] = []
+        for i, c in enumerate(picked):
+            if room <= 0:
+                break
+            share = math.ceil(room / (len(picked) - i))  # what one leaves, the next may take
+            rows = await ledger.claim_batch(
+                self.db,
+                campaign_id=c.id,
+                owner=self.owner,
+                limit=min(share, self.settings.batch_size),
+                now_ts=now_ts,
+            )
+            lots.append((c, rows))
+            room -= len(rows)
+        for k in range(max((len(rows) for _c, rows in lots), default=0)):
+            for c, rows in lots:
+                if k < len(rows):
+                    self.queue.put_nowait((c, rows[k]))
+        return sum(len(rows) for _c, rows in lots), None
 
     def _rate(self, running: list[CampaignCtx]) -> float:
         return self.ch.limiter.effective_rate(paid=_any_paid(running))

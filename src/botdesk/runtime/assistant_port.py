@@ -148,6 +148,10 @@ class KnowledgeIndex:
     def get(self, bot: str) -> Retriever:
         return self._retrievers[bot]
 
+    def known(self, bot: str) -> Retriever | None:
+        """The bot's retriever as last built, or None if none was built yet."""
+        return self._retrievers.get(bot)
+
     def built(self, bot: str) -> bool:
         """Whether the bot's index has been built (by the warm-up or a first question)."""
         return bot in self._retrievers
@@ -192,6 +196,16 @@ class AIAssistantPort:
                 log.warning("assistant warm-up failed", bot=bot, error=str(exc))
                 continue
         log.info("assistant warmed up", bots=len(bots), seconds=round(loop.time() - started, 2))
+
+    def answers(self, bot: str) -> bool:
+        """False only when known: the fallback says nothing and the assistant is off or the
+        bot's index was built without entries (a bot without a knowledge base)."""
+        if self.fallback.answers(bot):
+            return True
+        if not self.enabled.get(bot, True):
+            return False
+        built = self.index.known(bot)
+        return built is None or bool(built.entries)
 
     async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         if not self.enabled.get(msg.bot, True):

@@ -20,7 +20,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Chat, ChatMemberUpdated, Message, User
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import clicks, inbox, reply_rules, subscribers
+from botdesk import clicks, inbox, reply_rules, sequence_runner, subscribers
 from botdesk.config import BotOptions
 from botdesk.reply_rules import RuleSet
 from botdesk.runtime.ports import Inbound
@@ -54,6 +54,7 @@ class SendEffect:
 class AskEffect:
     inbound: Inbound
     is_group: bool = False
+    outbox_id: int | None = None  # its question, written ahead ``asking`` (runtime/updates)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class Effects:
     # Questions for the assistant (also in ``items``); dropped at the flush where a human
     # has the conversation.
     asks: list[AskEffect] = field(default_factory=list)
+    # Chats whose status changed without a message recorded (a block): their sequences'
+    # stop rules are applied in the batch's transaction with those of the chats that wrote
+    # (``stop_candidates``). Not rolled back with a failed update: a check that finds
+    # nothing changed stops nothing.
+    status_changed: set[int] = field(default_factory=set)
 
     def count(self, change: str) -> None:
         if change != "none":
@@ -100,6 +106,15 @@ class Effects:
                 meta=meta,
             )
         )
+
+    def stop_candidates(self) -> dict[int, bool]:
+        """Chats whose sequence stop rules this batch may have triggered -> whether the chat
+        sent a reply (``sequence_runner.is_reply``)."""
+        out = dict.fromkeys(self.status_changed, False)
+        for r in self.records:
+            replied = r.direction == "in" and sequence_runner.is_reply(r.text)
+            out[r.chat_id] = out.get(r.chat_id, False) or replied
+        return out
 
     def mark(self) -> tuple[int, int, int, int, dict[str, int]]:
         return (
@@ -318,5 +333,6 @@ def build_router() -> Router:
             now=ctx.now,
         )
         fx.count(change)
+        fx.status_changed.add(p.chat_id)
 
     return router

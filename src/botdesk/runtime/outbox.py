@@ -1,8 +1,10 @@
 """Sends a bot's written-ahead replies, in the process that owns the bot.
 
 Every conversational reply has an ``outbox`` row (``inbox.queue_replies``): an operator's
-when it is queued, the bot's own (welcome, rule reply) in the transaction of the update it
-answers. Replies run through the bot's channel, so they share its rate limiter (reply
+when it is queued, the bot's own (welcome, rule reply, a button's reply) in the transaction of
+the update it answers, the assistant's as its question (``asking``, turned ``pending`` with the
+answer; the update processor asks again for those a stopped process left, ``resume_asks``).
+Replies run through the bot's channel, so they share its rate limiter (reply
 priority) with campaigns and the assistant.
 
 At the start of each turn of ownership this worker takes over what a stopped process left:

@@ -68,6 +68,12 @@ class AutoReply:
             default=BotOptions().auto_reply,
         )
 
+    def answers(self, bot: str) -> bool:
+        """Whether messages to ``bot`` get an answer (an empty auto-reply answers none). A
+        port that has this method is asked before each question is written ahead (a row per
+        question): a bot nobody answers does not pay for it. Without it, every one is."""
+        return bool(self._texts.get(bot, self._default))
+
     async def reply(self, msg: Inbound, ctx: ReplyContext) -> Reply | None:
         text = self._texts.get(msg.bot, self._default)
         return Reply(text=text, author="bot", meta={"kind": "auto_reply"}) if text else None

@@ -226,6 +226,7 @@ class Runtime:
                 asyncio.create_task(poll(run.processor, stop_all, poll_timeout=self.poll_timeout))
             )
         jobs += [asyncio.create_task(w(run.channel, stop_all)) for w in self.bot_workers]
+        jobs.append(asyncio.create_task(self._resume_asks(run)))
         heartbeat = asyncio.create_task(self._heartbeat(run, lost))
         ender = asyncio.create_task(first_of((run.stop, lost)))
         error: BaseException | None = None
@@ -250,6 +251,13 @@ class Runtime:
             await asyncio.gather(*jobs, heartbeat, ender, return_exceptions=True)
         if error is not None:
             raise error
+
+    async def _resume_asks(self, run: BotRun) -> None:
+        """Questions a stopped owner wrote ahead and never answered: asked again now."""
+        try:
+            await run.processor.resume_asks()
+        except Exception as exc:  # retried at the next turn of ownership
+            log.error("unanswered questions not resumed", bot=run.channel.name, error=str(exc))
 
     async def _standing(self) -> tuple[list[int], int]:
         return await leases.standing(

@@ -19,18 +19,20 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 from aiogram import Dispatcher
 from aiogram.types import Update
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from botdesk import inbox, subscribers
+from botdesk import inbox, sequence_runner, subscribers
 from botdesk.inbox import MessageView
 from botdesk.log import get_logger
 from botdesk.runtime.channel import BotChannel
 from botdesk.runtime.handlers import AskEffect, BotContext, CallbackEffect, Effects, SendEffect
-from botdesk.runtime.ports import AssistantPort, ReplyContext
+from botdesk.runtime.ports import AssistantPort, Inbound, Reply, ReplyContext
 from botdesk.runtime.rules import RuleBook
 from botdesk.store.db import Database
 from botdesk.store.models import Bot, ProcessedUpdate
@@ -42,6 +44,9 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 # redelivers an update that far back once the offset has moved past it.
 PRUNE_KEEP = 100_000
 HISTORY_LIMIT = 20  # messages of context given to the assistant port
+# A question left unanswered by a stopped process is asked again up to this old; an older
+# one goes to a human (an answer hours late would answer a conversation that moved on).
+ASK_MAX_AGE = timedelta(hours=1)
 
 
 class _QuietPerUpdateLines(logging.Filter):
@@ -128,6 +133,16 @@ def _automatic(item: SendEffect | AskEffect | CallbackEffect, silent: set[int]) 
     return False
 
 
+def _ask_fields(q: Inbound) -> dict[str, Any]:
+    """What ``resume_asks`` needs besides the row's chat and text to ask again."""
+    return {
+        "language": q.language,
+        "first_name": q.first_name,
+        "update_id": q.update_id,
+        "message_id": q.message_id,
+    }
+
+
 def update_type(u: Update) -> str:
     for name in ("message", "edited_message", "callback_query", "my_chat_member"):
         if getattr(u, name, None) is not None:
@@ -205,6 +220,11 @@ class UpdateProcessor:
                 fx = Effects()
                 await self._one_by_one(conn, batch, fx, ctx)
             await self._flush(conn, fx, ctx)
+            # A reply, /stop, a block or a goal tag stops the chat's sequences here, in the
+            # transaction that records it: a step not yet committed `sending` never leaves.
+            await sequence_runner.stop_now(
+                conn, bot_id=ch.record.id, chats=fx.stop_candidates(), now=ctx.now
+            )
             await self._write_ahead(conn, fx, ctx)
             for u in batch:
                 ch.metrics.updates.labels(ch.name, update_type(u)).inc()
@@ -232,7 +252,7 @@ class UpdateProcessor:
                 (time.perf_counter() - started) / new
             )
         for item in fx.items:
-            if isinstance(item, SendEffect) and item.outbox_id is not None:
+            if isinstance(item, SendEffect | AskEffect) and item.outbox_id is not None:
                 ch.held_replies.add(item.outbox_id)  # ours: the outbox worker leaves it alone
             self._spawn(item)
         return new
@@ -241,27 +261,50 @@ class UpdateProcessor:
         """The batch's replies as outbox rows, committed with the updates they answer."""
         from botdesk.runtime.outbox import dump_message
 
-        sends = [(i, item) for i, item in enumerate(fx.items) if isinstance(item, SendEffect)]
-        if not sends:
+        answers = getattr(self.port, "answers", None)
+        asking = answers is None or answers(ctx.name)
+        rows: list[tuple[int, inbox.QueuedReply]] = []
+        for i, item in enumerate(fx.items):
+            if isinstance(item, SendEffect):
+                rows.append(
+                    (
+                        i,
+                        inbox.QueuedReply(
+                            chat_id=item.chat_id,
+                            text=item.text,
+                            author=item.author,
+                            meta=item.meta,
+                            payload=dump_message(item.message),
+                            is_group=item.is_group,
+                        ),
+                    )
+                )
+            elif isinstance(item, AskEffect) and asking:
+                # The question, so that an answer not computed before a crash is asked for
+                # again by the next owner (``resume_asks``) instead of lost.
+                q = item.inbound
+                rows.append(
+                    (
+                        i,
+                        inbox.QueuedReply(
+                            chat_id=q.chat_id,
+                            text=q.text,
+                            author="assistant",
+                            meta={"kind": "ask"},
+                            payload={"ask": _ask_fields(q)},
+                            state="asking",
+                        ),
+                    )
+                )
+        if not rows:
             return
         ids = await inbox.queue_replies(
-            conn,
-            bot_id=self.channel.record.id,
-            rows=[
-                inbox.QueuedReply(
-                    chat_id=s.chat_id,
-                    text=s.text,
-                    author=s.author,
-                    meta=s.meta,
-                    payload=dump_message(s.message),
-                    is_group=s.is_group,
-                )
-                for _, s in sends
-            ],
-            now=ctx.now,
+            conn, bot_id=self.channel.record.id, rows=[r for _, r in rows], now=ctx.now
         )
-        for (i, s), item_id in zip(sends, ids, strict=True):
-            fx.items[i] = dataclasses.replace(s, outbox_id=item_id)
+        for (i, _r), item_id in zip(rows, ids, strict=True):
+            item = fx.items[i]
+            assert isinstance(item, SendEffect | AskEffect)
+            fx.items[i] = dataclasses.replace(item, outbox_id=item_id)
 
     async def _flush(self, conn: AsyncConnection, fx: Effects, ctx: BotContext) -> None:
         """The batch's inbox rows and subscriber touches, in a few set-based statements."""
@@ -340,7 +383,7 @@ class UpdateProcessor:
             ch.metrics.errors.labels(ch.name, "effect").inc()
             log.error("reply failed", bot=ch.name, error=f"{type(exc).__name__}: {exc}")
         finally:
-            if isinstance(item, SendEffect) and item.outbox_id is not None:
+            if isinstance(item, SendEffect | AskEffect) and item.outbox_id is not None:
                 ch.held_replies.discard(item.outbox_id)
 
     async def _ask(self, item: AskEffect) -> None:
@@ -360,9 +403,23 @@ class UpdateProcessor:
 
         try:
             reply = await self.port.reply(msg, ReplyContext(history=history, typing=start_typing))
+        except Exception as exc:
+            if item.outbox_id is not None:  # no answer will come: a human gets the question
+                await inbox.give_up_ask(
+                    ch.db,
+                    item.outbox_id,
+                    bot_id=msg.bot_id,
+                    chat_id=msg.chat_id,
+                    reason=f"the assistant failed: {type(exc).__name__}: {exc}"[:500],
+                    now=ch.clock.now(),
+                )
+            raise
         finally:
             for t in typing:
                 t.cancel()
+        if item.outbox_id is not None:
+            await self._answer(item.outbox_id, msg, reply)
+            return
         if reply is None:
             return
         if reply.handoff_reason is not None:
@@ -375,6 +432,76 @@ class UpdateProcessor:
                     now=ch.clock.now(),
                 )
         await ch.send_reply(msg.chat_id, reply.text, author=reply.author, meta=dict(reply.meta))
+
+    async def _answer(self, outbox_id: int, msg: Inbound, reply: Reply | None) -> None:
+        """The written-ahead question gets its answer (``asking -> pending``, committed with
+        the hand-off if any), then it is sent like every reply: claimed ``sending``, settled."""
+        ch = self.channel
+        if reply is None:
+            await inbox.drop_ask(ch.db, outbox_id)
+            return
+        if not await inbox.answer_ask(
+            ch.db,
+            outbox_id,
+            bot_id=msg.bot_id,
+            chat_id=msg.chat_id,
+            text=reply.text,
+            author=reply.author,
+            meta=dict(reply.meta),
+            handoff_reason=reply.handoff_reason,
+            now=ch.clock.now(),
+        ):
+            return  # answered by another owner of the bot, or given up: never twice
+        await ch.send_reply(
+            msg.chat_id, reply.text, author=reply.author, meta=dict(reply.meta), outbox_id=outbox_id
+        )
+
+    async def resume_asks(self) -> int:
+        """At the start of a turn of ownership: questions a stopped process wrote ahead but
+        did not answer (rows ``asking``) are asked again, in order with their chat's other
+        effects; one older than ``ASK_MAX_AGE`` goes to a human instead (the conversation is
+        flagged with the reason), and one whose conversation a human has is dropped. Returns
+        how many were asked again."""
+        ch = self.channel
+        now = ch.clock.now()
+        asked = 0
+        for a in await inbox.open_asks(ch.db, bot_id=ch.record.id, exclude=set(ch.held_replies)):
+            if a.needs_human:
+                await inbox.drop_ask(ch.db, a.id)
+                continue
+            age = now - a.created_at
+            if age > ASK_MAX_AGE:
+                await inbox.give_up_ask(
+                    ch.db,
+                    a.id,
+                    bot_id=ch.record.id,
+                    chat_id=a.chat_id,
+                    reason=(
+                        "not answered: the process stopped before the assistant answered, "
+                        f"{int(age.total_seconds() // 60)} min ago"
+                    ),
+                    now=now,
+                )
+                continue
+            item = AskEffect(
+                Inbound(
+                    bot_id=ch.record.id,
+                    bot=ch.name,
+                    chat_id=a.chat_id,
+                    text=a.text,
+                    language=a.ask.get("language"),
+                    first_name=a.ask.get("first_name"),
+                    update_id=a.ask.get("update_id"),
+                    message_id=a.ask.get("message_id"),
+                ),
+                outbox_id=a.id,
+            )
+            ch.held_replies.add(a.id)
+            self._spawn(item)
+            asked += 1
+        if asked:
+            log.warning("unanswered questions asked again", bot=ch.name, n=asked)
+        return asked
 
     async def drain(self, grace: float) -> None:
         """Let queued replies finish (graceful shutdown), then cancel what is left: a

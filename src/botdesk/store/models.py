@@ -269,7 +269,9 @@ class Outbox(Base):
     transaction of the update they answer. The process that owns the bot sends them through
     its one rate limiter (reply priority): ``pending -> sending -> sent | failed |
     uncertain``; ``sending`` is committed before the request leaves, so a row found
-    ``sending`` after a crash becomes ``uncertain`` and is never resent.
+    ``sending`` after a crash becomes ``uncertain`` and is never resent. A question for the
+    assistant is written ahead ``asking`` (its answer not computed yet) and becomes
+    ``pending`` with the answer, or ``failed`` when it goes to a human (inbox.answer_ask).
     """
 
     __tablename__ = "outbox"
