@@ -32,6 +32,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -199,10 +200,21 @@ class _SparseIndex:
         # never seen must not look like a perfect match on the few it shares.
         unknown = sum(c for t, c in query.items() if t not in self.idf)
         norm = math.sqrt(sum(w * w for w in weights.values()) + unknown * 4.0)
-        for t, w in weights.items():
-            ids, ws = self._post[t]
-            scores[ids] += ws * (w / norm)
-        return scores
+        return self._accumulate(weights, norm)
+
+    def _accumulate(self, weights: dict[str, float], norm: float) -> FloatArray:
+        """Sum of each query term's posting weights times ``w / norm``, per doc.
+
+        One ``bincount`` over the concatenated postings instead of a fancy-indexed add per
+        term: the products are the same and each doc's terms are added in the same order
+        (the query's), so the scores are bit-for-bit those of the per-term loop.
+        """
+        posts = [self._post[t] for t in weights]
+        ids = np.concatenate([p[0] for p in posts])
+        factors = np.fromiter((w / norm for w in weights.values()), np.float64, len(posts))
+        lengths = np.fromiter((len(p[0]) for p in posts), np.int64, len(posts))
+        products = np.concatenate([p[1] for p in posts]) * np.repeat(factors, lengths)
+        return cast(FloatArray, np.bincount(ids, weights=products, minlength=self.n_docs))
 
 
 class _BM25:
@@ -369,6 +381,16 @@ def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
     )
 
 
+def _segment_starts(owner: IntArray, n: int) -> IntArray | None:
+    """Where each entry's rows start in ``owner`` (entry index per row), for
+    ``maximum.reduceat``; None unless every entry has rows and they are in entry order."""
+    if n == 0 or len(owner) == 0 or bool(np.any(np.diff(owner) < 0)):
+        return None
+    if not np.bincount(owner, minlength=n).all():
+        return None
+    return np.searchsorted(owner, np.arange(n))
+
+
 class Retriever:
     """Search one knowledge base. Build with ``Retriever.build``; ``search`` is thread-safe."""
 
@@ -418,6 +440,10 @@ class Retriever:
                     for text in _entry_texts(e):
                         vocabulary.update(normalize(text).split())
                 self._speller = _Speller(vocabulary, known)
+        self._starts = {
+            "phrasing": _segment_starts(self._owner, len(self.entries)),
+            "passage": _segment_starts(self._passage_owner, len(self.entries)),
+        }
         # Where "answer vs hand off" is decided (fused score + beta * margin = centre).
         self.centre, self.beta = _CALIBRATION[self.semantic]
         self.calibration = calibration
@@ -508,19 +534,27 @@ class Retriever:
         return self._signals(text, qvec)
 
     def _signals(self, text: str, q: npt.NDArray[np.float32] | None) -> dict[str, FloatArray]:
-        n = len(self.entries)
-        char = np.zeros(n, dtype=np.float64)
-        np.maximum.at(char, self._owner, self._chars.cosine(_char_grams(text)))
         out = {
-            "char": char,
+            "char": self._best_per_entry(self._chars.cosine(_char_grams(text)), "phrasing", 0.0),
             "bm25": self._bm25.normalized([_stem(w) for w in _content_words(text)]),
         }
         if self._vecs and q is not None:
-            for name, owner in (("phrasing", self._owner), ("passage", self._passage_owner)):
-                best = np.full(n, -1.0, dtype=np.float64)
-                np.maximum.at(best, owner, (self._vecs[name] @ q).astype(np.float64))
-                out[name] = best
+            for name in ("phrasing", "passage"):
+                cosines = (self._vecs[name] @ q).astype(np.float64)
+                out[name] = self._best_per_entry(cosines, name, -1.0)
         return out
+
+    def _best_per_entry(self, values: FloatArray, rows: str, floor: float) -> FloatArray:
+        """Per entry, the largest of ``values`` over its rows (``rows``: "phrasing" or
+        "passage"), and at least ``floor``: what ``maximum.at`` into an array of ``floor``
+        gives, bit for bit (a maximum is exact), as one ``maximum.reduceat`` over the
+        segment starts precomputed at build (each entry's rows are contiguous)."""
+        starts = self._starts[rows]
+        if starts is None:
+            best = np.full(len(self.entries), floor, dtype=np.float64)
+            np.maximum.at(best, self._owner if rows == "phrasing" else self._passage_owner, values)
+            return best
+        return np.maximum(np.maximum.reduceat(values, starts), floor)
 
     def fuse(self, signals: dict[str, FloatArray]) -> FloatArray:
         w = self.weights

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -43,29 +44,59 @@ app.add_typer(config_cmd.app, name="config", help="Show the effective configurat
 app.add_typer(db_cmd.app, name="db", help="Database schema: upgrade and status.")
 app.command("doctor", help="Check home, database, secrets and every bot.")(config_cmd.doctor)
 
-for _name in ("subscribers", "campaign", "inbox", "kb", "rules", "sequence"):
-    try:  # groups added by later parts of the product register themselves here
-        _mod = __import__(f"botdesk.cli.{_name}_cmd", fromlist=["app"])
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"botdesk.cli.{_name}_cmd":
-            raise
-        continue
-    app.add_typer(_mod.app, name=_name, help=_mod.__doc__.splitlines()[0] if _mod.__doc__ else None)
-
-for _name, _attr in (
+_GROUPS = ("subscribers", "campaign", "inbox", "kb", "rules", "sequence")
+_COMMANDS = (
     ("serve_cmd", "serve"),
     ("demo_cmd", "demo"),
     ("gui_cmd", "gui"),
     ("sandbox", "command"),
-):
+)
+
+
+_REGISTERED: set[str] = set()  # in-process callers (tests) run main() many times
+
+
+def _optional_module(name: str, attr: str) -> Any:
+    """A command module added by a later part of the product, or None if it is absent."""
     try:
-        _mod = __import__(f"botdesk.cli.{_name}", fromlist=[_attr])
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"botdesk.cli.{_name}":
+        return __import__(f"botdesk.cli.{name}", fromlist=[attr])
+    except ModuleNotFoundError as exc:
+        if exc.name != f"botdesk.cli.{name}":
             raise
-        continue
-    _fn = getattr(_mod, _attr)
-    app.command(_name.removesuffix("_cmd"), help=(_fn.__doc__ or "").strip().splitlines()[0])(_fn)
+        return None
+
+
+def _register(command: str | None) -> None:
+    """Add the command groups and top-level commands to ``app``.
+
+    ``command``: the subcommand on the command line. Only its module is imported (a
+    `campaign run` does not load the modules of `kb`, `gui` or `serve`); ``None`` (help, no
+    or unknown command) registers everything, so help lists every command.
+    """
+    for name in _GROUPS:
+        if (command is not None and name != command) or name in _REGISTERED:
+            continue
+        _REGISTERED.add(name)
+        mod = _optional_module(f"{name}_cmd", "app")
+        if mod is not None:
+            doc = mod.__doc__
+            app.add_typer(mod.app, name=name, help=doc.splitlines()[0] if doc else None)
+    for name, attr in _COMMANDS:
+        if (command is not None and name.removesuffix("_cmd") != command) or name in _REGISTERED:
+            continue
+        _REGISTERED.add(name)
+        mod = _optional_module(name, attr)
+        if mod is not None:
+            fn = getattr(mod, attr)
+            app.command(name.removesuffix("_cmd"), help=(fn.__doc__ or "").strip().splitlines()[0])(
+                fn
+            )
+
+
+def _subcommand(args: list[str]) -> str | None:
+    """The lazily registered command ``args`` invoke, or None (help, or anything else)."""
+    known = {*_GROUPS, *(n.removesuffix("_cmd") for n, _ in _COMMANDS)}
+    return args[0] if args and args[0] in known else None
 
 
 def _extract_home(argv: list[str]) -> list[str]:
@@ -130,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         from botdesk.telegram.fast_import import install
 
         install()
+    _register(_subcommand(args))
     usage_errors = _cli_errors()
     try:
         rv = app(args=args, prog_name="botdesk", standalone_mode=False)

@@ -13,7 +13,6 @@ from typing import Any
 import typer
 
 from botdesk.cli.common import console, print_json, table, with_app
-from botdesk.sequence_file import format_duration as _fmt_s
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -104,6 +103,10 @@ def show(ref: str = REF_ARG, bot: str | None = BOT_FILTER, json_out: bool = JSON
         stop.append(f"goal tag {d['goal_tag']}")
     out.print(f"trigger: {d['trigger']}; stops on: {', '.join(stop)}", markup=False)
     out.print(f"quiet hours: {d['quiet_hours'] or 'none'}", markup=False)
+    # Here, not at the top: sequence_file imports campaigns (SQLAlchemy, aiogram), and every
+    # command, `--help` too, imports this module to register the group.
+    from botdesk.sequence_file import format_duration as _fmt_s
+
     table(
         None,
         ["step", "campaign", "delay", "after", "expires", "segment", "buttons", "text"],
