@@ -55,6 +55,7 @@ from _common import (  # noqa: E402
     seed_subscribers,
     token_for,
 )
+from _stallprobe import StallProbe  # noqa: E402
 
 GAP_GOAL_MS = 50.0
 TICK_MS = 10
@@ -229,6 +230,7 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                 await asyncio.sleep(1.5)  # the screen settles: bots, list, first refreshes
                 services = window.ctx.services
                 meter = GapMeter().start()
+                probe = StallProbe(lambda: meter._last).start() if args.probe else None
                 await asyncio.sleep(0.5)
                 idle = meter.mark()
                 spec = CampaignSpec(bot="paid", text=TEXT, paid=True, name="bench paid")
@@ -245,6 +247,8 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                 await until(done, within=n / 200 + 60, what="campaign finished", every=0.25)
                 await asyncio.sleep(1.0)  # the detail's last refresh (report, recipients)
                 meter.stop()
+                if probe is not None:
+                    probe.stop()
                 final = await services.campaigns.get(info.id)
                 status = await services.campaign_status(info.id)
                 await window.ctx.bridge.drain()
@@ -268,6 +272,22 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
     text, ok = meter.line("GUI thread during the campaign (create, start, deliver)", idle)
     verdicts.append(ok)
     print(text)
+    if probe is not None:
+        report_probe(probe, meter, idle, t_create)
+
+
+def report_probe(probe: StallProbe, meter: GapMeter, since: int, origin: float) -> None:
+    """Each gap over the goal, explained by the probe's samples (``--probe``)."""
+    print(f"[probe] tracked objects at the end: {probe.heap}")
+    print(f"[probe] garbage collections during the run: "
+          f"{probe.gc_summary(origin, meter.ends[-1]) or 'none'}")  # fmt: skip
+    for i in range(since, len(meter.gaps)):
+        if meter.gaps[i] > GAP_GOAL_MS:
+            end = meter.ends[i]
+            start = end - meter.gaps[i] / 1000
+            print(f"[probe] gap {meter.gaps[i]:.0f} ms at +{start - origin:.2f} s")
+            for line in probe.explain(start, end):
+                print(f"    {line}")
 
 
 # -- 3. a million rows scrolled ------------------------------------------------------------
@@ -396,6 +416,8 @@ def main() -> int:
     ap.add_argument("--recipients", type=int, default=10_000)
     ap.add_argument("--step", type=int, default=60, help="rows per scroll step (a fast wheel)")
     ap.add_argument("--only", default="dashboard,campaign,scroll")
+    ap.add_argument("--probe", action="store_true",
+                    help="explain each campaign gap over 50 ms (bench/_stallprobe.py)")  # fmt: skip
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 20,000 subscribers, 1,000 recipients")  # fmt: skip
     args = ap.parse_args()
