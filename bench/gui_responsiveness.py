@@ -40,6 +40,7 @@ T_SCRIPT = time.perf_counter()
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -73,6 +74,11 @@ def process_age() -> float:
     with open("/proc/uptime") as fh:
         uptime = float(fh.read().split()[0])
     return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def gc_counts(since: tuple[int, ...] = (0, 0, 0)) -> tuple[int, ...]:
+    """Collections per generation so far (all threads), less ``since``."""
+    return tuple(g["collections"] - s for g, s in zip(gc.get_stats(), since, strict=True))
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -233,6 +239,7 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                 probe = StallProbe(lambda: meter._last).start() if args.probe else None
                 await asyncio.sleep(0.5)
                 idle = meter.mark()
+                cpu0, gc0 = time.thread_time(), gc_counts()
                 spec = CampaignSpec(bot="paid", text=TEXT, paid=True, name="bench paid")
                 t_create = time.perf_counter()
                 info = await services.create_campaign(spec, start=True)
@@ -247,6 +254,7 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                 await until(done, within=n / 200 + 60, what="campaign finished", every=0.25)
                 await asyncio.sleep(1.0)  # the detail's last refresh (report, recipients)
                 meter.stop()
+                gui_cpu, gcs = time.thread_time() - cpu0, gc_counts(gc0)
                 if probe is not None:
                     probe.stop()
                 final = await services.campaigns.get(info.id)
@@ -269,6 +277,10 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
         print(f"before the campaign (screen open, idle): max gap {idle_gaps[-1]:.1f} ms")
     print(f"create + start (validate, snapshot of the audience) took {t_created:.2f} s; longest "
           f"gaps: {meter.worst(idle, t_create)}")  # fmt: skip
+    run_s = meter.ends[-1] - t_create
+    print(f"GUI thread's own CPU time during the campaign: {gui_cpu:.2f} s of {run_s:.1f} s "
+          f"({100 * gui_cpu / run_s:.0f}%); garbage collections in the process (generations "
+          f"0/1/2): {gcs[0]}/{gcs[1]}/{gcs[2]}")  # fmt: skip
     text, ok = meter.line("GUI thread during the campaign (create, start, deliver)", idle)
     verdicts.append(ok)
     print(text)
