@@ -40,6 +40,7 @@ T_SCRIPT = time.perf_counter()
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -55,6 +56,7 @@ from _common import (  # noqa: E402
     seed_subscribers,
     token_for,
 )
+from _stallprobe import StallProbe  # noqa: E402
 
 GAP_GOAL_MS = 50.0
 TICK_MS = 10
@@ -72,6 +74,11 @@ def process_age() -> float:
     with open("/proc/uptime") as fh:
         uptime = float(fh.read().split()[0])
     return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def gc_counts(since: tuple[int, ...] = (0, 0, 0)) -> tuple[int, ...]:
+    """Collections per generation so far (all threads), less ``since``."""
+    return tuple(g["collections"] - s for g, s in zip(gc.get_stats(), since, strict=True))
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -229,8 +236,10 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                 await asyncio.sleep(1.5)  # the screen settles: bots, list, first refreshes
                 services = window.ctx.services
                 meter = GapMeter().start()
+                probe = StallProbe(lambda: meter._last).start() if args.probe else None
                 await asyncio.sleep(0.5)
                 idle = meter.mark()
+                cpu0, gc0 = time.thread_time(), gc_counts()
                 spec = CampaignSpec(bot="paid", text=TEXT, paid=True, name="bench paid")
                 t_create = time.perf_counter()
                 info = await services.create_campaign(spec, start=True)
@@ -245,6 +254,9 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
                 await until(done, within=n / 200 + 60, what="campaign finished", every=0.25)
                 await asyncio.sleep(1.0)  # the detail's last refresh (report, recipients)
                 meter.stop()
+                gui_cpu, gcs = time.thread_time() - cpu0, gc_counts(gc0)
+                if probe is not None:
+                    probe.stop()
                 final = await services.campaigns.get(info.id)
                 status = await services.campaign_status(info.id)
                 await window.ctx.bridge.drain()
@@ -265,9 +277,29 @@ async def bench_campaign(args: argparse.Namespace, verdicts: list[bool]) -> None
         print(f"before the campaign (screen open, idle): max gap {idle_gaps[-1]:.1f} ms")
     print(f"create + start (validate, snapshot of the audience) took {t_created:.2f} s; longest "
           f"gaps: {meter.worst(idle, t_create)}")  # fmt: skip
+    run_s = meter.ends[-1] - t_create
+    print(f"GUI thread's own CPU time during the campaign: {gui_cpu:.2f} s of {run_s:.1f} s "
+          f"({100 * gui_cpu / run_s:.0f}%); garbage collections in the process (generations "
+          f"0/1/2): {gcs[0]}/{gcs[1]}/{gcs[2]}")  # fmt: skip
     text, ok = meter.line("GUI thread during the campaign (create, start, deliver)", idle)
     verdicts.append(ok)
     print(text)
+    if probe is not None:
+        report_probe(probe, meter, idle, t_create)
+
+
+def report_probe(probe: StallProbe, meter: GapMeter, since: int, origin: float) -> None:
+    """Each gap over the goal, explained by the probe's samples (``--probe``)."""
+    print(f"[probe] tracked objects at the end: {probe.heap}")
+    print(f"[probe] garbage collections during the run: "
+          f"{probe.gc_summary(origin, meter.ends[-1]) or 'none'}")  # fmt: skip
+    for i in range(since, len(meter.gaps)):
+        if meter.gaps[i] > GAP_GOAL_MS:
+            end = meter.ends[i]
+            start = end - meter.gaps[i] / 1000
+            print(f"[probe] gap {meter.gaps[i]:.0f} ms at +{start - origin:.2f} s")
+            for line in probe.explain(start, end):
+                print(f"    {line}")
 
 
 # -- 3. a million rows scrolled ------------------------------------------------------------
@@ -396,6 +428,8 @@ def main() -> int:
     ap.add_argument("--recipients", type=int, default=10_000)
     ap.add_argument("--step", type=int, default=60, help="rows per scroll step (a fast wheel)")
     ap.add_argument("--only", default="dashboard,campaign,scroll")
+    ap.add_argument("--probe", action="store_true",
+                    help="explain each campaign gap over 50 ms (bench/_stallprobe.py)")  # fmt: skip
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 20,000 subscribers, 1,000 recipients")  # fmt: skip
     args = ap.parse_args()

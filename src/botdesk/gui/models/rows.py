@@ -1,8 +1,9 @@
 """A table model over a short list of rows (campaigns, bots, conversations, entries, ...).
 
 Columns are (header, getter) pairs; ``set_rows`` replaces the list and keeps the selection's
-meaning by resetting only when the rows really changed, so a view refreshed every second
-does not flicker or lose its place.
+meaning by resetting only when the number of rows changed (otherwise ``dataChanged`` over the
+rows whose display changed, or nothing), so a view refreshed every second does not flicker,
+lose its place or repaint rows that stayed the same.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ class RowsModel(QAbstractTableModel):
             self.rows = list(rows)  # same display: keep the view (and its selection) as it is
             return
         if len(shown) == len(self._shown):
+            # Only the span of rows whose display changed: a running campaign's refresh
+            # changes a few rows of its list, and the views repaint what they are told.
+            changed = [i for i, (a, b) in enumerate(zip(shown, self._shown, strict=True)) if a != b]
             self.rows, self._shown = list(rows), shown
-            self.dataChanged.emit(
-                self.index(0, 0), self.index(len(rows) - 1, len(self.columns) - 1)
-            )
+            if changed:
+                self.dataChanged.emit(
+                    self.index(changed[0], 0), self.index(changed[-1], len(self.columns) - 1)
+                )
             return
         self.beginResetModel()
         self.rows, self._shown = list(rows), shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pyqtgraph as pg
@@ -88,6 +89,7 @@ class OutcomeChart:
         # Title, bottom axis and margins take about 70 px; each state needs its row.
         self.widget.setMinimumHeight(70 + self.ROW_PX * len(self.states))
         self._bar: pg.BarGraphItem | None = None
+        self._total = 0
         self.counts: dict[str, int] = {}
 
     def _metrics(self) -> QFontMetrics:
@@ -99,20 +101,29 @@ class OutcomeChart:
         return max(fm.horizontalAdvance(s) for s in self.states)
 
     def show(self, counts: dict[str, int]) -> None:
+        """Counts by state. The bar item is made once and its widths updated in place, and
+        the x range is the total (the audience, fixed while a campaign runs), set only when
+        it changes: a new item and a new range every second re-laid the plot and regenerated
+        the axis, 20-60 ms on the GUI thread each time (bench/_stallprobe.py)."""
         if counts == self.counts:
             return
         self.counts = dict(counts)
-        if self._bar is not None:
-            self.widget.removeItem(self._bar)
-        self._bar = pg.BarGraphItem(
-            x0=0,
-            y=list(range(len(self.states))),
-            height=0.7,
-            width=[counts.get(s, 0) for s in self.states],
-            brushes=[STATE_COLORS[s] for s in self.states],
-        )
-        self.widget.addItem(self._bar)
-        self.widget.setXRange(0, max(1, *counts.values()) if counts else 1, padding=0.05)
+        widths = [counts.get(s, 0) for s in self.states]
+        if self._bar is None:
+            self._bar = pg.BarGraphItem(
+                x0=0,
+                y=list(range(len(self.states))),
+                height=0.7,
+                width=widths,
+                brushes=[STATE_COLORS[s] for s in self.states],
+            )
+            self.widget.addItem(self._bar)
+        else:
+            self._bar.setOpts(width=widths)
+        total = max(1, sum(widths))
+        if total != self._total:
+            self._total = total
+            self.widget.setXRange(0, total, padding=0.05)
 
     def label_overlaps(self) -> list[str]:
         """Reasons the state labels would not read (tests): rows closer than a line of the
@@ -144,7 +155,9 @@ class RateChart:
         self._empty = pg.TextItem(self.EMPTY, color="#5f6b7a", anchor=(0.5, 0.5))
         self._empty.setFont(pg.QtGui.QFont("", 20))
         self.widget.addItem(self._empty, ignoreBounds=True)
-        self.widget.setXRange(-span, 0, padding=0.02)
+        self.widget.setXRange(-span, 0, padding=0.02)  # fixed: x is seconds before the newest
+        self.widget.enableAutoRange(enable=False)
+        self._top: float | None = None
         self._show_empty(True)
 
     @property
@@ -152,12 +165,26 @@ class RateChart:
         return bool(self._empty.isVisible())
 
     def _show_empty(self, empty: bool) -> None:
+        if empty == self._empty.isVisible() and self._top is not None:
+            return
         self._empty.setVisible(empty)
         if empty:
+            self._top = 1.0
             self.widget.setYRange(0, 1, padding=0)
             self._empty.setPos(-self.series.span / 2, 0.5)
-        else:
-            self.widget.enableAutoRange(axis="y")
+
+    def _fit_y(self) -> None:
+        """The y range: 0 to a round number (1, 2 or 5 x 10^k) above the highest sample,
+        changed only when the samples leave it. Pyqtgraph's auto-range re-ranged the plot
+        and regenerated its axis at every sample (10-40 ms on the GUI thread a second)."""
+        high = max((max(v, default=0.0) for v in map(self._values, self._curves)), default=0.0)
+        top = nice_ceiling(high * 1.05)
+        if top != self._top:
+            self._top = top
+            self.widget.setYRange(0, top, padding=0)
+
+    def _values(self, name: str) -> list[float]:
+        return self.series.points(name)[1]
 
     def show(self, rates: dict[str, float], *, now: float) -> None:
         """Sample ``rates`` (series name -> msg/s) at ``now``; a series not given is over."""
@@ -168,7 +195,8 @@ class RateChart:
                 self.widget.removeItem(curve)
                 self.widget.plotItem.legend.removeItem(curve)
         for name, value in rates.items():
-            self.series.add(name, value, now=now)
+            if not self.series.add(name, value, now=now):
+                continue  # sampled too soon: nothing new to draw
             if not self.series.ready(name):
                 continue
             curve = self._curves.get(name)
@@ -185,4 +213,16 @@ class RateChart:
                 self._curves[name] = curve
             curve.setData(*self.series.points(name))
         self._show_empty(not self._curves)
-        self.widget.setXRange(-self.series.span, 0, padding=0.02)
+        if self._curves:
+            self._fit_y()
+
+
+def nice_ceiling(x: float) -> float:
+    """The least of 1, 2 or 5 times a power of ten that is >= x (1 for x <= 1)."""
+    if x <= 1:
+        return 1.0
+    p = 10.0 ** math.floor(math.log10(x))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * p >= x:
+            return m * p
+    return 10.0 * p
