@@ -21,7 +21,9 @@ correction: there is no vocabulary to tell a typo from a word the knowledge base
 use). Weights and the confidence calibration were chosen on the "tune" split of the tune base
 ``tests/assistant/data/kb_eval_questions.yaml`` (``bench/assistant_quality.py --cv``), never on
 the held-out bases of ``bench/data/kb``. ``confidence`` maps the top score and its margin over
-the runner-up to [0, 1]; the service hands off below its threshold.
+the runner-up to [0, 1]; the service hands off below its threshold. ``decision_value`` is what
+the decision compares with the centre; in the "query" calibration (not the default) it is
+taken relative to the question's ``query_offset``.
 """
 
 from __future__ import annotations
