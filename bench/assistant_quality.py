@@ -17,6 +17,8 @@ in-scope question, handoff for an out-of-scope one) and then applied unchanged t
 The single methods see the query as typed (shorthand expanded, no spelling correction); the
 hybrid is ``Retriever.search``, the offline answerer itself.
 
+``bench/decision_sim.py`` is how the "query" calibration's centre was chosen (trailhead only).
+
 ``--cv`` is how the hybrid's weights and calibration were chosen, on the tune split only:
 repeated 5-fold cross-validation of the weight grid inside the tune split (choose on four
 folds, score on the fifth), the accuracy landscape around the shipped weights, and the

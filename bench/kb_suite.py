@@ -63,8 +63,13 @@ def _resolve(expect: object, keys: list[str], where: str) -> frozenset[str] | No
 
 def _questions(path: Path, keys: list[str], lang: str) -> list[Question]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    # The older single-base file has tune/test splits; the suite reads both as one set.
-    rows = data.get("questions") or [*data.get("tune", []), *data.get("test", [])]
+    # The older single-base file has tune/test splits (and tune_lang, its questions in other
+    # languages); the suite reads them all as one set.
+    rows = data.get("questions") or [
+        *data.get("tune", []),
+        *data.get("test", []),
+        *data.get("tune_lang", []),
+    ]
     return [
         Question(
             r["q"], _resolve(r["expect"], keys, f"{path.name}: {r['q']!r}"), r.get("lang", lang)

@@ -144,3 +144,39 @@ def test_calibration_modes_set_the_decision_centre_per_base(embedder: Embedder) 
     assert top.confidence == pytest.approx(bg.confidence(top.score, top.score - second.score))
     with pytest.raises(ValueError, match="calibration"):
         Retriever.build(entries, embedder=embedder, calibration="nope")
+
+
+def test_query_offset_is_the_mean_cosine_to_the_background_rows() -> None:
+    from botdesk.assistant.retrieval import decision_value, query_offset
+
+    q = np.asarray([1.0, 0.0], dtype=np.float32)
+    background = np.asarray([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    assert query_offset(q, background) == pytest.approx((1.0 + 0.0 + 0.6) / 3)
+    assert query_offset(q, np.zeros((0, 2), dtype=np.float32)) == 0.0
+    assert decision_value(0.9, 0.05, beta=1.0, offset=0.8) == pytest.approx(0.15)
+    assert decision_value(0.9, 0.05, beta=0.5) == pytest.approx(0.925)
+
+
+def test_query_calibration_subtracts_the_questions_background_closeness(
+    embedder: Embedder,
+) -> None:
+    from botdesk.assistant.retrieval import BACKGROUND_QUESTIONS, QUERY_CENTRE, query_offset
+
+    entries = [
+        KnowledgeEntry("ship", "How long does shipping take?", (), "3-5 business days."),
+        KnowledgeEntry("pay", "Which payment methods do you accept?", (), "Card or PayPal."),
+        KnowledgeEntry("hours", "When is the shop open?", (), "9 to 18, Monday to Friday."),
+    ]
+    r = Retriever.build(entries, embedder=embedder, calibration="query")
+    assert r.centre == QUERY_CENTRE
+    top, second = r.search("how long does shipping take", 2)
+    offset = query_offset(
+        embedder.embed_query("how long does shipping take"), embedder.embed(BACKGROUND_QUESTIONS)
+    )
+    assert 0.0 < offset < 1.0
+    assert top.confidence == pytest.approx(
+        r.confidence(top.score, top.score - second.score, offset)
+    )
+    # Without the model the lexical constant stays (there is no question vector).
+    lexical = Retriever.build(entries, embedder=None, calibration="query")
+    assert not lexical.semantic and lexical.centre == pytest.approx(0.32)

@@ -21,7 +21,9 @@ correction: there is no vocabulary to tell a typo from a word the knowledge base
 use). Weights and the confidence calibration were chosen on the "tune" split of the tune base
 ``tests/assistant/data/kb_eval_questions.yaml`` (``bench/assistant_quality.py --cv``), never on
 the held-out bases of ``bench/data/kb``. ``confidence`` maps the top score and its margin over
-the runner-up to [0, 1]; the service hands off below its threshold.
+the runner-up to [0, 1]; the service hands off below its threshold. ``decision_value`` is what
+the decision compares with the centre; in the "query" calibration (not the default) it is
+taken relative to the question's ``query_offset``.
 """
 
 from __future__ import annotations
@@ -332,9 +334,15 @@ def _within_one_edit(a: str, b: str) -> bool:
 # Per-base calibration (semantic mode), see docs/assistant.md:
 # - "impostor": centre + (median impostor value of this base - the tune base's, 0.8850);
 # - "background": the centre is this quantile of the base's background values, chosen on the
-#   tune base (`bench/assistant_quality.py --kbs --choose-quantile`).
-CALIBRATIONS = ("constant", "impostor", "background")
+#   tune base (`bench/assistant_quality.py --kbs --choose-quantile`);
+# - "query": per question, the decision value is taken relative to how close the question is
+#   to domain-free questions (``query_offset``), centre ``QUERY_CENTRE``.
+CALIBRATIONS = ("constant", "impostor", "background", "query")
 DEFAULT_CALIBRATION = "constant"
+# Chosen on the tune base only, by simulated bases made of its topic groups
+# (`bench/decision_sim.py`): the same centre maximised correct decisions minus wrong answers on
+# each of four train halves.
+QUERY_CENTRE = 0.073
 _TUNE_IMPOSTOR_MEDIAN = 0.8850
 _BACKGROUND_QUANTILE = 0.9
 # Questions no support knowledge base answers, in several languages, written for the
@@ -369,6 +377,26 @@ BACKGROUND_QUESTIONS = (
     "ما هي عاصمة مصر",
     "मौसम कैसा रहेगा",
 )
+
+
+def query_offset(
+    question_vec: npt.NDArray[np.float32], background: npt.NDArray[np.float32]
+) -> float:
+    """Mean cosine of the question to the domain-free ``BACKGROUND_QUESTIONS``.
+
+    e5's cosines depend on the question as much as on the match: a short, generic question sits
+    close to everything, a long specific one to little. Subtracting how close the question is
+    to questions no knowledge base answers turns its top score into a lead over "anything".
+    """
+    if background.size == 0:
+        return 0.0
+    return float(np.mean(background @ question_vec))
+
+
+def decision_value(score: float, margin: float, *, beta: float, offset: float = 0.0) -> float:
+    """What the answer/handoff decision compares with the centre: score + beta * margin,
+    less the question's ``query_offset`` (0 except in the "query" calibration)."""
+    return score + beta * margin - offset
 
 
 def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
@@ -449,7 +477,12 @@ class Retriever:
         self.calibration = calibration
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, not {calibration!r}")
-        if calibration != "constant" and self.semantic and len(self.entries) >= 3:
+        self._background = np.zeros((0, 0), dtype=np.float32)
+        if calibration == "query" and self.semantic:
+            assert embedder is not None
+            self._background = embedder.embed(BACKGROUND_QUESTIONS)  # cached like the phrasings
+            self.centre = QUERY_CENTRE
+        elif calibration != "constant" and self.semantic and len(self.entries) >= 3:
             if calibration == "impostor":
                 # Shift the tune base's centre by how much more (or less) this base's entries
                 # compete with each other than the tune base's did.
@@ -513,9 +546,15 @@ class Retriever:
     def semantic(self) -> bool:
         return bool(self._vecs)
 
-    def confidence(self, score: float, margin: float) -> float:
-        z = _STEEPNESS * (score + self.beta * margin - self.centre)
-        return 1.0 / (1.0 + math.exp(-z))
+    def confidence(self, score: float, margin: float, offset: float = 0.0) -> float:
+        value = decision_value(score, margin, beta=self.beta, offset=offset)
+        return 1.0 / (1.0 + math.exp(-_STEEPNESS * (value - self.centre)))
+
+    def _offset(self, qvec: npt.NDArray[np.float32] | None) -> float:
+        """The question's ``query_offset`` in the "query" calibration, else 0."""
+        if qvec is None or self._background.size == 0:
+            return 0.0
+        return query_offset(qvec, self._background)
 
     def signals(self, query: str, *, correct_typos: bool = True) -> dict[str, FloatArray]:
         """Per-entry scores of each signal (for tuning and the quality benchmark).
@@ -523,6 +562,12 @@ class Retriever:
         ``correct_typos=False`` skips the speller: the single-method baselines of the benchmark
         see the query as the user typed it (shorthand expanded).
         """
+        return self._signals(*self._prepare(query, correct_typos=correct_typos))
+
+    def _prepare(
+        self, query: str, *, correct_typos: bool = True
+    ) -> tuple[str, npt.NDArray[np.float32] | None]:
+        """The normalised (and spelling-corrected) query and its vector, if semantic."""
         text = normalize(query)
         if correct_typos and self._speller is not None:
             text = self._speller.correct(text)
@@ -531,7 +576,7 @@ class Retriever:
             assert self.embedder is not None
             # The model never saw chat shorthand; the expanded form embeds better.
             qvec = self.embedder.embed_query(text)
-        return self._signals(text, qvec)
+        return text, qvec
 
     def _signals(self, text: str, q: npt.NDArray[np.float32] | None) -> dict[str, FloatArray]:
         out = {
@@ -576,14 +621,16 @@ class Retriever:
     def search(self, query: str, k: int = 5) -> list[Hit]:
         if not self.entries or not normalize(query):
             return []
-        fused = self.fuse(self.signals(query))
+        text, qvec = self._prepare(query)
+        fused = self.fuse(self._signals(text, qvec))
+        offset = self._offset(qvec)
         top = np.argsort(-fused, kind="stable")[: max(k, 2)]
         runner_up = float(fused[top[1]]) if len(top) > 1 else 0.0
         hits = []
         for rank, i in enumerate(top[:k]):
             score = float(fused[i])
             margin = score - (runner_up if rank == 0 else float(fused[top[0]]))
-            hits.append(Hit(self.entries[int(i)], score, self.confidence(score, margin)))
+            hits.append(Hit(self.entries[int(i)], score, self.confidence(score, margin, offset)))
         return hits
 
 
