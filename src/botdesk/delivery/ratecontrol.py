@@ -146,3 +146,38 @@ class RateController:
         if rate > 0:
             self._base = min(self.configured, max(self.floor, rate))
             self._cut_at = now
+
+
+class ChatRateController(RateController):
+    """The per-chat (or per-group) limit Telegram enforces, learned from the 429s one chat's
+    own limit explains (``ratelimit.CHAT_BLAME_WINDOW``).
+
+    Every chat of a kind is held to the same limit, so one rate serves them all (memory stays
+    constant whatever the number of chats); it is not stored across restarts (a restart costs
+    a 429 or two per kind). A chat's sends are far too sparse to count accepted ones between
+    episodes like ``RateController``: the measurement is the spacing the refused send had
+    after the chat's previous one. The server's bucket refused that spacing, so its rate is
+    under ``1 / gap``: the new rate is ``first_cut`` of that (a half), or, after a probe
+    upward, the rate held before the probe (it drew no 429 for a quiet period) or
+    ``PROBE_CUT`` of the refused rate, whichever is higher. Probing upward once quiet, the
+    floor and the doubling quiet period are ``RateController``'s."""
+
+    def on_refused(self, now: float, gap: float, *, admitted_at: float) -> float:
+        """A 429 on a chat whose send, admitted at ``admitted_at``, came ``gap`` seconds after
+        the chat's previous one. A send admitted before the last cut was paced at the old
+        rate: it tells nothing new (other chats' sends of the same burst), no second cut."""
+        current = self.rate(now)
+        if admitted_at < self._cut_at:
+            return current
+        refused = min(current, 1.0 / gap) if gap > 0 else current
+        probed = self._base < self.configured and now - self._cut_at > self._quiet
+        new = refused * self._first_cut
+        if probed:
+            new = max(new, min(self._base, refused * self._max_cut), refused * PROBE_CUT)
+            self._quiet = min(MAX_QUIET, 2 * self._quiet)
+        elif current >= self.configured:
+            self._quiet = self._quiet_base
+        self.episodes += 1
+        self._base = max(self.floor, new)
+        self._cut_at = now
+        return self._base
