@@ -105,7 +105,7 @@ class Gate:
         leave = self.pacer.departure(
             paid=paid,
             rate=limiter.effective_rate(paid=paid),
-            burst=limiter.paid_burst if paid else limiter.burst,
+            burst=limiter.burst_for(paid=paid),
             tick=limiter.tick(paid=paid),
             cost=cost,
         )

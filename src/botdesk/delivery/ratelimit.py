@@ -195,8 +195,15 @@ class BotRateLimiter:
         self._group_tau = (group_burst - 1.0) * self._group_t
         self._chat_fresh_until = math.inf  # nothing learned: the configured rates hold
         # What Telegram actually enforces, learned from 429s: free and paid sends apart.
+        # Paid sends start at the free rate and ramp up (``RateController``'s slow start).
         self._ctl = {
-            paid: RateController(base, floor_share=floor_share, quiet=quiet_period, growth=growth)
+            paid: RateController(
+                base,
+                floor_share=floor_share,
+                quiet=quiet_period,
+                growth=growth,
+                ramp_from=rate if paid else None,
+            )
             for paid, base in ((False, rate), (True, paid_rate))
         }
         now = clock.monotonic()
@@ -232,12 +239,30 @@ class BotRateLimiter:
     def effective_rate(self, *, paid: bool = False) -> float:
         return self._rate(paid, self._clock.monotonic())
 
+    def _paid_burst(self, now: float) -> float:
+        """The paid bucket's burst, scaled with the paid rate in force: 100 sends at once
+        are a tenth of a second at 1,000/s, but two thirds of one at a learned 150/s."""
+        ctl = self._ctl[True]
+        return max(1.0, self.paid_burst * min(1.0, ctl.rate(now) / ctl.configured))
+
+    def burst_for(self, *, paid: bool = False) -> float:
+        """The burst (sends) the bucket of this kind allows now."""
+        return self._paid_burst(self._clock.monotonic()) if paid else self.burst
+
     def tick(self, *, paid: bool = False) -> float:
         """The grid this kind's wake-ups land on (0: exact times); see the module docstring."""
-        return self._tick[paid]
+        return self._tick_now(paid, self._clock.monotonic())
+
+    def _tick_now(self, paid: bool, now: float) -> float:
+        tick = self._tick[paid]
+        if tick and paid and self._ctl[True].rate(now) < self.paid_rate:
+            # Ramping up or learned lower: the grid only where it still batches well.
+            if not _groups_well(self._rate(True, now), self._paid_burst(now), tick):
+                return 0.0
+        return tick
 
     def _on_grid(self, paid: bool, when: float) -> float:
-        tick = self._tick[paid]
+        tick = self._tick_now(paid, self._clock.monotonic())
         return math.ceil(when / tick) * tick if tick else when
 
     # -- readiness ---------------------------------------------------------------------------
@@ -245,7 +270,7 @@ class BotRateLimiter:
     def _global_ready(self, paid: bool, now: float) -> float:
         t = 1.0 / self._rate(paid, now)
         if paid:
-            ready = self._tat_paid - (self.paid_burst - 1.0) * t
+            ready = self._tat_paid - (self._paid_burst(now) - 1.0) * t
         else:
             ready = self._tat_free - (self.burst - 1.0) * t
         return max(ready, self._paused_until)
@@ -494,7 +519,7 @@ class BotRateLimiter:
         self._paused_until = until
         # Resume from an empty bucket: a burst right after a 429 would provoke the next one.
         tau_free = (self.burst - 1.0) / self._rate(False, now)
-        tau_paid = (self.paid_burst - 1.0) / self._rate(True, now)
+        tau_paid = (self._paid_burst(now) - 1.0) / self._rate(True, now)
         self._tat_free = max(self._tat_free, until + tau_free)
         self._tat_paid = max(self._tat_paid, until + tau_paid)
 
