@@ -108,7 +108,7 @@ class RateController:
         self._seen = max(self._seen, now)
         if self._ramp_at is None:
             return self._ramp_from
-        r = self._ramp_from * 2.0 ** (max(0.0, now - self._ramp_at) / self._ramp_doubling)
+        r = float(self._ramp_from * 2.0 ** (max(0.0, now - self._ramp_at) / self._ramp_doubling))
         if r >= self.configured:
             self._ramping = False
             return None
