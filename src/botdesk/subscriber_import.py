@@ -26,11 +26,11 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,6 +44,9 @@ from botdesk.segments import TAG_RE
 from botdesk.store.db import Database
 from botdesk.store.models import ConsentEvent, Subscriber, SubscriberTag
 from botdesk.timezones import is_zone
+
+if TYPE_CHECKING:
+    from botdesk.delivery.ratelimit import BotRateLimiter
 
 IMPORTED = "imported"
 DEFAULT_BATCH = 2000  # rows per transaction (and per IN (...) lookup: far below any bind limit)
@@ -628,32 +631,39 @@ async def verify(
     chats: list[int],
     *,
     bot: Any,
-    limiter: Any,
+    limiter: BotRateLimiter,
     now: Callable[[], datetime],
     in_flight: int = DEFAULT_VERIFY_IN_FLIGHT,
     batch: int = DEFAULT_VERIFY_BATCH,
+    remember: Callable[[], Awaitable[None]] | None = None,
 ) -> VerifyReport:
     """getChat for every still-active chat of ``chats``, through ``limiter`` (the bot's
     ``BotRateLimiter``); a chat Telegram does not know is marked ``gone`` (a ``deactivated``
     answer, ``deactivated``), with its consent event, so no campaign tries it.
 
-    ``bot`` is a ``Bot`` from ``telegram.gateway.make_bot``. A 429 pauses the limiter for the
-    time Telegram asks and the chat is asked again."""
+    ``bot`` is a ``Bot`` from ``telegram.gateway.make_bot``. Each getChat goes through the
+    same ``pacing.Gate`` as campaign sends: a 429 pauses the limiter for the time Telegram
+    asks (and lowers its learned rate, stored through ``remember``) and the chat is asked
+    again."""
     from botdesk import subscribers
+    from botdesk.delivery.pacing import Gate
     from botdesk.telegram.gateway import Outcome, get_chat
 
     report = VerifyReport()
     slots = asyncio.Semaphore(in_flight)
+    gate = Gate(limiter, limiter.clock, remember=remember)
 
     async def check(chat: int) -> Outcome | None:
         async with slots:
             for _ in range(MAX_RETRY_AFTER_ATTEMPTS):
-                await limiter.acquire(chat, is_group=chat < 0)
+                admitted_at = await gate.admit(chat, is_group=chat < 0)
+                if await gate.depart(admitted_at) is not None:
+                    continue  # a 429 came back meanwhile: this one waits the pause out
+                sent_at = limiter.clock.monotonic()
                 result = await get_chat(bot, chat)
+                await gate.answered(result, sent_at=sent_at, chat_id=chat, is_group=chat < 0)
                 if result.outcome is not Outcome.RETRY_AFTER:
-                    limiter.on_accepted()
                     return result.outcome
-                limiter.on_rate_limited(result.retry_after or 1.0)
         return None
 
     for i in range(0, len(chats), batch):
@@ -702,12 +712,29 @@ async def verify_chats(
     connect_timeout: float,
     read_timeout: float,
     proxy: str | None = None,
+    paid_rate: float | None = None,
+    learned: tuple[float | None, float | None] = (None, None),
 ) -> VerifyReport:
-    """``verify`` with a session and a rate limiter of its own for the bot, closed after."""
-    from botdesk.delivery.ratelimit import BotRateLimiter
+    """``verify`` with a session and a rate limiter of its own for the bot, closed after.
+
+    ``rate`` is the bot's configured rate, ``learned`` the (free, paid) rates learned before
+    (``bots.learned_rate``, ``learned_paid_rate``): the limiter starts from them, probes up
+    like a campaign's, and what it learns from 429s is stored on the bot's row again."""
+    from botdesk import bots
+    from botdesk.delivery.ratelimit import DEFAULT_PAID_RATE, BotRateLimiter
     from botdesk.telegram.gateway import bot_session
 
-    limiter = BotRateLimiter(clock=clock, rate=rate)
+    limiter = BotRateLimiter(clock=clock, rate=rate, paid_rate=paid_rate or DEFAULT_PAID_RATE)
+    limiter.restore_rates(*learned)
+    stored = limiter.learned_rates()
+
+    async def remember() -> None:
+        nonlocal stored
+        rates = limiter.learned_rates()
+        if rates != stored:
+            stored = rates
+            await bots.store_learned_rates(db, bot_id, *rates)
+
     try:
         async with bot_session(
             token,
@@ -716,6 +743,9 @@ async def verify_chats(
             read_timeout=read_timeout,
             proxy=proxy,
         ) as bot:
-            return await verify(db, bot_id, chats, bot=bot, limiter=limiter, now=clock.now)
+            return await verify(
+                db, bot_id, chats, bot=bot, limiter=limiter, now=clock.now, remember=remember
+            )
     finally:
+        await remember()
         await limiter.aclose()

@@ -303,16 +303,15 @@ def import_(
         checked = None
         if verify and report.chats:
             s = a.settings
-            rate = s.bot(rec.name).rate or s.delivery.rate
-            if rec.learned_rate is not None:
-                rate = min(rate, rec.learned_rate)
             checked = await verify_chats(
                 a.db,
                 rec.id,
                 report.chats,
                 token=registry.token(rec),
                 api_base=rec.api_base,
-                rate=rate,
+                rate=s.bot(rec.name).rate or s.delivery.rate,
+                paid_rate=s.delivery.paid_rate,
+                learned=(rec.learned_rate, rec.learned_paid_rate),
                 clock=SystemClock(),
                 connect_timeout=s.network.connect_timeout,
                 read_timeout=s.network.read_timeout,

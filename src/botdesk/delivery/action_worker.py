@@ -3,7 +3,9 @@
 It runs where the bot's campaigns are sent: beside the delivery engine in the process that
 holds the bot's lease (``serve``), or in the foreground (``campaign edit``, ``recall``,
 ``actions --resume``) when no process serves the bot. Each request goes through the bot's
-one rate limiter (campaign priority: replies go first), and each row's ``acting`` is
+one rate limiter through the same ``pacing.Gate`` as sends (campaign priority: replies go
+first; a 429 pauses the bot, or only the chat it explains, and teaches the limiter the real
+rate, which is stored on the bot's row), and each row's ``acting`` is
 committed before its request leaves, so a ``kill -9`` leaves at most the requests in flight
 ``uncertain`` (``action_ledger.recover``), never acted on twice. Rows are committed one by
 one: an action runs at the bot's rate (30/s), where two short transactions per message are
@@ -27,6 +29,7 @@ from botdesk.clock import Clock, first_of
 from botdesk.config import DeliverySettings
 from botdesk.delivery import action_ledger, action_policy, policy, templates
 from botdesk.delivery.action_policy import ActionKind
+from botdesk.delivery.pacing import Gate
 from botdesk.delivery.ratelimit import Priority
 from botdesk.delivery.worker import Channel
 from botdesk.errors import InvalidToken
@@ -34,7 +37,6 @@ from botdesk.log import get_logger
 from botdesk.store.db import Database
 from botdesk.store.models import Campaign, CampaignAction
 from botdesk.telegram import actions as tg_actions
-from botdesk.telegram.outcomes import Outcome
 
 log = get_logger(__name__)
 
@@ -95,6 +97,7 @@ class ActionEngine:
         self.rng = random.Random()
         self.window = max(1, settings.in_flight)
         self._slots = asyncio.Semaphore(self.window)
+        self.gate = Gate(channel.limiter, clock, remember=channel.remember_rates)
         # Each task's phase: "wait" before its row is committed ``acting`` (cancelled at
         # shutdown), "act" after (left to finish: the request may be on the wire).
         self._tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
@@ -209,12 +212,28 @@ class ActionEngine:
         me = asyncio.current_task()
         assert me is not None
         async with self._slots:
-            limiter = self.ch.limiter
-            await limiter.acquire(row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN)
+            gate = self.gate
+            admitted_at = await gate.admit(
+                row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN
+            )
             self._tasks[me] = ("act", row.id)  # from here on the row is never cancelled
             async with self.db.write() as conn:
                 if not await action_ledger.mark_acting(conn, row.id, now=self.clock.now()):
                     return
+            held = await gate.depart(admitted_at)
+            if held is not None:
+                # A 429 came back while this row's mark committed: not sent, back to pending.
+                self.stats.retried += 1
+                now = self.clock.now()
+                async with self.db.write() as conn:
+                    await action_ledger.finish(
+                        conn,
+                        row.id,
+                        state="pending",
+                        now=now,
+                        not_before=now.timestamp() + held.seconds,
+                    )
+                return
             sent_at = self.clock.monotonic()
             if ctx.kind == "edit":
                 answer = await tg_actions.edit(
@@ -232,8 +251,9 @@ class ActionEngine:
                 answer = await tg_actions.delete_album(self.ch.bot, row.chat_id, row.message_ids)
             else:
                 answer = await tg_actions.delete(self.ch.bot, row.chat_id, row.message_id)
-            if answer.result.outcome is Outcome.SENT:
-                limiter.on_accepted(sent_at=sent_at)
+            await gate.answered(
+                answer.result, sent_at=sent_at, chat_id=row.chat_id, is_group=row.is_group
+            )
             decision = action_policy.decide(
                 ctx.kind, answer, attempt=row.attempts + 1, retry=self.retry, rng=self.rng
             )
@@ -253,11 +273,8 @@ class ActionEngine:
                 self.stats.done += 1
                 self.stats.by_action[ctx.id] = self.stats.by_action.get(ctx.id, 0) + 1
                 values.update(state=DONE_STATE[ctx.kind], error=note)
-            case policy.Retry(delay_s=delay, pause_bot=pause):
+            case policy.Retry(delay_s=delay):  # a 429 was fed to the limiter (``gate.answered``)
                 self.stats.retried += 1
-                if pause:
-                    self.ch.limiter.on_rate_limited(delay)
-                    await self.ch.remember_rates()
                 values.update(state="pending", not_before=now.timestamp() + delay)
             case policy.Suppress(reason=reason, subscriber_status=status):
                 self.stats.suppressed += 1

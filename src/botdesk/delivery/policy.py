@@ -113,10 +113,7 @@ def decide(
         case Outcome.SENT:
             return MarkSent(result.message_id, result.file_id, result.message_ids)
         case Outcome.RETRY_AFTER:
-            wait = result.retry_after
-            if wait is None or not wait >= 0:  # also rejects NaN
-                wait = FALLBACK_RETRY_AFTER
-            return Retry(min(wait, MAX_RETRY_AFTER), pause_bot=True)
+            return Retry(retry_delay(result), pause_bot=True)
         case Outcome.CONNECT_FAILED:
             if attempt >= policy.max_attempts_connect:
                 return MarkFailed(
@@ -148,3 +145,11 @@ def decide(
             return StopBot(_reason(result, "unauthorized: the bot token was rejected"))
         case _:
             assert_never(outcome)
+
+
+def retry_delay(result: SendResult) -> float:
+    """How long a 429 asks to wait: its retry_after, capped, or a fallback when unusable."""
+    wait = result.retry_after
+    if wait is None or not wait >= 0:  # also rejects NaN
+        wait = FALLBACK_RETRY_AFTER
+    return min(wait, MAX_RETRY_AFTER)

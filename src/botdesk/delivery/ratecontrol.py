@@ -19,6 +19,11 @@ flood errors, which Telegram punishes with longer waits. So the controller measu
   rate. The next 429 measures again. Each probe that ends in a 429 doubles the quiet period
   (up to ``MAX_QUIET``): a steady limit is probed less and less often.
 - The rate never drops below ``floor_share`` of the configured rate.
+- ``ramp_from`` (paid broadcasts): before its first 429 the controller starts at that rate
+  and doubles it every ``ramp_doubling`` seconds of accepted sending up to the configured
+  rate ("slow start"). At 1,000/s every request in flight when the server's bucket runs dry
+  draws a 429 (a round trip's worth: dozens); ramping up, the first 429 comes at under
+  twice the real limit, and the configured 1,000/s is reached within about 5 s anyway.
 
 Pure logic on explicit ``now`` values (monotonic seconds), so tests drive it with a fake clock.
 """
@@ -35,6 +40,7 @@ DEFAULT_MARGIN = 0.97
 DEFAULT_MAX_CUT = 0.95
 DEFAULT_MIN_CUT = 0.2
 PROBE_CUT = 0.75
+DEFAULT_RAMP_DOUBLING = 1.0
 MAX_QUIET = 60.0
 # Two episodes further apart than this are not one measurement (traffic may have stopped).
 DEFAULT_HORIZON = 120.0
@@ -55,6 +61,8 @@ class RateController:
         max_cut: float = DEFAULT_MAX_CUT,
         min_cut: float = DEFAULT_MIN_CUT,
         horizon: float = DEFAULT_HORIZON,
+        ramp_from: float | None = None,
+        ramp_doubling: float = DEFAULT_RAMP_DOUBLING,
     ) -> None:
         if not configured > 0:
             raise ValueError("configured rate must be positive")
@@ -85,9 +93,32 @@ class RateController:
         self._episode_count = 0
         self._accepted = 0
         self.episodes = 0
+        # Slow start: on until the ramp reaches the configured rate, a 429 or a restore.
+        self._ramp_from = ramp_from if ramp_from is not None and 0 < ramp_from else None
+        self._ramping = self._ramp_from is not None and self._ramp_from < configured
+        self._ramp_doubling = ramp_doubling
+        self._ramp_at: float | None = None  # the first accepted send's time
+        self._seen = -math.inf  # the latest ``now`` asked about
+
+    def _ramp(self, now: float) -> float | None:
+        """The slow start's rate now, None once it is over."""
+        if not self._ramping:
+            return None
+        assert self._ramp_from is not None
+        self._seen = max(self._seen, now)
+        if self._ramp_at is None:
+            return self._ramp_from
+        r = float(self._ramp_from * 2.0 ** (max(0.0, now - self._ramp_at) / self._ramp_doubling))
+        if r >= self.configured:
+            self._ramping = False
+            return None
+        return r
 
     def rate(self, now: float) -> float:
         """The rate to send at now: the learned one, probing upward once quiet."""
+        ramp = self._ramp(now)
+        if ramp is not None:
+            return ramp
         if self._base >= self.configured:
             return self.configured
         quiet_for = now - self._cut_at - self._quiet
@@ -100,6 +131,8 @@ class RateController:
 
         The rate the last 429 left, not the probe's: a probe may be above the limit already,
         and a restart would start by drawing that 429 again."""
+        if self._ramping:
+            return None
         return None if self.rate(now) >= self.configured else self._base
 
     def on_accepted(self, sent_at: float | None = None) -> None:
@@ -108,10 +141,13 @@ class RateController:
         answer in the next interval would over-estimate the refill."""
         if sent_at is None or sent_at >= self._episode_at:
             self._accepted += 1
+        if self._ramping and self._ramp_at is None:
+            self._ramp_at = sent_at if sent_at is not None else self._seen
 
     def on_rate_limited(self, now: float, *, new_episode: bool) -> float:
         """A 429: lower the rate (once per episode); every 429 restarts the quiet period."""
         current = self.rate(now)
+        self._ramping = False
         if not new_episode:
             self._base, self._cut_at = current, now
             return current
@@ -144,5 +180,41 @@ class RateController:
     def restore(self, rate: float, now: float) -> None:
         """Start from a rate learned before (a restart): quiet period first, then probe."""
         if rate > 0:
+            self._ramping = False
             self._base = min(self.configured, max(self.floor, rate))
             self._cut_at = now
+
+
+class ChatRateController(RateController):
+    """The per-chat (or per-group) limit Telegram enforces, learned from the 429s one chat's
+    own limit explains (``ratelimit.CHAT_BLAME_WINDOW``).
+
+    Every chat of a kind is held to the same limit, so one rate serves them all (memory stays
+    constant whatever the number of chats); it is not stored across restarts (a restart costs
+    a 429 or two per kind). A chat's sends are far too sparse to count accepted ones between
+    episodes like ``RateController``: the measurement is the spacing the refused send had
+    after the chat's previous one. The server's bucket refused that spacing, so its rate is
+    under ``1 / gap``: the new rate is ``first_cut`` of that (a half), or, after a probe
+    upward, the rate held before the probe (it drew no 429 for a quiet period) or
+    ``PROBE_CUT`` of the refused rate, whichever is higher. Probing upward once quiet, the
+    floor and the doubling quiet period are ``RateController``'s."""
+
+    def on_refused(self, now: float, gap: float, *, admitted_at: float) -> float:
+        """A 429 on a chat whose send, admitted at ``admitted_at``, came ``gap`` seconds after
+        the chat's previous one. A send admitted before the last cut was paced at the old
+        rate: it tells nothing new (other chats' sends of the same burst), no second cut."""
+        current = self.rate(now)
+        if admitted_at < self._cut_at:
+            return current
+        refused = min(current, 1.0 / gap) if gap > 0 else current
+        probed = self._base < self.configured and now - self._cut_at > self._quiet
+        new = refused * self._first_cut
+        if probed:
+            new = max(new, min(self._base, refused * self._max_cut), refused * PROBE_CUT)
+            self._quiet = min(MAX_QUIET, 2 * self._quiet)
+        elif current >= self.configured:
+            self._quiet = self._quiet_base
+        self.episodes += 1
+        self._base = max(self.floor, new)
+        self._cut_at = now
+        return self._base

@@ -7,6 +7,8 @@ One ``BotRateLimiter`` per bot admits a send only when ALL of these allow it:
   Telegram's answers (``ratecontrol.RateController``, one for free and one for paid sends);
 - the chat's own bucket (``chat_rate``/s);
 - for groups, the group bucket (``group_per_minute``/min);
+  both learned too: a 429 one chat's own limit explains lowers the rate of every chat of its
+  kind (``ratecontrol.ChatRateController``; in memory only, one figure per kind);
 - no bot-wide pause is active (a 429 pauses every sender of the bot).
 
 Buckets are kept as GCRA "theoretical arrival times" (one float each), so a full bucket is
@@ -30,6 +32,11 @@ message is then not billed), so during a paid campaign the free bucket is draine
 replies first, a free reply waiting for a free token holds paid admissions back until it got
 it; free campaign sends simply wait for the paid campaign. Free sends are also charged to the
 paid bucket, so the bot's total stays within ``paid_rate``.
+
+A send may be worth several messages (``cost``: an album of N items is N for Telegram's
+limits): it is admitted like one, and the bot's buckets are charged ``cost`` tokens, so the
+next sends wait for the refill of all of them. The chat's and group's buckets count it once
+(one request, delivered as a unit).
 """
 
 from __future__ import annotations
@@ -41,7 +48,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from botdesk.clock import Clock, Timer
-from botdesk.delivery.ratecontrol import DEFAULT_FLOOR_SHARE, DEFAULT_GROWTH, RateController
+from botdesk.delivery.ratecontrol import (
+    DEFAULT_FLOOR_SHARE,
+    DEFAULT_GROWTH,
+    ChatRateController,
+    RateController,
+)
 
 DEFAULT_RATE = 30.0
 DEFAULT_BURST_SECONDS = 0.1  # default global burst = max(1, rate * this)
@@ -59,6 +71,9 @@ _MARGIN = 1e-6
 _SWEEP_MIN = 4096
 # A 429 on a chat that had another send admitted this recently is blamed on that chat's own
 # limit (Telegram: about 1/s per chat with short bursts): only that chat waits, the bot goes on.
+# The window is at least this many of the chat's own (learned) intervals: a limit of 10 per
+# minute in a group spaces its sends 6 s apart.
+CHAT_BLAME_INTERVALS = 2.5
 CHAT_BLAME_WINDOW = 3.0
 
 
@@ -77,11 +92,15 @@ class LimiterStats:
     rate_limited: int
     waiting: int
     tracked_chats: int
+    chat_rate: float = DEFAULT_CHAT_RATE
+    group_per_minute: float = DEFAULT_GROUP_PER_MINUTE
+    chat_limited: int = 0
 
 
 class _Waiter:
     __slots__ = (
         "chat_id",
+        "cost",
         "enqueued",
         "fut",
         "is_group",
@@ -92,9 +111,16 @@ class _Waiter:
     )
 
     def __init__(
-        self, chat_id: int, is_group: bool, paid: bool, enqueued: float, fut: asyncio.Future[None]
+        self,
+        chat_id: int,
+        is_group: bool,
+        paid: bool,
+        enqueued: float,
+        fut: asyncio.Future[None],
+        cost: int = 1,
     ) -> None:
         self.chat_id = chat_id
+        self.cost = cost
         self.is_group = is_group
         self.paid = paid
         self.enqueued = enqueued
@@ -152,13 +178,32 @@ class BotRateLimiter:
             True: tick if _groups_well(paid_rate, self.paid_burst, tick) else 0.0,
         }
         self.safety = safety
+        self.chat_burst = chat_burst
+        self.group_burst = group_burst
+        # The chat's and group's limits, learned from the 429s a chat's own limit explains
+        # (per second; ``group_per_minute`` / 60 for groups). Cached as intervals, refreshed
+        # when a controller may have moved (a cut, or a probe upward: ``_chat_fresh_until``).
+        self._chat_ctl = {
+            group: ChatRateController(
+                base, floor_share=floor_share, quiet=quiet_period, growth=growth
+            )
+            for group, base in ((False, chat_rate), (True, group_per_minute / 60.0))
+        }
         self._chat_t = 1.0 / chat_rate
         self._chat_tau = (chat_burst - 1.0) * self._chat_t
         self._group_t = 60.0 / group_per_minute
         self._group_tau = (group_burst - 1.0) * self._group_t
+        self._chat_fresh_until = math.inf  # nothing learned: the configured rates hold
         # What Telegram actually enforces, learned from 429s: free and paid sends apart.
+        # Paid sends start at the free rate and ramp up (``RateController``'s slow start).
         self._ctl = {
-            paid: RateController(base, floor_share=floor_share, quiet=quiet_period, growth=growth)
+            paid: RateController(
+                base,
+                floor_share=floor_share,
+                quiet=quiet_period,
+                growth=growth,
+                ramp_from=rate if paid else None,
+            )
             for paid, base in ((False, rate), (True, paid_rate))
         }
         now = clock.monotonic()
@@ -182,6 +227,10 @@ class BotRateLimiter:
         self._rate_limited = 0
         self._chat_limited = 0  # of those, blamed on one chat's own limit
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     # -- rates -------------------------------------------------------------------------------
 
     def _rate(self, paid: bool, now: float) -> float:
@@ -190,12 +239,30 @@ class BotRateLimiter:
     def effective_rate(self, *, paid: bool = False) -> float:
         return self._rate(paid, self._clock.monotonic())
 
+    def _paid_burst(self, now: float) -> float:
+        """The paid bucket's burst, scaled with the paid rate in force: 100 sends at once
+        are a tenth of a second at 1,000/s, but two thirds of one at a learned 150/s."""
+        ctl = self._ctl[True]
+        return max(1.0, self.paid_burst * min(1.0, ctl.rate(now) / ctl.configured))
+
+    def burst_for(self, *, paid: bool = False) -> float:
+        """The burst (sends) the bucket of this kind allows now."""
+        return self._paid_burst(self._clock.monotonic()) if paid else self.burst
+
     def tick(self, *, paid: bool = False) -> float:
         """The grid this kind's wake-ups land on (0: exact times); see the module docstring."""
-        return self._tick[paid]
+        return self._tick_now(paid, self._clock.monotonic())
+
+    def _tick_now(self, paid: bool, now: float) -> float:
+        tick = self._tick[paid]
+        if tick and paid and self._ctl[True].rate(now) < self.paid_rate:
+            # Ramping up or learned lower: the grid only where it still batches well.
+            if not _groups_well(self._rate(True, now), self._paid_burst(now), tick):
+                return 0.0
+        return tick
 
     def _on_grid(self, paid: bool, when: float) -> float:
-        tick = self._tick[paid]
+        tick = self._tick_now(paid, self._clock.monotonic())
         return math.ceil(when / tick) * tick if tick else when
 
     # -- readiness ---------------------------------------------------------------------------
@@ -203,10 +270,28 @@ class BotRateLimiter:
     def _global_ready(self, paid: bool, now: float) -> float:
         t = 1.0 / self._rate(paid, now)
         if paid:
-            ready = self._tat_paid - (self.paid_burst - 1.0) * t
+            ready = self._tat_paid - (self._paid_burst(now) - 1.0) * t
         else:
             ready = self._tat_free - (self.burst - 1.0) * t
         return max(ready, self._paused_until)
+
+    def _refresh_chat_rates(self, now: float) -> None:
+        """Re-read the learned chat and group rates (they only move after a cut, then while
+        probing upward: up to a tenth of a second stale there, which is a ~0.2% step)."""
+        if now < self._chat_fresh_until:
+            return
+        private, group = self._chat_ctl[False], self._chat_ctl[True]
+        self._chat_t = 1.0 / private.rate(now)
+        self._chat_tau = (self.chat_burst - 1.0) * self._chat_t
+        self._group_t = 1.0 / group.rate(now)
+        self._group_tau = (self.group_burst - 1.0) * self._group_t
+        learning = any(c.learned(now) is not None for c in (private, group))
+        self._chat_fresh_until = now + 0.1 if learning else math.inf
+
+    def chat_rates(self) -> tuple[float, float]:
+        """The per-chat (messages/s) and per-group (messages/min) rates in force."""
+        self._refresh_chat_rates(self._clock.monotonic())
+        return 1.0 / self._chat_t, 60.0 / self._group_t
 
     def chat_ready_at(self, chat_id: int, is_group: bool = False) -> float:
         """Monotonic time from which this chat's own limits (chat, group) allow a send."""
@@ -222,10 +307,11 @@ class BotRateLimiter:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def _admit(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
-        """Take the tokens; return whether the free bucket was charged."""
+    def _admit(self, chat_id: int, is_group: bool, paid: bool, now: float, cost: int = 1) -> bool:
+        """Take the tokens (``cost`` of the bot's); return whether the free bucket was
+        charged."""
         paid_t = 1.0 / self._rate(True, now)
-        self._tat_paid = max(self._tat_paid, now) + paid_t
+        self._tat_paid = max(self._tat_paid, now) + paid_t * cost
         free_t = 1.0 / self._rate(False, now)
         # Telegram's free bucket refills at the full rate, ours at ``safety`` of it, so over a
         # burst Telegram may find a free token for a paid send slightly before we would: charge
@@ -233,7 +319,7 @@ class BotRateLimiter:
         early = self.burst * free_t * (1.0 - self.safety) + _MARGIN
         took_free = not paid or self._global_ready(False, now) <= now + early
         if took_free:
-            self._tat_free = max(self._tat_free, now) + free_t
+            self._tat_free = max(self._tat_free, now) + free_t * cost
         # Chat and group buckets run at exactly Telegram's rate (no safety factor): a margin
         # per admission keeps the next one from landing on the refill instant itself, which
         # another implementation of the same bucket may round to one ulp short of a token.
@@ -244,20 +330,20 @@ class BotRateLimiter:
             self._groups[chat_id] = (
                 max(self._groups.get(chat_id, now), now) + self._group_t + _MARGIN
             )
-        self._admitted += 1
+        self._admitted += cost
         if len(self._chats) >= self._sweep_at:
             self._sweep(now)
         return took_free
 
     def _refund(self, w: _Waiter) -> None:
         now = self._clock.monotonic()
-        self._tat_paid -= 1.0 / self._rate(True, now)
+        self._tat_paid -= w.cost / self._rate(True, now)
         if w.took_free:
-            self._tat_free -= 1.0 / self._rate(False, now)
+            self._tat_free -= w.cost / self._rate(False, now)
         self._restore(self._chats, w.chat_id, w.prev_chat, self._chat_t + _MARGIN, now)
         if w.is_group:
             self._restore(self._groups, w.chat_id, w.prev_group, self._group_t + _MARGIN, now)
-        self._admitted -= 1
+        self._admitted -= w.cost
 
     @staticmethod
     def _restore(
@@ -281,10 +367,16 @@ class BotRateLimiter:
         # A bucket whose arrival time has passed is full: identical to having no entry.
         self._chats = {c: t for c, t in self._chats.items() if t > now}
         self._groups = {c: t for c, t in self._groups.items() if t > now}
-        self._recent = {c: t for c, t in self._recent.items() if t[0] > now - CHAT_BLAME_WINDOW}
+        window = max(self._blame_window(False), self._blame_window(True))
+        self._recent = {c: t for c, t in self._recent.items() if t[0] > now - window}
         self._sweep_at = max(_SWEEP_MIN, 2 * len(self._chats))
 
+    def _blame_window(self, is_group: bool) -> float:
+        interval = self._group_t if is_group else self._chat_t
+        return max(CHAT_BLAME_WINDOW, CHAT_BLAME_INTERVALS * interval)
+
     def _ready_now(self, chat_id: int, is_group: bool, paid: bool, now: float) -> bool:
+        self._refresh_chat_rates(now)
         return self._global_ready(paid, now) <= now and self.chat_ready_at(chat_id, is_group) <= now
 
     def try_acquire(
@@ -294,6 +386,7 @@ class BotRateLimiter:
         is_group: bool = False,
         priority: Priority = Priority.CAMPAIGN,
         paid: bool = False,
+        cost: int = 1,
     ) -> bool:
         """Admit now if every limit allows it and nobody of this or a higher priority waits."""
         if any(self._queues[p] for p in range(priority + 1)):
@@ -301,7 +394,7 @@ class BotRateLimiter:
         now = self._clock.monotonic()
         if not self._ready_now(chat_id, is_group, paid, now):
             return False
-        self._admit(chat_id, is_group, paid, now)
+        self._admit(chat_id, is_group, paid, now, cost)
         return True
 
     async def acquire(
@@ -311,13 +404,17 @@ class BotRateLimiter:
         is_group: bool = False,
         priority: Priority = Priority.CAMPAIGN,
         paid: bool = False,
+        cost: int = 1,
     ) -> None:
-        """Wait until a send to ``chat_id`` is allowed under all limits, then take the tokens."""
-        if self.try_acquire(chat_id, is_group=is_group, priority=priority, paid=paid):
+        """Wait until a send to ``chat_id`` is allowed under all limits, then take the tokens
+        (``cost``: how many messages it is for the bot's limits, e.g. an album's items)."""
+        if not cost >= 1:
+            raise ValueError("cost must be at least 1")
+        if self.try_acquire(chat_id, is_group=is_group, priority=priority, paid=paid, cost=cost):
             return
         now = self._clock.monotonic()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(chat_id, is_group, paid, now, fut)
+        waiter = _Waiter(chat_id, is_group, paid, now, fut, cost)
         self._queues[priority].append(waiter)
         self._kinds[priority][paid] += 1
         # A timer armed no later than this waiter's global bucket allows it to go will dispatch
@@ -346,6 +443,7 @@ class BotRateLimiter:
     def _dispatch(self) -> None:
         """Admit every waiter that can go now, in order; arm the timer for the next one."""
         now = self._clock.monotonic()
+        self._refresh_chat_rates(now)
         next_wake = math.inf
         if self._paused_until > now:
             next_wake = self._paused_until
@@ -384,7 +482,7 @@ class BotRateLimiter:
                     kinds[w.paid] -= 1
                     w.prev_chat = self._chats.get(w.chat_id)
                     w.prev_group = self._groups.get(w.chat_id) if w.is_group else None
-                    w.took_free = self._admit(w.chat_id, w.is_group, w.paid, now)
+                    w.took_free = self._admit(w.chat_id, w.is_group, w.paid, now, w.cost)
                     self._waited += now - w.enqueued
                     w.fut.set_result(None)
         if not any(self._queues):
@@ -421,30 +519,44 @@ class BotRateLimiter:
         self._paused_until = until
         # Resume from an empty bucket: a burst right after a 429 would provoke the next one.
         tau_free = (self.burst - 1.0) / self._rate(False, now)
-        tau_paid = (self.paid_burst - 1.0) / self._rate(True, now)
+        tau_paid = (self._paid_burst(now) - 1.0) / self._rate(True, now)
         self._tat_free = max(self._tat_free, until + tau_free)
         self._tat_paid = max(self._tat_paid, until + tau_paid)
 
     def on_rate_limited(
-        self, retry_after: float, *, paid: bool = False, chat_id: int | None = None
+        self,
+        retry_after: float,
+        *,
+        paid: bool = False,
+        chat_id: int | None = None,
+        is_group: bool | None = None,
     ) -> None:
         """A 429 arrived anyway: pause the bot and learn a lower rate (probing up once quiet).
 
         Telegram does not say which limit refused. When ``chat_id``'s send had another send to
         the same chat within ``CHAT_BLAME_WINDOW`` before it, the chat's own limit explains
         the 429: only that chat waits ``retry_after``; the bot's rate and other chats go on.
-        A 429 that was in fact the bot's costs at most one more 429 (from another chat)."""
+        A 429 that was in fact the bot's costs at most one more 429 (from another chat).
+        A chat's 429 also lowers the per-chat rate (the per-group one for a group: ``is_group``,
+        by default a negative ``chat_id``) of every chat, from the spacing that was refused."""
         now = self._clock.monotonic()
         self._rate_limited += 1
         # Forgotten either way: the retry of the refused send must not count it as the chat's
         # earlier send (a campaign's retried row would blame its own first attempt).
         recent = self._recent.pop(chat_id, None) if chat_id is not None else None
-        if chat_id is not None and recent is not None and recent[1] > now - CHAT_BLAME_WINDOW:
+        group = chat_id is not None and chat_id < 0 if is_group is None else is_group
+        if (
+            chat_id is not None
+            and recent is not None
+            and recent[1] > now - self._blame_window(group)
+        ):
             self._chat_limited += 1
+            self._chat_ctl[group].on_refused(now, recent[0] - recent[1], admitted_at=recent[0])
+            self._chat_fresh_until = -math.inf
+            self._refresh_chat_rates(now)
             until = now + max(0.0, retry_after)
             self._chats[chat_id] = max(self._chats.get(chat_id, now), until + self._chat_tau)
             return
-        self._last_429_at = now
         self._last_429_at = now
         # One measurement per episode: the other in-flight sends of the same burst answer 429
         # too, and each of them would cut again.
@@ -461,10 +573,13 @@ class BotRateLimiter:
             return None
         return max(0.0, self._paused_until - self._clock.monotonic())
 
-    def on_accepted(self, *, paid: bool = False, sent_at: float | None = None) -> None:
-        """Telegram accepted a send (that left at monotonic ``sent_at``): the controller
-        measures the real limit from these."""
-        self._ctl[paid].on_accepted(sent_at)
+    def on_accepted(
+        self, *, paid: bool = False, sent_at: float | None = None, cost: int = 1
+    ) -> None:
+        """Telegram accepted a send (that left at monotonic ``sent_at``; ``cost`` messages,
+        as admitted): the controller measures the real limit from these."""
+        for _ in range(cost):
+            self._ctl[paid].on_accepted(sent_at)
 
     def learned_rates(self) -> tuple[float | None, float | None]:
         """(free, paid) rates learned from 429s, None where the configured one holds."""
@@ -490,6 +605,9 @@ class BotRateLimiter:
             rate_limited=self._rate_limited,
             waiting=sum(len(q) for q in self._queues),
             tracked_chats=len(self._chats),
+            chat_rate=self.chat_rates()[0],
+            group_per_minute=self.chat_rates()[1],
+            chat_limited=self._chat_limited,
         )
 
     async def aclose(self) -> None:

@@ -31,13 +31,14 @@ from botdesk.campaigns import TELEGRAM_PARSE_MODE, Campaigns, SendOptions
 from botdesk.clock import Clock, first_of, wait_event
 from botdesk.config import DeliverySettings
 from botdesk.delivery import content, ledger, policy, templates
+from botdesk.delivery.pacing import Gate
 from botdesk.delivery.ratelimit import BotRateLimiter, Priority
 from botdesk.errors import InvalidToken
 from botdesk.links import LinkSigner
 from botdesk.log import get_logger
 from botdesk.store.db import Database
 from botdesk.store.models import Campaign, SequenceStep
-from botdesk.telegram.gateway import FILE_METHODS, Broadcast, Outcome, OutgoingMessage, send
+from botdesk.telegram.gateway import FILE_METHODS, Broadcast, OutgoingMessage, send
 
 log = get_logger(__name__)
 
@@ -138,38 +139,6 @@ class EngineStats:
     retried: int = 0
     recovered_uncertain: int = 0
     by_campaign_sent: dict[int, int] = field(default_factory=dict)
-
-
-class WirePacer:
-    """Restores, after the group commit, the spacing the rate limiter chose.
-
-    Senders are admitted by the limiter one by one, but leave only once their ``sending`` mark
-    is committed, and one commit releases every sender waiting for it at the same instant: the
-    evenly spaced admissions would hit the wire as bursts (the sandbox answers 429 to bursts
-    over its bucket). Each sender reserves its departure here, GCRA-style, at the limiter's
-    current rate and burst; a sender whose commit was quick leaves at once. A sender that must
-    wait leaves on the limiter's tick grid (see ``ratelimit``), with the others of its tick in
-    one wake-up; the reservation still spaces them by the rate, so the burst never grows.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._tat: dict[bool, float] = {}
-
-    def departure(self, *, paid: bool, rate: float, burst: float, tick: float = 0.0) -> float:
-        """Monotonic time at which this send may leave; reserves it."""
-        now = self._clock.monotonic()
-        t = 1.0 / rate
-        tat = max(self._tat.get(paid, now), now)
-        at = tat - (burst - 1.0) * t
-        if at <= now:
-            at = now
-        elif tick:
-            # Later than the bucket's own time, by less than a tick: the limiter only grids
-            # where the burst covers a tick, so ``tat`` stays ahead and nothing is lost.
-            at = math.ceil(at / tick) * tick
-        self._tat[paid] = max(tat, at) + t
-        return at
 
 
 class LedgerWriter:
@@ -374,7 +343,7 @@ class DeliveryEngine:
         )
         self.rng = random.Random()
         self.writer = LedgerWriter(db, clock, bot_id=channel.record.id)
-        self.pacer = WirePacer(clock)
+        self.gate = Gate(channel.limiter, clock, remember=channel.remember_rates)
         self.ctx: dict[int, CampaignCtx] = {}
         self.queue: asyncio.Queue[tuple[CampaignCtx, ledger.Claimed]] = asyncio.Queue()
         # The paid window is also the sender pool's size: the largest window there is.
@@ -665,25 +634,16 @@ class DeliveryEngine:
     async def _deliver_one(
         self, c: CampaignCtx, row: ledger.Claimed, me: asyncio.Task[None] | None
     ) -> None:
-        limiter = self.ch.limiter
-        await limiter.acquire(
-            row.chat_id, is_group=row.is_group, priority=Priority.CAMPAIGN, paid=c.paid
+        gate = self.gate
+        cost = len(c.items) if c.items else 1  # an album is one message per item for Telegram
+        admitted_at = await gate.admit(
+            row.chat_id, is_group=row.is_group, paid=c.paid, cost=cost, priority=Priority.CAMPAIGN
         )
-        admitted_at = self.clock.monotonic()
         self._phase[me] = ("send", row.id)  # from here on the row is never cancelled
         if not await self.writer.mark_sending(row.id):
             return  # cancelled meanwhile: nothing was sent
-        leave = self.pacer.departure(
-            paid=c.paid,
-            rate=limiter.effective_rate(paid=c.paid),
-            burst=limiter.paid_burst if c.paid else limiter.burst,
-            tick=limiter.tick(paid=c.paid),
-        )
-        wait = leave - self.clock.monotonic()
-        if wait > 0:
-            await self.clock.sleep(wait)
-        paused = limiter.rate_limited_since(admitted_at)
-        if paused is not None:
+        held = await gate.depart(admitted_at, paid=c.paid, cost=cost)
+        if held is not None:
             # A 429 came back while this one waited for its mark or the pacer: the bucket is
             # empty, so it would draw another. Not sent; back to pending after the pause.
             self.stats.retried += 1
@@ -692,7 +652,7 @@ class DeliveryEngine:
                     "rid": row.id,
                     "updated_at": self.clock.now(),
                     "state": "pending",
-                    "not_before": self.clock.now().timestamp() + paused,
+                    "not_before": self.clock.now().timestamp() + held.seconds,
                 }
             )
             return
@@ -713,8 +673,14 @@ class DeliveryEngine:
             # A static text is the broadcast's own, already encoded.
             text = None if c.static_text is not None else c.text_for(row.values)
             result = await c.broadcast.send(self.ch.bot, row.chat_id, text)
-        if result.outcome is Outcome.SENT:
-            limiter.on_accepted(paid=c.paid, sent_at=sent_at)
+        await gate.answered(
+            result,
+            sent_at=sent_at,
+            chat_id=row.chat_id,
+            is_group=row.is_group,
+            paid=c.paid,
+            cost=cost,
+        )
         attempt = row.attempts + 1
         decision = policy.decide(result, attempt=attempt, policy=self.retry_policy, rng=self.rng)
         await self._apply(c, row, decision)
@@ -759,11 +725,8 @@ class DeliveryEngine:
                 album = {"message_ids": list(mids)} if mids else {}
                 self.writer.finish({**base, "state": "sent", "message_id": mid, **album})
                 self.ch.count_delivery("sent")
-            case policy.Retry(delay_s=delay, pause_bot=pause):
+            case policy.Retry(delay_s=delay):  # a 429 was fed to the limiter (``gate.answered``)
                 self.stats.retried += 1
-                if pause:
-                    self.ch.limiter.on_rate_limited(delay, paid=c.paid, chat_id=row.chat_id)
-                    await self.ch.remember_rates()
                 row.attempts += 1
                 self.writer.finish(
                     {**base, "state": "pending", "not_before": now.timestamp() + delay}

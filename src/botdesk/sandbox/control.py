@@ -124,6 +124,15 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
         sb.set_star_balance(body["bot"], float(body["balance"]))
         return {"bot": body["bot"], "balance": sb.star_balance(body["bot"])}
 
+    async def limits(request: web.Request, body: dict[str, Any]) -> Any:
+        if request.method == "GET":
+            return sb.limits()
+        names = ("bot_rate", "chat_rate", "group_per_minute", "paid_rate")
+        unknown = set(body) - set(names)
+        if unknown:
+            raise SandboxError(f"unknown limit(s): {', '.join(sorted(unknown))}")
+        return sb.set_limits(**{n: float(body[n]) for n in names if body.get(n) is not None})
+
     async def clock(request: web.Request, body: dict[str, Any]) -> Any:
         if request.method == "POST":
             return {"offset": sb.advance_clock(float(body.get("advance", 0)))}
@@ -151,5 +160,7 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     r.add_route("POST", "/sandbox/faults", _endpoint(faults))
     r.add_route("POST", "/sandbox/stars", _endpoint(stars))
     r.add_route("POST", "/sandbox/reset", _endpoint(reset))
+    r.add_route("GET", "/sandbox/limits", _endpoint(limits))
+    r.add_route("POST", "/sandbox/limits", _endpoint(limits))
     r.add_route("GET", "/sandbox/clock", _endpoint(clock))
     r.add_route("POST", "/sandbox/clock", _endpoint(clock))

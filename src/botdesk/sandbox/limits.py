@@ -39,8 +39,10 @@ class TokenBucket:
         self.refill(now)
         return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
 
-    def take(self) -> None:
-        self.tokens -= 1.0
+    def take(self, cost: float = 1.0) -> None:
+        # A message worth several (an album's items) may leave the bucket in debt: it is
+        # admitted with one token, and the refill pays the rest back before the next one.
+        self.tokens -= cost
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,49 @@ class Limiter:
         self._buckets.clear()
         self._blocked_until.clear()
 
+    def set_limits(
+        self,
+        *,
+        bot_rate: float | None = None,
+        chat_rate: float | None = None,
+        group_per_minute: float | None = None,
+        paid_rate: float | None = None,
+    ) -> dict[str, float]:
+        """Change the rates enforced from now on (bursts stay); what each bucket accrued so
+        far at its old rate is kept. Returns the rates now in force."""
+        changes = {
+            "bot": bot_rate,
+            "chat": chat_rate,
+            "group": None if group_per_minute is None else group_per_minute / 60.0,
+            "paid": paid_rate,
+        }
+        for kind, rate in changes.items():
+            if rate is not None and not (rate > 0 and math.isfinite(rate)):
+                raise ValueError(f"{kind} rate must be a positive number")
+        now = self.clock()
+        if bot_rate is not None:
+            self.bot_rate = bot_rate
+        if chat_rate is not None:
+            self.chat_rate = chat_rate
+        if changes["group"] is not None:
+            self.group_rate = changes["group"]
+        if paid_rate is not None:
+            self.paid_rate = paid_rate
+        for key, bucket in self._buckets.items():
+            rate = changes.get(key[0])
+            if rate is not None:
+                bucket.refill(now)
+                bucket.rate = rate
+        return self.rates()
+
+    def rates(self) -> dict[str, float]:
+        return {
+            "bot_rate": self.bot_rate,
+            "chat_rate": self.chat_rate,
+            "group_per_minute": self.group_rate * 60.0,
+            "paid_rate": self.paid_rate,
+        }
+
     def _bucket(
         self, key: tuple[str, int, int], rate: float, burst: float, now: float
     ) -> TokenBucket:
@@ -102,9 +147,19 @@ class Limiter:
         return bucket
 
     def check(
-        self, bot_id: int, chat_id: int, *, group: bool, paid: bool, stars_tenths: int
+        self,
+        bot_id: int,
+        chat_id: int,
+        *,
+        group: bool,
+        paid: bool,
+        stars_tenths: int,
+        cost: int = 1,
     ) -> Decision:
-        """Decide one message from ``bot_id`` to ``chat_id`` and consume on admission."""
+        """Decide one message from ``bot_id`` to ``chat_id`` and consume on admission.
+
+        ``cost``: how many messages it is for the bot's limits (an album's items, each counted
+        like Telegram does); the chat and group buckets count the album once."""
         if not self.enabled:
             return ADMIT
         now = self.clock()
@@ -129,13 +184,27 @@ class Limiter:
                 worst_key, worst = key, wait
         if worst_key is not None:
             return Decision(retry_after=self._refuse(worst_key, worst, now))
-        if costs_star and stars_tenths < STAR_TENTHS_PER_PAID_MESSAGE:
+        if costs_star and stars_tenths < STAR_TENTHS_PER_PAID_MESSAGE * cost:
             return NO_STARS
-        for _, bucket in gates:
-            bucket.take()
+        for key, bucket in gates:
+            bucket.take(cost if key[0] in ("bot", "paid") else 1.0)
         if paid and not costs_star:
-            free.take()
+            free.take(cost)
         return ADMIT_PAID if costs_star else ADMIT
+
+    def check_call(self, bot_id: int) -> Decision:
+        """Decide a request that is not a new message (an edit, a deletion, getChat): it
+        counts against the bot's own limit only, as Telegram's flood control does."""
+        if not self.enabled:
+            return ADMIT
+        now = self.clock()
+        key = ("bot", bot_id, 0)
+        free = self._bucket(key, self.bot_rate, self.bot_burst, now)
+        wait = max(free.wait(now), self._blocked_until.get(key, (0.0, 0))[0] - now)
+        if wait > 0:
+            return Decision(retry_after=self._refuse(key, wait, now))
+        free.take()
+        return ADMIT
 
     def _refuse(self, key: tuple[str, int, int], wait: float, now: float) -> int:
         announced = max(1, math.ceil(wait))

@@ -93,23 +93,30 @@ class BotApi:
             raise forbidden("bot can't initiate conversation with a user")
         return user.chat_json(), False
 
-    def admit(self, bot: Bot, chat_id: int, group: bool, paid: bool) -> bool:
+    def admit(self, bot: Bot, chat_id: int, group: bool, paid: bool, cost: int = 1) -> bool:
         decision = self.limiter.check(
-            bot.info.id, chat_id, group=group, paid=paid, stars_tenths=bot.star_tenths
+            bot.info.id, chat_id, group=group, paid=paid, stars_tenths=bot.star_tenths, cost=cost
         )
-        if decision.retry_after:
-            self.stats.rate_limited += 1
-            self.stats.bot(bot.info.username)["rate_limited"] += 1
-            raise too_many_requests(decision.retry_after)
+        self.refuse_on_429(bot, decision.retry_after)
         if decision.no_stars:
             raise bad_request(NO_STARS)
         if decision.paid:
-            bot.star_tenths -= 1
-            self.stats.stars_tenths += 1
+            bot.star_tenths -= cost
+            self.stats.stars_tenths += cost
             counter = self.stats.bot(bot.info.username)
-            counter["paid"] += 1
-            counter["stars_tenths"] += 1
+            counter["paid"] += cost
+            counter["stars_tenths"] += cost
         return decision.paid
+
+    def admit_call(self, bot: Bot) -> None:
+        """An edit, a deletion or getChat: the bot's own limit only (``Limiter.check_call``)."""
+        self.refuse_on_429(bot, self.limiter.check_call(bot.info.id).retry_after)
+
+    def refuse_on_429(self, bot: Bot, retry_after: int) -> None:
+        if retry_after:
+            self.stats.rate_limited += 1
+            self.stats.bot(bot.info.username)["rate_limited"] += 1
+            raise too_many_requests(retry_after)
 
     def record(
         self,
@@ -377,8 +384,8 @@ class BotApi:
             raise bad_request("documents can't be mixed with other media types")
         chat, group = self.target(bot, chat_id)
         reply = self.reply_to(bot, chat_id, p)
-        # One album is one admission: Telegram delivers it as a unit.
-        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"))
+        # Delivered as a unit, but each item counts as a message against the bot's limits.
+        paid = self.admit(bot, chat_id, group, p.flag("allow_paid_broadcast"), cost=len(items))
         group_id = f"{bot.info.id}{self.world.log(bot, chat_id).next_id:06d}"
         sent = []
         for fields in items:
@@ -462,6 +469,7 @@ class BotApi:
         """Replace ``content`` (text/entities or caption/caption_entities; empty for a
         markup-only edit) and the keyboard, as Telegram does, or refuse."""
         self.target(bot, chat_id)
+        self.admit_call(bot)  # a call refused with 429 did nothing: not counted below
         self.count_call(bot, chat_id, message_id, "edit_calls")
         if message is None:
             raise bad_request("message to edit not found")
@@ -540,6 +548,7 @@ class BotApi:
     def m_deleteMessage(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
         message_id = p.integer("message_id", required="message identifier is not specified")
+        self.admit_call(bot)
         self.delete_one(bot, chat_id, message_id or 0)
         return True
 
@@ -552,6 +561,7 @@ class BotApi:
             raise bad_request("message identifiers are not specified")
         if not 1 <= len(ids) <= MAX_DELETE_BATCH:
             raise bad_request("too many messages to delete" if ids else "MESSAGE_IDS_EMPTY")
+        self.admit_call(bot)  # one request, whatever the number of messages
         for message_id in ids:
             with contextlib.suppress(ApiError):
                 self.delete_one(bot, chat_id, message_id)
@@ -618,6 +628,7 @@ class BotApi:
 
     def m_getChat(self, bot: Bot, p: Params) -> Any:
         chat_id = p.chat_id()
+        self.admit_call(bot)
         if chat_id < 0:
             chat, _ = self.target(bot, chat_id)
         else:

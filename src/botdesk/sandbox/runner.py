@@ -10,7 +10,14 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .config import SandboxConfig, parse_faults, parse_latency
+from .config import (
+    DEFAULT_CHAT_RATE,
+    DEFAULT_GROUP_PER_MINUTE,
+    DEFAULT_PAID_RATE,
+    SandboxConfig,
+    parse_faults,
+    parse_latency,
+)
 from .errors import SandboxError
 from .server import Sandbox
 
@@ -35,12 +42,18 @@ def build_config(
     faults: str,
     seed: int,
     no_limits: bool = False,
+    chat_rate: float = DEFAULT_CHAT_RATE,
+    group_per_minute: float = DEFAULT_GROUP_PER_MINUTE,
+    paid_rate: float = DEFAULT_PAID_RATE,
 ) -> SandboxConfig:
     return SandboxConfig(
         host=host,
         port=port,
         seed=seed,
         bot_rate=rate,
+        chat_rate=chat_rate,
+        group_per_minute=group_per_minute,
+        paid_rate=paid_rate,
         latency=parse_latency(latency),
         faults=parse_faults(faults),
         limits=not no_limits,
@@ -93,8 +106,12 @@ def run(
     faults: str,
     seed: int,
     no_limits: bool = False,
+    chat_rate: float = DEFAULT_CHAT_RATE,
+    group_per_minute: float = DEFAULT_GROUP_PER_MINUTE,
+    paid_rate: float = DEFAULT_PAID_RATE,
 ) -> None:
     """Build the config and serve until a signal. Raises SandboxError on bad options."""
     config = build_config(host=host, port=port, rate=rate, latency=latency, faults=faults,
-                          seed=seed, no_limits=no_limits)  # fmt: skip
+                          seed=seed, no_limits=no_limits, chat_rate=chat_rate,
+                          group_per_minute=group_per_minute, paid_rate=paid_rate)  # fmt: skip
     asyncio.run(serve(config, bots, users, auto_start, lambda line: print(line, flush=True)))

@@ -300,6 +300,18 @@ class Sandbox:
             raise SandboxError("star balance must be >= 0")
         self.world.bot(bot).star_tenths = round(stars * 10)
 
+    def set_limits(self, **rates: float | None) -> dict[str, float]:
+        """Change the rates the limiter enforces from now on (``bot_rate``, ``chat_rate``,
+        ``group_per_minute``, ``paid_rate``; None keeps one): a lower real limit, or a rise,
+        in the middle of a run. Returns the rates in force."""
+        try:
+            return self.limiter.set_limits(**rates)
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from None
+
+    def limits(self) -> dict[str, float]:
+        return self.limiter.rates()
+
     def star_balance(self, bot: str) -> float:
         return self.world.bot(bot).star_tenths / 10
 
@@ -326,6 +338,13 @@ class Sandbox:
             self.world.bot(info.username).revoked = revoked
         self.api.world = self.actors.world = self.delivery.world = self.world
         self.limiter.reset()
+        c = self.config
+        self.limiter.set_limits(
+            bot_rate=c.bot_rate,
+            chat_rate=c.chat_rate,
+            group_per_minute=c.group_per_minute,
+            paid_rate=c.paid_rate,
+        )
         self.stats_.reset()
         self.faults.set(self.config.faults)
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from tests.unit.delivery.test_ratelimit_limits import _max_in_window, _run
 
 from botdesk.clock import ManualClock
+from botdesk.delivery.pacing import WirePacer
 from botdesk.delivery.ratelimit import DEFAULT_TICK, BotRateLimiter, Priority
-from botdesk.delivery.worker import WirePacer
 
 
 async def _admissions(
