@@ -73,6 +73,10 @@ class NetworkSettings(_Section):
 class DeliverySettings(_Section):
     rate: float = Field(default=DEFAULT_RATE, gt=0, le=DEFAULT_PAID_RATE)
     paid_rate: float = Field(default=DEFAULT_PAID_RATE, gt=0, le=DEFAULT_PAID_RATE)
+    # Paid broadcasts start at the free rate and double each second until the first 429 or
+    # paid_rate (slow start): at a real paid limit below paid_rate, 1-14 answers 429 instead
+    # of one for nearly every message in flight; costs a 10,000-message broadcast about 5 s.
+    paid_slow_start: bool = True
     in_flight: int = Field(default=16, ge=1, le=512)
     batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_seconds: float = Field(default=15.0, ge=2, le=600)

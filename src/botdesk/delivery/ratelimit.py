@@ -150,6 +150,7 @@ class BotRateLimiter:
         quiet_period: float = DEFAULT_QUIET_PERIOD,
         growth: float = DEFAULT_GROWTH,
         tick: float = DEFAULT_TICK,
+        paid_slow_start: bool = False,
     ) -> None:
         for name, value in (
             ("rate", rate),
@@ -195,14 +196,17 @@ class BotRateLimiter:
         self._group_tau = (group_burst - 1.0) * self._group_t
         self._chat_fresh_until = math.inf  # nothing learned: the configured rates hold
         # What Telegram actually enforces, learned from 429s: free and paid sends apart.
-        # Paid sends start at the free rate and ramp up (``RateController``'s slow start).
+        # ``paid_slow_start``: paid sends start at the free rate and ramp up
+        # (``RateController``'s slow start). Off by default: Telegram documents 1,000/s for
+        # paid broadcasts, and the ramp costs a 10,000-message broadcast about 5 s; it is for a
+        # bot whose paid limit is known to be lower and not yet learned.
         self._ctl = {
             paid: RateController(
                 base,
                 floor_share=floor_share,
                 quiet=quiet_period,
                 growth=growth,
-                ramp_from=rate if paid else None,
+                ramp_from=rate if paid and paid_slow_start else None,
             )
             for paid, base in ((False, rate), (True, paid_rate))
         }

@@ -260,7 +260,10 @@ def open_channel(app: App, rec: BotRecord, *, clock: Clock, metrics: Metrics) ->
         proxy=s.network.proxy or None,
     )
     limiter = BotRateLimiter(
-        clock=clock, rate=opts.rate or s.delivery.rate, paid_rate=s.delivery.paid_rate
+        clock=clock,
+        rate=opts.rate or s.delivery.rate,
+        paid_rate=s.delivery.paid_rate,
+        paid_slow_start=s.delivery.paid_slow_start,
     )
     return BotChannel(
         record=rec,
