@@ -16,6 +16,7 @@ from botdesk.campaigns import CampaignSpec
 from botdesk.gui.views.base import header_need
 from botdesk.gui.views.campaigns import CampaignsView
 from botdesk.gui.views.dashboard import DashboardView
+from botdesk.gui.views.inbox import InboxView
 from botdesk.gui.widgets.charts import OutcomeChart, RateChart
 
 WIDTH, HEIGHT = 1280, 800
@@ -121,6 +122,10 @@ def test_campaigns_screen_fits_1280_with_a_finished_and_a_running_campaign(
             assert fits(window) == []
             view.composer.ab_on.setChecked(True)  # the composer with its A/B variants open
             assert fits(window) == [], "composer with A/B"
+            c = view.composer
+            c.media_kind.setCurrentIndex(c.media_kind.findData("album"))  # its file list too
+            assert fits(window) == [], "composer with an album and A/B (it scrolls)"
+            assert window.minimumSizeHint().height() <= HEIGHT
             d = view.detail
             for cid, state in ((done.id, "completed"), (running.id, "running")):
                 view.open_campaign(cid)
@@ -158,3 +163,41 @@ def test_rate_chart_is_empty_until_two_samples(qapp) -> None:
     chart.show({}, now=12.0)  # the campaign stopped: its series is gone, "—" again
     assert chart.empty and not chart._curves
     chart.widget.deleteLater()
+
+
+def test_inbox_rows_are_one_elided_line_at_1280(drive, home: Path) -> None:
+    """A long message of many lines is one row of one line in the list; the whole text is
+    the row's tooltip (and the history beside the list). The long text is the operator's
+    reply, so it stays the conversation's last message (the assistant answers a subscriber's)."""
+    long = "Hello, I ordered the blue jacket last week and\n" * 12 + "where is it?"
+
+    async def scenario() -> None:
+        async with console_on(home, users=2) as (window, sb, people):
+            await sb.user_send(people[1].id, USERNAME, "short one")
+            services = window.ctx.services
+            await services.take_over(BOT, people[0].id)
+            await services.reply(BOT, people[0].id, long)
+            window.resize(WIDTH, HEIGHT)
+            view = window.open_screen(InboxView)
+            await until(
+                lambda: (
+                    view.model.rowCount() == 2 and long in {r.last_text for r in view.model.rows}
+                ),
+                what="two conversations, one ending with the long reply",
+            )
+            QApplication.processEvents()
+            assert fits(window) == []
+            assert cut_columns(view.table) == []
+            line = view.table.fontMetrics().height()
+            rows = [view.model.row(i) for i in range(2)]
+            i = next(n for n, r in enumerate(rows) if r.chat_id == people[0].id)
+            assert all(view.table.rowHeight(n) < 2 * line for n in range(2))
+            text = view.model.index(i, view.model.columnCount() - 1)
+            shown = view.model.data(text)
+            assert "\n" not in shown and shown.startswith("Hello, I ordered")
+            tip = view.model.data(text, Qt.ItemDataRole.ToolTipRole)
+            assert "where is it?" in tip and tip.count("blue jacket") == 12
+            view.table.selectRow(i)
+            await until(lambda: "where is it?" in view.history.toPlainText(), what="history")
+
+    drive(scenario())

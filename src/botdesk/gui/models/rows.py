@@ -3,7 +3,8 @@
 Columns are (header, getter) pairs; ``set_rows`` replaces the list and keeps the selection's
 meaning by resetting only when the number of rows changed (otherwise ``dataChanged`` over the
 rows whose display changed, or nothing), so a view refreshed every second does not flicker,
-lose its place or repaint rows that stayed the same.
+lose its place or repaint rows that stayed the same. ``tooltip`` (optional) gives a row's
+tooltip, e.g. the whole text a one-line cell elides.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class RowsModel(QAbstractTableModel):
-    def __init__(self, columns: Sequence[Column], parent: Any = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        parent: Any = None,
+        *,
+        tooltip: Callable[[Any], str | None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.columns = list(columns)
+        self.tooltip = tooltip
         self.rows: list[Any] = []
         self._shown: list[tuple[Any, ...]] = []
 
@@ -39,6 +47,8 @@ class RowsModel(QAbstractTableModel):
             return "" if value is None else str(value)
         if role == ROW_ROLE:
             return self.rows[index.row()]
+        if role == Qt.ItemDataRole.ToolTipRole and self.tooltip is not None:
+            return self.tooltip(self.rows[index.row()])
         return None
 
     def headerData(

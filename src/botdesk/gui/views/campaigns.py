@@ -11,16 +11,21 @@ from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDateTimeEdit,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -29,9 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from botdesk import media
 from botdesk.ab_campaigns import METRICS as AB_METRICS
 from botdesk.campaign_actions import ActionSpec
-from botdesk.campaigns import BUILTIN_FIELDS, STATES, CampaignSpec
+from botdesk.campaigns import BUILTIN_FIELDS, MAX_RATE_CAP, STATES, CampaignSpec, SendOptions
 from botdesk.errors import UserError, ValidationError
 from botdesk.gui.models.rows import RowsModel
 from botdesk.gui.views.base import Context, View, error_label, row_table, show_error
@@ -76,6 +82,41 @@ RESEND_WARNING = (
 )
 
 
+# The composer's message kinds: (what the operator reads, the kind the spec carries).
+KINDS = (
+    ("text", "text"),
+    ("photo", "photo"),
+    ("document", "document"),
+    ("video", "video"),
+    ("animation (GIF)", "animation"),
+    ("audio", "audio"),
+    ("voice message", "voice"),
+    ("album (2-10 files)", "album"),
+    ("copy of a message", "copy"),
+)
+KIND_NAMES = {
+    None: "text",
+    "album": "album",
+    "copy": "copy of an existing message (copyMessage)",
+}
+
+
+def describe_content(campaign: dict[str, Any]) -> str:
+    """A campaign's message kind and send options, one line (the report's ``campaign``)."""
+    kind = campaign.get("media_kind")
+    opts = SendOptions.from_json(campaign.get("options"))
+    parts = [KIND_NAMES.get(kind, kind or "text")]
+    parts.append("silent" if opts.silent else "with notification")
+    if opts.protect:
+        parts.append("protected content")
+    if kind is None:
+        parts.append("link preview " + ("on" if opts.link_preview else "off"))
+    parts.append(
+        f"at most {opts.max_rate:g} msg/s" if opts.max_rate is not None else "the bot's rate"
+    )
+    return " · ".join(parts)
+
+
 def parse_buttons(text: str) -> list[tuple[str, str]]:
     """One LABEL=URL per line (the CLI's --button); the URL rules are the service's."""
     out = []
@@ -105,10 +146,60 @@ class Composer(QWidget):
         self.variables.addItem("Insert variable…")
         self.variables.addItems(["{" + f + "}" for f in BUILTIN_FIELDS])
         self.media_kind = QComboBox()
-        self.media_kind.addItems(["no media", "photo", "document"])
+        self.media_kind.setObjectName("media_kind")
+        for label, kind in KINDS:
+            self.media_kind.addItem(label, kind)
         self.media_path = QLineEdit()
         self.media_path.setPlaceholderText("file")
         self.browse = QPushButton("Browse…")
+        self.file_row = QWidget()
+        fr = QHBoxLayout(self.file_row)
+        fr.setContentsMargins(0, 0, 0, 0)
+        fr.addWidget(self.media_path, 1)
+        fr.addWidget(self.browse)
+        # An album: its files in order (drag, or Up/Down, to reorder).
+        self.album = QListWidget()
+        self.album.setObjectName("album")
+        self.album.setMaximumHeight(84)
+        self.album.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.album_add = QPushButton("Add…")
+        self.album_remove = QPushButton("Remove")
+        self.album_up = QPushButton("Up")
+        self.album_down = QPushButton("Down")
+        self.album_box = QWidget()
+        ab = QHBoxLayout(self.album_box)
+        ab.setContentsMargins(0, 0, 0, 0)
+        ab.addWidget(self.album, 1)
+        album_btns = QVBoxLayout()
+        album_btns.setSpacing(0)
+        for b in (self.album_add, self.album_remove, self.album_up, self.album_down):
+            album_btns.addWidget(b)
+        ab.addLayout(album_btns)
+        self.copy_from = QLineEdit()
+        self.copy_from.setObjectName("copy_from")
+        self.copy_from.setPlaceholderText("CHAT:MESSAGE_ID, e.g. -1001234567890:42 or @channel:42")
+        self.copy_from.setToolTip(
+            "a post of a channel the bot administers, or a message in a chat with the bot; "
+            "sent with copyMessage exactly as it is"
+        )
+        # How every message goes out (SendOptions).
+        self.silent = QCheckBox("Silent")
+        self.silent.setObjectName("silent")
+        self.silent.setToolTip("delivered without a notification sound (disable_notification)")
+        self.protect = QCheckBox("Protect content")
+        self.protect.setObjectName("protect")
+        self.protect.setToolTip("recipients cannot forward or save it (protect_content)")
+        self.link_preview = QCheckBox("Link preview")
+        self.link_preview.setObjectName("link_preview")
+        self.link_preview.setChecked(True)
+        self.link_preview.setToolTip("a preview of the first link (text messages only)")
+        self.max_rate = QDoubleSpinBox()
+        self.max_rate.setObjectName("max_rate")
+        self.max_rate.setRange(0, MAX_RATE_CAP)
+        self.max_rate.setDecimals(0)  # whole messages per second, as operators think of it
+        self.max_rate.setSpecialValueText("no rate cap")
+        self.max_rate.setSuffix(" msg/s max")
+        self.max_rate.setToolTip("this campaign never sends faster (the bot's limit still holds)")
         self.buttons = QPlainTextEdit()
         self.buttons.setPlaceholderText(
             "one button per line: Label=https://… or Label=cb:tag=NAME | cb:reply=TEXT | cb:NAME"
@@ -178,10 +269,21 @@ class Composer(QWidget):
         self.estimate: Any = None
         self.touched = False
 
-        media = QHBoxLayout()
+        media_w = QWidget()
+        media = QVBoxLayout(media_w)
+        media.setContentsMargins(0, 0, 0, 0)
         media.addWidget(self.media_kind)
-        media.addWidget(self.media_path, 1)
-        media.addWidget(self.browse)
+        for w in (self.file_row, self.album_box, self.copy_from):
+            media.addWidget(w)
+        # Two short rows: in one the composer grew ~40 px past 1280 beside the campaign list.
+        options = QHBoxLayout()
+        options.addWidget(self.silent)
+        options.addWidget(self.protect)
+        options.addStretch(1)
+        rate = QHBoxLayout()
+        rate.addWidget(self.link_preview)
+        rate.addWidget(self.max_rate)
+        rate.addStretch(1)
         seg = QHBoxLayout()
         seg.addWidget(self.segment, 1)
         seg.addWidget(self.audience)
@@ -191,11 +293,13 @@ class Composer(QWidget):
         form = QFormLayout()
         form.addRow("Bot", self.bot)
         form.addRow("Name", self.name)
+        form.addRow("Message", media_w)
         form.addRow("Format", self.parse_mode)
         form.addRow("Text", self.text)
         form.addRow("", self.variables)
-        form.addRow("Media", media)
         form.addRow("Buttons", self.buttons)
+        form.addRow("Options", options)
+        form.addRow("", rate)
         form.addRow("", self.ab_on)
         form.addRow("", self.ab_box)
         form.addRow("Audience", seg)
@@ -227,21 +331,97 @@ class Composer(QWidget):
         v.track(self.variables.activated, self._insert_variable)
         for sig in (self.text.textChanged, self.buttons.textChanged):
             v.track(sig, self.changed)
-        for sig in (self.segment.textChanged, self.media_path.textChanged):
-            v.track(sig, lambda _t: self.changed())
         for sig in (
-            self.parse_mode.currentIndexChanged,
-            self.media_kind.currentIndexChanged,
-            self.preview_for.currentIndexChanged,
+            self.segment.textChanged,
+            self.media_path.textChanged,
+            self.copy_from.textChanged,
         ):
+            v.track(sig, lambda _t: self.changed())
+        for sig in (self.parse_mode.currentIndexChanged, self.preview_for.currentIndexChanged):
             v.track(sig, lambda _i: self.changed())
-        v.track(self.paid.toggled, lambda _b: self.changed())
+        v.track(self.media_kind.currentIndexChanged, lambda _i: self._kind_changed())
+        for box in (self.paid, self.silent, self.protect, self.link_preview):
+            v.track(box.toggled, lambda _b: self.changed())
+        v.track(self.max_rate.valueChanged, lambda _v: self.changed())
+        v.track(self.album.model().rowsMoved, lambda *_a: self.changed())
+        v.track(self.album_add.clicked, self._album_add)
+        v.track(self.album_remove.clicked, self._album_remove)
+        v.track(self.album_up.clicked, lambda: self._album_move(-1))
+        v.track(self.album_down.clicked, lambda: self._album_move(1))
         v.track(self.ab_on.toggled, self.ab_box.setVisible)
         v.track(self.bot.currentTextChanged, lambda _t: self._bot_changed())
         v.track(self.browse.clicked, self._browse)
         v.track(self.create_btn.clicked, lambda: self.submit(start=False))
         v.track(self.send_btn.clicked, lambda: self.submit(start=True))
         self._debounce = v.timer(300, self.validate, single=True)
+        self._kind_changed()
+
+    def kind(self) -> str:
+        return str(self.media_kind.currentData())
+
+    def _kind_changed(self) -> None:
+        """Show the inputs of the chosen kind: a file, an album's list, or a source."""
+        kind = self.kind()
+        self.file_row.setVisible(kind in media.FILE_KINDS)
+        self.album_box.setVisible(kind == "album")
+        self.copy_from.setVisible(kind == "copy")
+        # A copy is sent exactly as it is: no text of ours (the service refuses one).
+        self.text.setEnabled(kind != "copy")
+        self.variables.setEnabled(kind != "copy")
+        self.text.setPlaceholderText(
+            "a copy has no text of its own"
+            if kind == "copy"
+            else "Hi {first_name}! …"
+            if kind == "text"
+            else "caption (optional)"
+        )
+        self.changed()
+
+    # -- the album's files -----------------------------------------------------------------
+
+    def album_items(self) -> list[media.MediaItem]:
+        role = Qt.ItemDataRole.UserRole
+        return [self.album.item(i).data(role) for i in range(self.album.count())]
+
+    def add_album_file(self, path: str, kind: str | None = None) -> None:
+        """Add a file; its kind from its name as ``--album FILE`` tells it (photo or video),
+        else the operator is asked (document or audio, or a photo with an odd suffix)."""
+        if kind is None:
+            try:
+                kind = media.album_kind(path).kind
+            except UserError:
+                kind = self.view.ctx.ask_item(
+                    self, "Album file", f"What is {Path(path).name}?", list(media.ALBUM_KINDS)
+                )
+                if kind is None:
+                    return
+        item = QListWidgetItem(f"{kind}: {Path(path).name}")
+        item.setToolTip(path)
+        item.setData(Qt.ItemDataRole.UserRole, media.MediaItem(kind, Path(path)))
+        self.album.addItem(item)
+        self.album.setCurrentItem(item)
+        self.changed()
+
+    def _album_add(self) -> None:
+        name = self.view.ctx.choose_file(self, "Album file", False)
+        if name:
+            self.add_album_file(name)
+
+    def _album_remove(self) -> None:
+        row = self.album.currentRow()
+        if row >= 0:
+            self.album.takeItem(row)
+            self.changed()
+
+    def _album_move(self, step: int) -> None:
+        row = self.album.currentRow()
+        to = row + step
+        if row < 0 or not 0 <= to < self.album.count():
+            return
+        item = self.album.takeItem(row)
+        self.album.insertItem(to, item)
+        self.album.setCurrentRow(to)
+        self.changed()
 
     def set_bots(self, names: list[str]) -> None:
         self.bot.blockSignals(True)
@@ -277,23 +457,50 @@ class Composer(QWidget):
         if name:
             self.media_path.setText(name)
 
+    def options(self) -> SendOptions:
+        rate = self.max_rate.value()
+        return SendOptions(
+            silent=self.silent.isChecked(),
+            protect=self.protect.isChecked(),
+            link_preview=self.link_preview.isChecked(),
+            max_rate=rate if rate > 0 else None,
+        )
+
     def spec(self) -> CampaignSpec:
-        kind = self.media_kind.currentText()
-        path = Path(self.media_path.text().strip()) if self.media_path.text().strip() else None
+        """What is typed, as the CLI's ``campaign create`` builds it; the rules are the
+        service's (``Campaigns.validate``)."""
+        kind = self.kind()
+        files: dict[str, Path | None] = {k: None for k in media.FILE_KINDS}
+        if kind in media.FILE_KINDS:
+            name = self.media_path.text().strip()
+            if not name:
+                raise ValidationError(f"choose the {kind} file")
+            files[kind] = Path(name)
+        album: list[media.MediaItem] = []
+        if kind == "album":
+            album = self.album_items()
+            if not album:  # an empty list would read as no album at all
+                media.check_album(album)
+        copy_from = None
+        if kind == "copy":
+            copy_from = self.copy_from.text().strip()
+            media.parse_copy_source(copy_from)  # an empty one would read as no copy
         at = None
         if self.scheduled.isChecked():
             at = self.at.dateTime().toPython().astimezone(UTC)  # type: ignore[attr-defined]
         return CampaignSpec(
             bot=self.bot.currentText(),
-            text=self.text.toPlainText(),
+            text="" if kind == "copy" else self.text.toPlainText(),
             parse_mode=self.parse_mode.currentText(),  # type: ignore[arg-type]
-            photo=path if kind == "photo" else None,
-            document=path if kind == "document" else None,
             buttons=parse_buttons(self.buttons.toPlainText()),
             segment=self.segment.text().strip() or None,
             at=at,
             paid=self.paid.isChecked(),
             name=self.name.text().strip() or None,
+            options=self.options(),
+            album=album,
+            copy_from=copy_from,
+            **files,  # type: ignore[arg-type]
         )
 
     def changed(self) -> None:
@@ -314,24 +521,31 @@ class Composer(QWidget):
             "language": p.language if p else "",
             "chat_id": str(p.chat_id) if p else "",
         }
-        self.preview.show_message(
-            message_html(
+        kind = self.kind()
+        path = getattr(spec, kind, None) if kind in media.FILE_KINDS else None
+        try:
+            page = message_html(
                 spec.text,
                 parse_mode=spec.parse_mode,
                 values=values,
                 buttons=spec.buttons,
-                photo=spec.photo,
-                document=spec.document,
+                file=media.MediaItem(kind, path) if path is not None else None,
+                album=spec.album,
+                copy_from=spec.copy_from,
+                options=spec.options,
                 dark=self.view.ctx.theme == "dark",
             )
-        )
+        except UserError as exc:
+            self.preview.show_problem(str(exc))
+            return
+        self.preview.show_message(page)
 
     def validate(self) -> None:
         """``Campaigns.validate`` on what is typed: its one error inline, else the audience."""
         if not self.bot.currentText():
             show_error(self.error, "register a bot first (Settings)")
             return
-        if not self.text.toPlainText().strip() and not self.touched:
+        if not self.text.toPlainText().strip() and self.kind() == "text" and not self.touched:
             return  # an empty composer is not an error yet
         self.touched = True
         try:
@@ -438,6 +652,9 @@ class Detail(QWidget):
         self.campaign_id: int | None = None
         self.heading = QLabel()
         self.heading.setObjectName("heading")
+        self.content = QLabel()  # the message kind and the send options
+        self.content.setObjectName("content")
+        self.content.setWordWrap(True)
         self.progress = QProgressBar()
         self.numbers = QLabel()
         self.numbers.setObjectName("numbers")
@@ -487,6 +704,7 @@ class Detail(QWidget):
         self.numbers.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.heading)
+        lay.addWidget(self.content)
         lay.addWidget(self.progress)
         lay.addWidget(self.numbers)
         lay.addLayout(live)
@@ -517,6 +735,7 @@ class Detail(QWidget):
         self.live_report = True
         self.taken_actions = []
         self.actions_label.setText("")
+        self.content.setText("")
         self.recipients.set_rows([])
         self.clicks.show_summary(None)
         self.tabs.setTabVisible(self.tabs.indexOf(self.ab), False)
@@ -662,6 +881,7 @@ class Detail(QWidget):
         if final:
             self.report = report
         self.live_report = bool(report["clicks"]["buttons"]) or "ab_test" in report
+        self.content.setText(describe_content(report["campaign"]))
         self.reasons.set_rows(report["reasons"])
         self.clicks.show_summary(report.get("clicks"))
         if "ab_test" in report:
@@ -740,9 +960,18 @@ class CampaignsView(View):
         self.table.setWordWrap(False)  # a long name is elided on its one line
         self.new_btn = QPushButton("&New campaign")
         self.composer = Composer(self)
+        # The composer grows with what it composes (an album's list, the A/B box): it scrolls
+        # rather than push the window past 800 px high. Its minimum width is the composer's, so
+        # at 1280 px it scrolls sideways only by the vertical bar's width, and only when both
+        # the album and the A/B box are open.
+        self.composer_area = QScrollArea()
+        self.composer_area.setWidget(self.composer)
+        self.composer_area.setWidgetResizable(True)
+        self.composer_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.composer_area.setMinimumWidth(self.composer.minimumSizeHint().width())
         self.detail = Detail(self)
         self.stack = QStackedWidget()
-        self.stack.addWidget(self.composer)
+        self.stack.addWidget(self.composer_area)
         self.stack.addWidget(self.detail)
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -774,7 +1003,7 @@ class CampaignsView(View):
 
     def compose(self) -> None:
         self.table.clearSelection()
-        self.stack.setCurrentWidget(self.composer)
+        self.stack.setCurrentWidget(self.composer_area)
         self.composer.text.setFocus()
 
     def _picked(self, row: int) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -21,6 +22,23 @@ from PySide6.QtWidgets import (
 from botdesk.gui.models.rows import RowsModel
 from botdesk.gui.views.base import Context, View, error_label, row_table, show_error
 
+# A row is one line: the last message's line breaks become spaces, and what does not fit
+# is elided (the whole text is the row's tooltip and the history beside the list).
+SHOWN_TEXT = 300
+
+
+def one_line(text: str | None) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= SHOWN_TEXT else flat[: SHOWN_TEXT - 1] + "…"
+
+
+def row_tooltip(v: Any) -> str | None:
+    """The whole last message, as rich text so that Qt wraps a long one."""
+    if not v.last_text:
+        return None
+    return "<qt>" + html.escape(v.last_text).replace("\n", "<br>") + "</qt>"
+
+
 COLUMNS = (
     ("", lambda v: "⚑" if v.needs_human else ""),
     ("bot", lambda v: v.bot),
@@ -28,7 +46,7 @@ COLUMNS = (
     ("name", lambda v: v.name or ""),
     ("messages", lambda v: v.messages),
     ("last", lambda v: f"{v.last_message_at:%m-%d %H:%M:%S}"),
-    ("text", lambda v: (v.last_text or "")[:60]),
+    ("text", lambda v: one_line(v.last_text)),
 )
 AUTHOR_COLOR = {"user": "#1f6feb", "assistant": "#3a9d5d", "operator": "#8e44ad", "bot": "#5f6b7a"}
 
@@ -65,8 +83,13 @@ class InboxView(View):
         super().__init__(ctx, parent)
         self.only_waiting = QCheckBox("Waiting for a human only")
         self.only_waiting.setObjectName("only_waiting")
-        self.model = RowsModel(COLUMNS, self)
-        self.table = row_table(self.model, "conversations")
+        self.model = RowsModel(COLUMNS, self, tooltip=row_tooltip)
+        self.table = row_table(self.model, "conversations", stretch=len(COLUMNS) - 1)
+        self.table.setWordWrap(False)
+        # Every row one line high, whatever its text (no per-row measuring either).
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.header = QLabel("Pick a conversation")
         self.header.setObjectName("header")
         self.history = QTextBrowser()
