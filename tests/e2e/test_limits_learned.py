@@ -75,10 +75,10 @@ async def test_the_per_chat_limit_is_learned_from_the_chats_429s() -> None:
 
 async def test_a_paid_broadcast_learns_the_paid_limit_and_stores_it(home: Path) -> None:
     # Paid broadcasts are configured for 1,000/s; the sandbox allows 60/s. They start at the
-    # free rate and ramp up: the first 429 comes at under twice the real limit.
+    # free rate and ramp up (paid_slow_start): the first 429 comes at under twice the real limit.
     real = 60.0
     async with running_sandbox(seed=22, paid_rate=real, star_balance=1000.0) as sb:
-        (home / "botdesk.toml").write_text(TOML)
+        (home / "botdesk.toml").write_text("[delivery]\npaid_slow_start = true\n" + TOML)
         async with open_app(home, configure_logs=False) as app:
             await register(app, sb, "shop", "shop_bot")
             users = await seed(app, sb, "shop", "shop_bot", 160)
