@@ -12,12 +12,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from aiogram import Dispatcher
+from aiogram.types import Update
 from sqlalchemy import func, select
 
 from botdesk.app import App, open_app
-from botdesk.bots import BotRegistry
+from botdesk.bots import BotRecord, BotRegistry
+from botdesk.clock import SystemClock
 from botdesk.runtime.assembly import build_runtime
+from botdesk.runtime.channel import open_channel
+from botdesk.runtime.handlers import build_router
+from botdesk.runtime.menus import build_menu_router
+from botdesk.runtime.metrics import Metrics
+from botdesk.runtime.ports import AutoReply
 from botdesk.runtime.service import Runtime
+from botdesk.runtime.updates import UpdateProcessor
 from botdesk.store.models import ProcessedUpdate
 
 
@@ -103,6 +112,55 @@ async def app_on(home: Path, backend: str, schema: str | None = None) -> AsyncIt
         yield App(home=h, settings=settings, db=db)
     finally:
         await db.close()
+
+
+@asynccontextmanager
+async def update_processor(app: App, rec: BotRecord) -> AsyncIterator[UpdateProcessor]:
+    """The runtime's real update processor and aiogram dispatcher for one bot, without
+    polling: a test hands it updates (``process``) at the moment it wants them handled."""
+    channel = open_channel(app, rec, clock=SystemClock(), metrics=Metrics())
+    dp = Dispatcher()
+    dp.include_router(build_menu_router())
+    dp.include_router(build_router())
+    proc = UpdateProcessor(channel=channel, dispatcher=dp, port=AutoReply({}, default=""))
+    try:
+        yield proc
+    finally:
+        await proc.drain(grace=2)
+        await channel.aclose()
+
+
+def message_update(uid: int, update_id: int, text: str) -> Update:
+    """A private text message from ``uid`` (a Bot API update as Telegram sends it)."""
+    return Update.model_validate(
+        {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": 0,
+                "chat": {"id": uid, "type": "private"},
+                "from": {"id": uid, "is_bot": False, "first_name": "U"},
+                "text": text,
+            },
+        }
+    )
+
+
+def blocked_update(uid: int, update_id: int) -> Update:
+    """``uid`` blocked the bot: the my_chat_member update Telegram sends."""
+    me = {"id": 1, "is_bot": True, "first_name": "shop"}
+    return Update.model_validate(
+        {
+            "update_id": update_id,
+            "my_chat_member": {
+                "chat": {"id": uid, "type": "private"},
+                "from": {"id": uid, "is_bot": False, "first_name": "U"},
+                "date": 0,
+                "old_chat_member": {"status": "member", "user": me},
+                "new_chat_member": {"status": "kicked", "user": me, "until_date": 0},
+            },
+        }
+    )
 
 
 async def scalar(app: App, stmt: Any) -> Any:

@@ -15,22 +15,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiogram import Dispatcher
-from aiogram.types import Update
 from sqlalchemy import select, update
 from tests.e2e.campaign_support import seed
-from tests.e2e.support import app_on, register, write_config
+from tests.e2e.support import (
+    app_on,
+    blocked_update,
+    message_update,
+    register,
+    update_processor,
+    write_config,
+)
 
 from botdesk import audience, sequence_runner
 from botdesk.bots import BotRegistry
-from botdesk.clock import SystemClock
 from botdesk.delivery import ledger
-from botdesk.runtime.channel import open_channel
-from botdesk.runtime.handlers import build_router
-from botdesk.runtime.menus import build_menu_router
-from botdesk.runtime.metrics import Metrics
-from botdesk.runtime.ports import AutoReply
-from botdesk.runtime.updates import UpdateProcessor
 from botdesk.sequences import Sequences
 from botdesk.store.models import Delivery, SequenceEnrolment
 
@@ -42,37 +40,6 @@ steps:
   - text: "two"
     delay: 1m
 """
-
-
-def _message(uid: int, update_id: int, text: str) -> Update:
-    return Update.model_validate(
-        {
-            "update_id": update_id,
-            "message": {
-                "message_id": update_id,
-                "date": 0,
-                "chat": {"id": uid, "type": "private"},
-                "from": {"id": uid, "is_bot": False, "first_name": "U"},
-                "text": text,
-            },
-        }
-    )
-
-
-def _blocked(uid: int, update_id: int) -> Update:
-    me = {"id": 1, "is_bot": True, "first_name": "shop"}
-    return Update.model_validate(
-        {
-            "update_id": update_id,
-            "my_chat_member": {
-                "chat": {"id": uid, "type": "private"},
-                "from": {"id": uid, "is_bot": False, "first_name": "U"},
-                "date": 0,
-                "old_chat_member": {"status": "member", "user": me},
-                "new_chat_member": {"status": "kicked", "user": me, "until_date": 0},
-            },
-        }
-    )
 
 
 async def test_a_step_claimed_before_a_reply_or_a_block_is_not_sent(
@@ -105,16 +72,11 @@ async def test_a_step_claimed_before_a_reply_or_a_block_is_not_sent(
         )
         assert {r.chat_id for r in claimed} == {replier, blocker, commander}
 
-        channel = open_channel(app, rec, clock=SystemClock(), metrics=Metrics())
-        dp = Dispatcher()
-        dp.include_router(build_menu_router())
-        dp.include_router(build_router())
-        proc = UpdateProcessor(channel=channel, dispatcher=dp, port=AutoReply({}, default=""))
-        try:
+        async with update_processor(app, rec) as proc:
             batch = [
-                _message(replier, 1, "no more, thanks"),
-                _blocked(blocker, 2),
-                _message(commander, 3, "/help"),
+                message_update(replier, 1, "no more, thanks"),
+                blocked_update(blocker, 2),
+                message_update(commander, 3, "/help"),
             ]
             assert await proc.process(batch, advance_offset=False) == 3
             # The engine now commits `sending` for the rows it holds: only the third takes it.
@@ -126,9 +88,6 @@ async def test_a_step_claimed_before_a_reply_or_a_block_is_not_sent(
                 unreachable=[],
                 now=datetime.now(UTC),
             )
-        finally:
-            await proc.drain(grace=2)
-            await channel.aclose()
         by_chat = {r.chat_id: r.id for r in claimed}
         assert marked == {by_chat[commander]}
         async with app.db.read() as conn:

@@ -5,6 +5,13 @@ while still pending). ``sending`` is committed before the request leaves; on rec
 row of a bot still in ``sending`` becomes ``uncertain``: the request may have reached
 Telegram, and sendMessage has no idempotency key, so it is never resent automatically.
 
+Consent is checked twice: when rows are claimed (a subscriber who left since the snapshot is
+suppressed) and again in the very statement that commits ``sending``, just before the
+request leaves: a row whose subscriber sent /stop, blocked the bot or was removed after the
+claim does not take ``sending``; it becomes ``suppressed`` in the same transaction, with
+why. The check is a primary-key probe of ``subscribers`` per row inside the batch's one
+``UPDATE``, not a query per message.
+
 Claiming marks rows with the worker's id while they stay ``pending`` (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL), so two workers never hold the same row; claims are dropped when a
 worker takes over a bot, since a bot has one owner at a time (its lease).
@@ -186,15 +193,45 @@ async def claim(
     return claimed
 
 
+def _consent() -> Any:
+    """The row's subscriber still active: the mark's own consent check."""
+    return (
+        select(Subscriber.id)
+        .where(Subscriber.id == Delivery.subscriber_id, Subscriber.status == "active")
+        .exists()
+    )
+
+
 async def mark_sending(conn: AsyncConnection, ids: Sequence[int], *, now: datetime) -> set[int]:
-    """Commit ``sending`` for rows still pending (a cancel may have raced us)."""
+    """Commit ``sending`` for rows still pending (a cancel may have raced us) whose
+    subscriber is still active; rows refused for consent are suppressed (``suppress_left``)."""
     res = await conn.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.state == "pending")
+        .where(Delivery.id.in_(ids), Delivery.state == "pending", _consent())
         .values(state="sending", attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.id)
     )
     return set(res.scalars())
+
+
+async def suppress_left(conn: AsyncConnection, ids: Sequence[int], *, now: datetime) -> None:
+    """Rows of ``ids`` still pending after a mark: their subscriber left after the claim
+    (the mark takes every other pending row). Suppressed, with the subscriber's status."""
+    if not ids:
+        return
+    status = (
+        select(Subscriber.status).where(Subscriber.id == Delivery.subscriber_id).scalar_subquery()
+    )
+    await conn.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.state == "pending")
+        .values(
+            state="suppressed",
+            error="subscriber " + func.coalesce(status, "removed") + " before sending",
+            lease_owner=None,
+            updated_at=now,
+        )
+    )
 
 
 async def finish(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -349,10 +386,19 @@ class _Native:
             f" not_before = {p(4)}, updated_at = {p(5)}, lease_owner = NULL"
             f" WHERE id = {p(6)} AND state = 'sending'"
         )
-        # args: updated_at, ids
+        # args: updated_at, ids. Consent is read in this statement (see the module's doc).
         self.mark = (
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-            f" updated_at = {p(1)} WHERE id {in_(2)} AND state = 'pending' RETURNING id"
+            f" updated_at = {p(1)} WHERE id {in_(2)} AND state = 'pending'"
+            " AND EXISTS (SELECT 1 FROM subscribers s WHERE s.id = deliveries.subscriber_id"
+            " AND s.status = 'active') RETURNING id"
+        )
+        # args: updated_at, ids: the rows a mark refused that are still pending (consent)
+        self.left = (
+            "UPDATE deliveries SET state = 'suppressed', lease_owner = NULL,"
+            f" updated_at = {p(1)}, error = 'subscriber ' || COALESCE((SELECT s.status FROM"
+            " subscribers s WHERE s.id = deliveries.subscriber_id), 'removed')"
+            f" || ' before sending' WHERE id {in_(2)} AND state = 'pending'"
         )
         # args: not_before, ids
         self.release = (
@@ -422,7 +468,10 @@ def _commit_lane(
         c.executemany(_LITE.finish, _LITE.finish_args(finishes))
     if not marks:
         return set()
-    return {r[0] for r in c.execute(_LITE.mark, (now, _LITE.ids(marks)))}
+    ok = {r[0] for r in c.execute(_LITE.mark, (now, _LITE.ids(marks)))}
+    if len(ok) < len(marks):  # rare: a cancel, or a subscriber who left since the claim
+        c.execute(_LITE.left, (now, _LITE.ids([m for m in marks if m not in ok])))
+    return ok
 
 
 async def _commit_pg(
@@ -432,7 +481,10 @@ async def _commit_pg(
         await pg.executemany(_PG.finish, _PG.finish_args(finishes))
     if not marks:
         return set()
-    return {r[0] for r in await pg.fetch(_PG.mark, now, _PG.ids(marks))}
+    ok = {r[0] for r in await pg.fetch(_PG.mark, now, _PG.ids(marks))}
+    if len(ok) < len(marks):  # rare: a cancel, or a subscriber who left since the claim
+        await pg.execute(_PG.left, now, _PG.ids([m for m in marks if m not in ok]))
+    return ok
 
 
 def _release_lane(c: sqlite3.Connection, *, ids: Sequence[int], not_before: float | None) -> None:
@@ -480,8 +532,9 @@ async def commit_batch(
     unreachable: Sequence[tuple[int, str, str]],
     now: datetime,
 ) -> set[int]:
-    """One transaction: finished rows, then ``sending`` for ``marks`` (the ids that took it),
-    then subscribers a send proved unreachable (``(chat_id, status, reason)``)."""
+    """One transaction: finished rows, then ``sending`` for ``marks`` (the ids that took it;
+    rows refused because their subscriber left since the claim are suppressed), then
+    subscribers a send proved unreachable (``(chat_id, status, reason)``)."""
     # Unreachable chats and albums (several message ids) are rare: the statements below.
     path = None if unreachable or any("message_ids" in f for f in finishes) else _native(db)
     if path == "lane":
@@ -494,6 +547,7 @@ async def commit_batch(
     async with db.write() as conn:
         await finish(conn, finishes)
         ok = await mark_sending(conn, marks, now=now) if marks else set()
+        await suppress_left(conn, [m for m in marks if m not in ok], now=now)
         for chat_id, status, reason in unreachable:
             await subscribers.mark_unreachable(
                 conn,

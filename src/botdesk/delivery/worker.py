@@ -641,7 +641,7 @@ class DeliveryEngine:
         )
         self._phase[me] = ("send", row.id)  # from here on the row is never cancelled
         if not await self.writer.mark_sending(row.id):
-            return  # cancelled meanwhile: nothing was sent
+            return  # cancelled, or its subscriber left (suppressed): nothing was sent
         held = await gate.depart(admitted_at, paid=c.paid, cost=cost)
         if held is not None:
             # A 429 came back while this one waited for its mark or the pacer: the bucket is

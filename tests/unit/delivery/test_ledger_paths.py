@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, update
 
 from botdesk.delivery import ledger
 from botdesk.errors import StoreError
@@ -143,6 +143,30 @@ async def test_claim_mark_finish_release_on_every_path(path: Database) -> None:
     assert st[row["bob"]].state == "sending"  # only pending rows are given back
     again = await ledger.claim_batch(db, campaign_id=cid, owner="w2", limit=10, now_ts=0.0)
     assert [c.id for c in again] == [row["cy"]]
+
+
+async def test_mark_refuses_subscribers_who_left_after_the_claim(path: Database) -> None:
+    db = path
+    cid, row = await _world(db)
+    claimed = await ledger.claim_batch(db, campaign_id=cid, owner="w1", limit=10, now_ts=0.0)
+    assert [c.id for c in claimed] == [row["ann"], row["bob"], row["cy"]]
+    # After the claim: bob sends /stop, cy's subscriber row is removed, ann stays.
+    async with db.write() as conn:
+        await conn.execute(
+            update(Subscriber).where(Subscriber.chat_id == 102).values(status="unsubscribed")
+        )
+        await conn.execute(delete(Subscriber).where(Subscriber.chat_id == -103))
+    ok = await ledger.commit_batch(
+        db, bot_id=1, finishes=[], marks=[c.id for c in claimed], unreachable=[], now=NOW
+    )
+    assert ok == {row["ann"]}
+    st = await _states(db, cid)
+    assert (st[row["ann"]].state, st[row["ann"]].attempts) == ("sending", 1)
+    bob, cy = st[row["bob"]], st[row["cy"]]
+    assert (bob.state, bob.error) == ("suppressed", "subscriber unsubscribed before sending")
+    assert (cy.state, cy.error) == ("suppressed", "subscriber removed before sending")
+    assert bob.attempts == cy.attempts == 0 and bob.lease_owner is None is cy.lease_owner
+    assert bob.updated_at == NOW
 
 
 async def test_lane_waits_for_a_held_write_lock_then_commits(tmp_path: Path) -> None:
