@@ -308,6 +308,19 @@ async def register_bot(app: Any, name: str, token: str, base: str) -> Any:
     )
 
 
+async def insert_bot(app: Any, **values: Any) -> int:
+    """A bot row written straight into the store (``shop``, @shop_bot unless ``values`` say
+    otherwise), for benches that never call Telegram with it: no token check, no secret."""
+    from sqlalchemy import insert
+
+    from botdesk.store.models import Bot
+
+    row = {"name": "shop", "telegram_id": 1, "username": "shop_bot", "token_secret": "x"}
+    row.update(values)
+    async with app.db.write() as conn:
+        return int((await conn.execute(insert(Bot).values(**row).returning(Bot.id))).scalar_one())
+
+
 async def seed_subscribers(app: Any, bot_id: int, chat_ids: Sequence[int]) -> None:
     from sqlalchemy import insert
 

@@ -28,7 +28,15 @@ from typing import Any
 from sqlalchemy import event, insert, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import DEFAULT_PG_URL, Backend, banner, botdesk_app, seed_subscribers, token_for
+from bench._common import (
+    DEFAULT_PG_URL,
+    Backend,
+    banner,
+    botdesk_app,
+    insert_bot,
+    seed_subscribers,
+    token_for,
+)
 
 SEQ = """name: s{n}
 trigger: {{tag: t{n}}}
@@ -78,16 +86,9 @@ async def _setup(app: Any, n: int, enrolled: int) -> Any:
     from botdesk import sequence_runner
     from botdesk.bots import BotRegistry
     from botdesk.sequences import Sequences
-    from botdesk.store.models import Bot, Delivery, SubscriberTag
+    from botdesk.store.models import Delivery, SubscriberTag
 
-    async with app.db.write() as conn:
-        bot_id = (
-            await conn.execute(
-                insert(Bot)
-                .values(name="shop", telegram_id=1, username="shop_bot", token_secret="x")
-                .returning(Bot.id)
-            )
-        ).scalar_one()
+    bot_id = await insert_bot(app)
     rec = await BotRegistry(app.db, app.secrets).get("shop")
     chats = list(range(1000, 1000 + enrolled))
     await seed_subscribers(app, bot_id, chats)

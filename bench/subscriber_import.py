@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _common import DEFAULT_PG_URL, Backend, banner, botdesk_app, cpu_self
+from _common import DEFAULT_PG_URL, Backend, banner, botdesk_app, cpu_self, insert_bot
 
 
 def write_file(path: Path, rows: int, fmt: str) -> int:
@@ -65,9 +65,6 @@ async def main() -> None:
     args = ap.parse_args()
     banner(sys.argv)
 
-    from sqlalchemy import insert, select
-
-    from botdesk.store.models import Bot
     from botdesk.subscriber_import import import_rows, read_file
 
     backend = Backend(args.backend, args.pg_url if args.backend == "postgresql" else None)
@@ -77,13 +74,7 @@ async def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"file: {args.rows} rows ({bad} malformed), {args.format}, {size_mb:.1f} MB")
         async with botdesk_app("", backend=backend) as app:
-            async with app.db.write() as conn:
-                await conn.execute(
-                    insert(Bot).values(
-                        name="shop", telegram_id=1, username="shop_bot", token_secret="x"
-                    )
-                )
-                bot_id = int((await conn.execute(select(Bot.id))).scalar_one())
+            bot_id = await insert_bot(app)
             for label in ("fresh (all new)", "again (all merged)"):
                 t0, c0 = time.perf_counter(), cpu_self()
                 report = await import_rows(

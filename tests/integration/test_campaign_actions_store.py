@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from tests.helpers import add_bot, add_campaign, add_delivery, add_subscriber
 
 from botdesk.campaign_actions import ActionSpec, CampaignActions
 from botdesk.delivery import action_ledger
 from botdesk.errors import DeliveryError, TemplateError
 from botdesk.store.db import Database
-from botdesk.store.models import Bot, Campaign, Delivery, Subscriber
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
@@ -21,20 +20,8 @@ async def _sent(db: Database) -> tuple[int, int]:
     """A completed campaign: ann and bob sent, cy uncertain (no message id), dee blocked
     since (sent). Returns (bot id, campaign id)."""
     async with db.write() as conn:
-        bot_id = (
-            await conn.execute(
-                insert(Bot)
-                .values(name="shop", telegram_id=1, username="shop_bot", token_secret="t")
-                .returning(Bot.id)
-            )
-        ).scalar_one()
-        cid = (
-            await conn.execute(
-                insert(Campaign)
-                .values(bot_id=bot_id, name="c", state="completed", text="hi", audience=4)
-                .returning(Campaign.id)
-            )
-        ).scalar_one()
+        bot_id = await add_bot(conn)
+        cid = await add_campaign(conn, bot_id, name="c", state="completed", text="hi", audience=4)
         people = [
             ("ann", 101, "active", "sent", 7),
             ("bob", 102, "active", "sent", 8),
@@ -42,18 +29,8 @@ async def _sent(db: Database) -> tuple[int, int]:
             ("dee", 104, "blocked", "sent", 9),
         ]
         for name, chat, status, state, mid in people:
-            sid = (
-                await conn.execute(
-                    insert(Subscriber)
-                    .values(bot_id=bot_id, chat_id=chat, status=status, first_name=name.title())
-                    .returning(Subscriber.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                insert(Delivery).values(
-                    campaign_id=cid, subscriber_id=sid, chat_id=chat, state=state, message_id=mid
-                )
-            )
+            sid = await add_subscriber(conn, bot_id, chat, status=status, first_name=name.title())
+            await add_delivery(conn, cid, sid, chat, state=state, message_id=mid)
     return bot_id, cid
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from tests.helpers import add_bot, add_campaign, add_delivery, add_subscriber
 
 from botdesk import clicks
 from botdesk.store.db import Database
-from botdesk.store.models import Bot, Campaign, Click, Delivery, Subscriber, SubscriberTag
+from botdesk.store.models import Click, Subscriber, SubscriberTag
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 BUTTONS = [
@@ -22,33 +23,13 @@ BUTTONS = [
 
 async def test_menu_choice_tags_one_of_the_picks_and_sets_the_zone(db: Database) -> None:
     async with db.write() as conn:
-        bot_id = (
-            await conn.execute(
-                insert(Bot)
-                .values(name="shop", telegram_id=1, username="shop_bot", token_secret="x")
-                .returning(Bot.id)
-            )
-        ).scalar_one()
-        sid = (
-            await conn.execute(
-                insert(Subscriber)
-                .values(bot_id=bot_id, chat_id=100, status="active")
-                .returning(Subscriber.id)
-            )
-        ).scalar_one()
-        await conn.execute(insert(Subscriber).values(bot_id=bot_id, chat_id=200, status="active"))
-        cid = (
-            await conn.execute(
-                insert(Campaign)
-                .values(bot_id=bot_id, name="zone", text="Which time zone?", buttons=BUTTONS)
-                .returning(Campaign.id)
-            )
-        ).scalar_one()
-        await conn.execute(
-            insert(Delivery).values(
-                campaign_id=cid, subscriber_id=sid, chat_id=100, state="sent", message_id=7
-            )
+        bot_id = await add_bot(conn)
+        sid = await add_subscriber(conn, bot_id, 100)
+        await add_subscriber(conn, bot_id, 200)
+        cid = await add_campaign(
+            conn, bot_id, name="zone", text="Which time zone?", buttons=BUTTONS
         )
+        await add_delivery(conn, cid, sid, 100, state="sent", message_id=7)
 
     async def press(chat: int, button: int, update_id: int) -> clicks.Action | None:
         async with db.write() as conn:

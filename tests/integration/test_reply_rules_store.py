@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
+from tests.helpers import add_bot, add_subscriber
 
 from botdesk import reply_rules
 from botdesk.app import open_app
@@ -16,7 +17,7 @@ from botdesk.cli.common import STATE
 from botdesk.cli.main import main
 from botdesk.errors import NotFoundError
 from botdesk.runtime.rules import RuleBook
-from botdesk.store.models import Bot, Subscriber, SubscriberTag
+from botdesk.store.models import SubscriberTag
 
 NOW = datetime.now(UTC)
 
@@ -52,13 +53,8 @@ def _file(tmp_path: Path, text: str = RULES, name: str = "rules.yaml") -> Path:
 
 async def _bot_and_subscriber(db: Any) -> int:
     async with db.write() as conn:
-        await conn.execute(
-            insert(Bot).values(
-                name="shop", telegram_id=7, username="shop_bot", token_secret="bot.shop.token"
-            )
-        )
-        bot_id = int((await conn.execute(select(Bot.id))).scalar_one())
-        await conn.execute(insert(Subscriber).values(bot_id=bot_id, chat_id=11, status="active"))
+        bot_id = await add_bot(conn, telegram_id=7, token_secret="bot.shop.token")
+        await add_subscriber(conn, bot_id, 11)
     return bot_id
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
+from tests.helpers import add_bot, add_subscriber
 
 from botdesk import audience, sequence_runner
 from botdesk.app import App, open_app
 from botdesk.bots import BotRegistry
 from botdesk.sequences import Sequences
-from botdesk.store.models import Bot, Delivery, SequenceEnrolment, Subscriber
+from botdesk.store.models import Delivery, SequenceEnrolment
 
 FILE = """name: night
 trigger: {tag: go}
@@ -60,19 +61,9 @@ async def _engine_sent(app: App, rid: int | None, at: datetime) -> None:
 async def test_quiet_hours_expiry_and_delays(home: Path, tmp_path: Path) -> None:
     async with open_app(home, configure_logs=False) as app:
         async with app.db.write() as conn:
-            bot_id = (
-                await conn.execute(
-                    insert(Bot)
-                    .values(name="shop", telegram_id=1, username="shop_bot", token_secret="x")
-                    .returning(Bot.id)
-                )
-            ).scalar_one()
+            bot_id = await add_bot(conn)
             for chat, tz in ((100, None), (200, "Asia/Tokyo")):
-                await conn.execute(
-                    insert(Subscriber).values(
-                        bot_id=bot_id, chat_id=chat, status="active", timezone=tz
-                    )
-                )
+                await add_subscriber(conn, bot_id, chat, timezone=tz)
         await audience.tag(app.db, bot_id, 100, "go")  # tagged before the sequence: excluded
         f = tmp_path / "night.yaml"
         f.write_text(FILE)
@@ -80,9 +71,7 @@ async def test_quiet_hours_expiry_and_delays(home: Path, tmp_path: Path) -> None
         await Sequences(app.db).create(f, rec, now=T0)
         await audience.tag(app.db, bot_id, 200, "go")
         async with app.db.write() as conn:
-            await conn.execute(
-                insert(Subscriber).values(bot_id=bot_id, chat_id=300, status="active")
-            )
+            await add_subscriber(conn, bot_id, 300)
         await audience.tag(app.db, bot_id, 300, "go")
 
         await sequence_runner.tick(app.db, bot_id, now=T0)

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
+from tests.helpers import add_bot, add_campaign, add_delivery, add_subscriber
 
 from botdesk.delivery import ledger
 from botdesk.errors import StoreError
 from botdesk.store.db import Database
-from botdesk.store.models import Bot, Campaign, Delivery, Subscriber
+from botdesk.store.models import Delivery, Subscriber
 
 NOW = datetime(2026, 11, 28, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -25,20 +26,8 @@ async def _world(db: Database) -> tuple[int, dict[str, int]]:
     """A campaign with four pending rows: ann (custom field), bob, cy (a group), and dee,
     who stopped after the snapshot. Returns (campaign id, row id by name)."""
     async with db.write() as conn:
-        bot_id = (
-            await conn.execute(
-                insert(Bot)
-                .values(name="shop", telegram_id=1, username="shop_bot", token_secret="t")
-                .returning(Bot.id)
-            )
-        ).scalar_one()
-        cid = (
-            await conn.execute(
-                insert(Campaign)
-                .values(bot_id=bot_id, name="c", state="running", text="hi", audience=4)
-                .returning(Campaign.id)
-            )
-        ).scalar_one()
+        bot_id = await add_bot(conn)
+        cid = await add_campaign(conn, bot_id, name="c", state="running", text="hi", audience=4)
         people = [
             ("ann", 101, "active", False, {"city": "Oslo"}),
             ("bob", 102, "active", False, None),
@@ -47,29 +36,18 @@ async def _world(db: Database) -> tuple[int, dict[str, int]]:
         ]
         rows: dict[str, int] = {}
         for name, chat, status, group, fields in people:
-            sid = (
-                await conn.execute(
-                    insert(Subscriber)
-                    .values(
-                        bot_id=bot_id,
-                        chat_id=chat,
-                        status=status,
-                        first_name=name.title(),
-                        username=name,
-                        language="en",
-                        is_group=group,
-                        fields=fields,
-                    )
-                    .returning(Subscriber.id)
-                )
-            ).scalar_one()
-            rows[name] = (
-                await conn.execute(
-                    insert(Delivery)
-                    .values(campaign_id=cid, subscriber_id=sid, chat_id=chat, state="pending")
-                    .returning(Delivery.id)
-                )
-            ).scalar_one()
+            sid = await add_subscriber(
+                conn,
+                bot_id,
+                chat,
+                status=status,
+                first_name=name.title(),
+                username=name,
+                language="en",
+                is_group=group,
+                fields=fields,
+            )
+            rows[name] = await add_delivery(conn, cid, sid, chat, state="pending")
     return cid, rows
 
 
