@@ -18,8 +18,7 @@ from typing import Any
 from aiogram import Dispatcher
 from sqlalchemy import select, update
 from tests.e2e.campaign_support import copies, seed
-from tests.e2e.support import app_on, eventually, register, write_config
-from tests.e2e.test_sequence_stop_now import _message
+from tests.e2e.support import app_on, eventually, message_update, register, write_config
 
 from botdesk.bots import BotRegistry
 from botdesk.clock import SystemClock
@@ -81,7 +80,9 @@ async def test_questions_unanswered_at_a_stop_are_answered_after_it_or_go_to_a_h
 
         thinking = Thinking()
         first = _processor(app, rec, thinking)
-        batch = [_message(c, i, f"question {i}") for i, c in enumerate((fresh, broken, old), 1)]
+        batch = [
+            message_update(c, i, f"question {i}") for i, c in enumerate((fresh, broken, old), 1)
+        ]
         assert await first.process(batch, advance_offset=False) == 3
         await eventually(lambda: _true(len(thinking.asked) == 3), within=5, every=0.01)
         await first.drain(grace=0)  # the stop: nothing answered
