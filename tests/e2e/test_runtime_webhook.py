@@ -74,6 +74,13 @@ async def test_webhook_secrets(app: App, sandbox: Any) -> None:
         await eventually(subscribed)
         await eventually(lambda: _welcomed(sandbox, user.id))
         assert await processed(app) == 1
+
+        # The sandbox shows the welcome before the runtime has recorded it as sent: wait for
+        # both rows (the /start and the welcome), or the count races the forged requests.
+        async def recorded() -> bool:
+            return await _messages(app) == 2
+
+        await eventually(recorded)
         before = await _messages(app)
 
         upd = fake_update(10_000, 555_000_111, "/start forged")
