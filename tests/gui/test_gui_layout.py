@@ -6,6 +6,7 @@ series has two samples."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -29,11 +30,19 @@ rate = 1.0
 """
 
 
-def fits(window) -> list[str]:
+async def settle(window=None) -> None:
+    """Let the posted layout events run by yielding to the qasync loop (which is Qt's).
+    QApplication.processEvents() inside a coroutine re-enters that loop: other tasks' steps run
+    inside this one ("Cannot enter into task") and are lost, which hung this file in CI."""
+    for _ in range(3):
+        await asyncio.sleep(0.02)
+        if window is not None:
+            window.centralWidget().layout().activate()
+
+
+async def fits(window) -> list[str]:
     """What makes the window wider or taller than 1280x800, or wider than it is."""
-    for _ in range(3):  # layout requests are posted events: let them all run
-        QApplication.processEvents()
-        window.centralWidget().layout().activate()
+    await settle(window)
     out = []
     hint = window.minimumSizeHint()
     if hint.width() > WIDTH or hint.height() > HEIGHT:
@@ -74,7 +83,7 @@ def test_tables_hold_at_1280_wide(drive, home: Path) -> None:
             window.resize(WIDTH, HEIGHT)
             view = window.open_screen(DashboardView)
             await until(lambda: view.loaded and view.recent.rowCount() == 2, what="dashboard")
-            QApplication.processEvents()
+            await settle()
             assert window.width() == WIDTH
             tables = [view.findChild(QTableView, n) for n in ("bots", "campaigns", "waiting")]
             assert all(tables) and tables[0].model().rowCount() == 1
@@ -82,7 +91,7 @@ def test_tables_hold_at_1280_wide(drive, home: Path) -> None:
 
             campaigns = window.open_screen(CampaignsView)
             await until(lambda: campaigns.list.rowCount() == 2, what="campaign list")
-            QApplication.processEvents()
+            await settle()
             assert cut_columns(campaigns.table) == []
 
     drive(scenario())
@@ -119,19 +128,19 @@ def test_campaigns_screen_fits_1280_with_a_finished_and_a_running_campaign(
             window.resize(WIDTH, HEIGHT)
             view = window.open_screen(CampaignsView)
             await until(lambda: view.list.rowCount() == 2, what="campaign list")
-            assert fits(window) == []
+            assert await fits(window) == []
             view.composer.ab_on.setChecked(True)  # the composer with its A/B variants open
-            assert fits(window) == [], "composer with A/B"
+            assert await fits(window) == [], "composer with A/B"
             c = view.composer
             c.media_kind.setCurrentIndex(c.media_kind.findData("album"))  # its file list too
-            assert fits(window) == [], "composer with an album and A/B (it scrolls)"
+            assert await fits(window) == [], "composer with an album and A/B (it scrolls)"
             assert window.minimumSizeHint().height() <= HEIGHT
             d = view.detail
             for cid, state in ((done.id, "completed"), (running.id, "running")):
                 view.open_campaign(cid)
                 await until(lambda s=state: d.status.get("state") == s, what=state)
                 await window.ctx.bridge.drain()
-                assert fits(window) == [], state
+                assert await fits(window) == [], state
                 assert cut_columns(view.table) == []
                 # A campaign name fits its row on one line (elided, never wrapped).
                 assert not view.table.wordWrap()
@@ -185,8 +194,8 @@ def test_inbox_rows_are_one_elided_line_at_1280(drive, home: Path) -> None:
                 ),
                 what="two conversations, one ending with the long reply",
             )
-            QApplication.processEvents()
-            assert fits(window) == []
+            await settle()
+            assert await fits(window) == []
             assert cut_columns(view.table) == []
             line = view.table.fontMetrics().height()
             rows = [view.model.row(i) for i in range(2)]
