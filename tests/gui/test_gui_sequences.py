@@ -156,7 +156,7 @@ def test_sequences_screen_fits_1280(drive, home: Path, tmp_path: Path) -> None:
             view = window.open_screen(SequencesView)
             await until(lambda: view.steps.rowCount() == 2, what="steps shown")
             await window.ctx.bridge.drain()
-            assert fits(window) == []
+            assert await fits(window) == []
             assert cut_columns(view.table) == []
             assert cut_columns(view.steps_table) == []
 
