@@ -84,11 +84,20 @@ def settle(arrivals: list[float], refusals: list[float], limit: float) -> float 
     return None
 
 
-async def campaign(limit: float, recipients: int, rise_at: float | None) -> dict[str, Any]:
+async def stored_rate(app: Any, bot_id: int, *, paid: bool = False) -> float | None:
+    """The rate botdesk stored for the bot (``bots.learned_rate`` / ``learned_paid_rate``)."""
     from sqlalchemy import select
 
-    from botdesk.runtime.foreground import run_campaign
     from botdesk.store.models import Bot
+
+    column = Bot.learned_paid_rate if paid else Bot.learned_rate
+    async with app.db.read() as conn:
+        value = (await conn.execute(select(column).where(Bot.id == bot_id))).scalar()
+    return None if value is None else float(value)
+
+
+async def campaign(limit: float, recipients: int, rise_at: float | None) -> dict[str, Any]:
+    from botdesk.runtime.foreground import run_campaign
 
     username, token = "conv_bot", token_for(1)
     async with SandboxProcess(bots=[(username, token)], bot_rate=limit, bot_burst=BURST) as sb:
@@ -102,10 +111,7 @@ async def campaign(limit: float, recipients: int, rise_at: float | None) -> dict
                 await asyncio.sleep(rise_at)
                 await sb.set_bot_rate(CONFIGURED)
             stats = await task
-            async with app.db.read() as conn:
-                learned = (
-                    await conn.execute(select(Bot.learned_rate).where(Bot.id == bot.id))
-                ).scalar()
+            learned = await stored_rate(app, bot.id, paid=False)
         arrivals = sorted(await sb.arrivals(username))
         refusals = sorted(await sb.refusals())
     return {"sent": stats.sent, "arrivals": arrivals, "refusals": refusals, "learned": learned}
@@ -196,10 +202,7 @@ def report_chats(kind: str, real: float, run: dict[str, Any]) -> None:
 
 
 async def paid_campaign(limit: float, recipients: int) -> dict[str, Any]:
-    from sqlalchemy import select
-
     from botdesk.runtime.foreground import run_campaign
-    from botdesk.store.models import Bot
 
     username, token = "paid_bot", token_for(3)
     async with SandboxProcess(
@@ -212,10 +215,7 @@ async def paid_campaign(limit: float, recipients: int) -> dict[str, Any]:
             await seed_subscribers(app, bot.id, chats)
             cid = await create_campaign(app, bot, TEXT, paid=True)
             stats = await run_campaign(app, cid)
-            async with app.db.read() as conn:
-                learned = (
-                    await conn.execute(select(Bot.learned_paid_rate).where(Bot.id == bot.id))
-                ).scalar()
+            learned = await stored_rate(app, bot.id, paid=True)
         arrivals = sorted(await sb.arrivals(username))
         refusals = sorted(await sb.refusals())
     return {"sent": stats.sent, "arrivals": arrivals, "refusals": refusals, "learned": learned}
@@ -224,12 +224,9 @@ async def paid_campaign(limit: float, recipients: int) -> dict[str, Any]:
 async def edit_campaign(limit: float, recipients: int) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from sqlalchemy import select
-
     from botdesk.campaign_actions import ActionSpec, CampaignActions
     from botdesk.runtime.action_run import run_action
     from botdesk.runtime.foreground import run_campaign
-    from botdesk.store.models import Bot
 
     username, token = "edit_bot", token_for(4)
     async with SandboxProcess(bots=[(username, token)], bot_rate=CONFIGURED, bot_burst=BURST) as sb:
@@ -248,10 +245,7 @@ async def edit_campaign(limit: float, recipients: int) -> dict[str, Any]:
             )
             await run_action(app, aid)
             edited = int((await service.status(aid))["edited"])
-            async with app.db.read() as conn:
-                learned = (
-                    await conn.execute(select(Bot.learned_rate).where(Bot.id == bot.id))
-                ).scalar()
+            learned = await stored_rate(app, bot.id, paid=False)
         arrivals = sorted(await sb.call_arrivals())
         refusals = sorted(await sb.refusals())[sent_429s:]
     return {"sent": edited, "arrivals": arrivals, "refusals": refusals, "learned": learned}
