@@ -47,6 +47,8 @@ MAX_QUIET = 60.0
 # A chat's or group's limit is the same for every chat of its kind and hardly moves: probing it
 # once a minute costs a 429 a minute for as long as the bot sends to chats at their limit.
 CHAT_MAX_QUIET = 600.0
+# A chat refused at a rate learned before (not probing): the next rate is this share of it.
+CHAT_RELEARN_CUT = 0.9
 # A chat probe refused within this share above the rate held found the limit unchanged.
 CHAT_STEADY = 1.05
 # Two episodes further apart than this are not one measurement (traffic may have stopped).
@@ -203,7 +205,9 @@ class ChatRateController(RateController):
     a 429 or two per kind). A chat's sends are far too sparse to count accepted ones between
     episodes like ``RateController``: the measurement is the spacing the refused send had
     after the chat's previous one. The server's bucket refused that spacing, so its rate is
-    under ``1 / gap``: the new rate is ``first_cut`` of that (a half), or, after a probe
+    under ``1 / gap``: the new rate is ``first_cut`` of that (a half; ``CHAT_RELEARN_CUT``
+    once a rate was learned: a send refused at it was bunched by the network or the limit
+    fell a little, and a half again if the step is refused too), or, after a probe
     upward, the rate its previous send was accepted at (the probe's growth over one gap
     below the refused one; never under the rate held before the probe, which drew no 429
     for a quiet period), at most ``margin`` of the refused rate and at least ``PROBE_CUT``
@@ -216,6 +220,7 @@ class ChatRateController(RateController):
     def __init__(self, configured: float, **kwargs: Any) -> None:
         kwargs.setdefault("max_quiet", CHAT_MAX_QUIET)
         super().__init__(configured, **kwargs)
+        self._stepped = False  # the last cut was a ``CHAT_RELEARN_CUT`` step
 
     def on_refused(self, now: float, gap: float, *, admitted_at: float) -> float:
         """A 429 on a chat whose send, admitted at ``admitted_at``, came ``gap`` seconds after
@@ -225,8 +230,14 @@ class ChatRateController(RateController):
         if admitted_at < self._cut_at:
             return current
         refused = min(current, 1.0 / gap) if gap > 0 else current
-        probed = self._base < self.configured and now - self._cut_at > self._quiet
-        new = refused * self._first_cut
+        learned = self._base < self.configured
+        probed = learned and now - self._cut_at > self._quiet
+        # Nothing learned yet: halve. Refused at a rate learned before (the limit fell a
+        # little, or the network bunched two sends): a small step, not another half; refused
+        # again right after that step, the limit is well below: halve.
+        step = learned and not probed and not self._stepped
+        self._stepped = step
+        new = refused * (CHAT_RELEARN_CUT if step else self._first_cut)
         if probed:
             # The refused spacing was the rate at the chat's previous admission; the send
             # before it was accepted at the rate one gap earlier, which the probe's growth
