@@ -5,8 +5,10 @@
 measured and the client's CPU does not slow the server. That process also records, for every
 message the sandbox accepts, ``time.monotonic()`` at the moment it is recorded (CLOCK_MONOTONIC is
 system-wide on Linux, so the figures are comparable with the client's), and serves them at
-``GET /bench/arrivals?bot=USERNAME``: the rate figures come from the server's own record, not
-from the sender's idea of when it sent.
+``GET /bench/arrivals?bot=USERNAME`` (``/bench/chat_arrivals``: with each one's chat); every
+429 its limiter answers, new messages and other calls (edits, deletions, getChat) alike, at
+``GET /bench/refusals``, and the calls it admitted at ``GET /bench/call_arrivals``: the rate
+figures come from the server's own record, not from the sender's idea of when it sent.
 
 ``botdesk_app`` opens a throw-away botdesk home (SQLite in a temp dir, or a fresh PostgreSQL
 schema), and ``seed_subscribers`` records chat ids as active subscribers straight into the
@@ -176,6 +178,21 @@ class SandboxProcess:
         """Change the per-bot limit the sandbox enforces, from now on."""
         await self._call("POST", "/bench/limit", {"bot_rate": rate})
 
+    async def add_group(self, bot: str, title: str) -> int:
+        """A group the bot is a member of (groups are held to the per-group limit)."""
+        made = await self._call("POST", "/sandbox/groups", {"title": title, "bot": bot})
+        return int(made["chat_id"])
+
+    async def chat_arrivals(self) -> list[tuple[float, int]]:
+        """(time, chat id) of every message the sandbox accepted (any bot)."""
+        rows: list[list[float]] = await self._call("GET", "/bench/chat_arrivals")
+        return [(float(t), int(c)) for t, c in rows]
+
+    async def call_arrivals(self) -> list[float]:
+        """Times of every edit, deletion and getChat the sandbox's limiter admitted."""
+        times: list[float] = await self._call("GET", "/bench/call_arrivals")
+        return times
+
 
 def _serve(spec: dict[str, Any]) -> None:
     """Entry point of the sandbox process (imports the sandbox only here)."""
@@ -190,6 +207,8 @@ def _serve(spec: dict[str, Any]) -> None:
         cfg["latency"] = tuple(cfg["latency"])
     config = SandboxConfig(port=0, **cfg)
     arrivals: dict[str, list[float]] = {}
+    chat_arrivals: list[tuple[float, int]] = []
+    call_arrivals: list[float] = []
     refusals: list[float] = []
 
     class BenchSandbox(Sandbox):
@@ -199,7 +218,15 @@ def _serve(spec: dict[str, Any]) -> None:
             app.router.add_post("/bench/arrivals/reset", self._reset_arrivals)
             app.router.add_get("/bench/refusals", self._refusals)
             app.router.add_post("/bench/limit", self._limit)
+            app.router.add_get("/bench/chat_arrivals", self._chat_arrivals)
+            app.router.add_get("/bench/call_arrivals", self._call_arrivals)
             return app
+
+        async def _chat_arrivals(self, request: web.Request) -> web.Response:
+            return web.json_response(chat_arrivals)
+
+        async def _call_arrivals(self, request: web.Request) -> web.Response:
+            return web.json_response(call_arrivals)
 
         async def _refusals(self, request: web.Request) -> web.Response:
             return web.json_response(refusals)
@@ -226,7 +253,9 @@ def _serve(spec: dict[str, Any]) -> None:
 
     def timed_record(bot: Any, *args: Any, **kwargs: Any) -> Any:
         out = record(bot, *args, **kwargs)
-        arrivals.setdefault(bot.info.username, []).append(time.monotonic())
+        now = time.monotonic()
+        arrivals.setdefault(bot.info.username, []).append(now)
+        chat_arrivals.append((now, int(args[0])))
         return out
 
     sb.api.record = timed_record  # type: ignore[method-assign]
@@ -239,6 +268,15 @@ def _serve(spec: dict[str, Any]) -> None:
         return decision
 
     sb.limiter.check = timed_check  # type: ignore[method-assign]
+    check_call = sb.limiter.check_call
+
+    def timed_check_call(*args: Any, **kwargs: Any) -> Any:
+        # Edits, deletions and getChat: the bot's limit only, their 429s count the same.
+        decision = check_call(*args, **kwargs)
+        (refusals if decision.retry_after else call_arrivals).append(time.monotonic())
+        return decision
+
+    sb.limiter.check_call = timed_check_call  # type: ignore[method-assign]
     for username, token in spec["bots"]:
         sb.add_bot(username, token)
 

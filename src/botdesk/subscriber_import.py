@@ -655,16 +655,13 @@ async def verify(
 
     async def check(chat: int) -> Outcome | None:
         async with slots:
-            for _ in range(MAX_RETRY_AFTER_ATTEMPTS):
-                admitted_at = await gate.admit(chat, is_group=chat < 0)
-                if await gate.depart(admitted_at) is not None:
-                    continue  # a 429 came back meanwhile: this one waits the pause out
-                sent_at = limiter.clock.monotonic()
-                result = await get_chat(bot, chat)
-                await gate.answered(result, sent_at=sent_at, chat_id=chat, is_group=chat < 0)
-                if result.outcome is not Outcome.RETRY_AFTER:
-                    return result.outcome
-        return None
+            result = await gate.call(
+                lambda: get_chat(bot, chat),
+                chat_id=chat,
+                is_group=chat < 0,
+                attempts=MAX_RETRY_AFTER_ATTEMPTS,
+            )
+        return None if result.outcome is Outcome.RETRY_AFTER else result.outcome
 
     for i in range(0, len(chats), batch):
         todo = await _active(db, bot_id, chats[i : i + batch])

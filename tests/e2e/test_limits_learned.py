@@ -18,6 +18,7 @@ from tests.e2e.support import register
 
 from botdesk.app import open_app
 from botdesk.campaign_actions import ActionSpec
+from botdesk.campaigns import Campaigns
 from botdesk.clock import SystemClock
 from botdesk.delivery.pacing import Gate
 from botdesk.delivery.ratelimit import BotRateLimiter, Priority
@@ -25,7 +26,7 @@ from botdesk.media import MediaItem
 from botdesk.runtime.foreground import run_campaign
 from botdesk.sandbox.testing import running_sandbox
 from botdesk.store.models import Bot
-from botdesk.telegram.gateway import Outcome, OutgoingMessage, bot_session, send
+from botdesk.telegram.gateway import Outcome, OutgoingMessage, bot_session, get_chat, send
 
 TOML = "[network]\nread_timeout = 5.0\nconnect_timeout = 2.0\n"
 
@@ -140,3 +141,44 @@ async def test_an_album_is_charged_one_message_per_item(home: Path, tmp_path: Pa
     }
     assert refused(sb) == 0
     assert took >= (24 - 3) / 12.0 * 0.9  # paced as 24 messages, not 8
+
+
+async def test_getchat_calls_go_through_the_gate_and_wait_out_a_429() -> None:
+    # botdesk believes 30/s; the sandbox allows 2 calls/s with no burst. Six getChat in a row
+    # through ``Gate.call``: the ones refused wait retry_after and ask again, every call ends
+    # with the chat's real answer.
+    async with running_sandbox(seed=25, bot_rate=2.0, bot_burst=1.0) as sb:
+        info = sb.add_bot("shop_bot")
+        (user,) = sb.add_users(1, start_bots=["shop_bot"])
+        limiter = BotRateLimiter(clock=SystemClock())
+        gate = Gate(limiter, limiter.clock)
+        async with bot_session(info.token, api_base=sb.base_url) as bot:
+            results = [
+                await gate.call(lambda: get_chat(bot, user.id), chat_id=user.id) for _ in range(6)
+            ]
+            gone = await gate.call(lambda: get_chat(bot, 424242), chat_id=424242)
+        await limiter.aclose()
+    assert [r.outcome for r in results] == [Outcome.SENT] * 6
+    assert gone.outcome is Outcome.CHAT_GONE
+    assert 1 <= refused(sb) <= 3  # learned after the first few; each one was asked again
+    assert limiter.stats().rate_limited == refused(sb)
+
+
+async def test_a_copy_campaigns_source_check_waits_out_a_429(home: Path) -> None:
+    # The bot's bucket is empty when the campaign asks getChat of its source (the sandbox
+    # allows 1 call/s): the 429 is waited out and the source asked again, so an unknown
+    # source stops the campaign before any copy, as it does without the 429.
+    async with running_sandbox(seed=26, bot_rate=1.0, bot_burst=1.0) as sb:
+        async with open_app(home, configure_logs=False) as app:
+            info = await register(app, sb, "shop", "shop_bot")
+            await seed(app, sb, "shop", "shop_bot", 5)
+            cid = await create(app, "shop", "", copy_from="-1001234567890:5")
+            async with bot_session(info.token, api_base=sb.base_url) as bot:
+                assert (await get_chat(bot, 1)).outcome is not Outcome.RETRY_AFTER
+            await run_campaign(app, cid)
+            st = await status(app, cid)
+            report = await Campaigns(app.db).report(cid)
+    assert refused(sb) >= 1  # the source check drew the 429 and asked again
+    assert st["state"] == "cancelled" and st["cancelled"] == 5 and st["sent"] == 0
+    assert "source chat -1001234567890 not found" in report["reasons"][0]["reason"]
+    assert sb.messages(bot="shop_bot") == []

@@ -102,3 +102,34 @@ async def test_cancel_an_unfinished_action(db: Any) -> None:
     # Nothing running any more: a new action may start.
     assert await service.open_action(cid) is None
     await service.plan(ActionSpec(campaign_id=cid, kind="recall"))
+
+
+@pytest.mark.parametrize("kind", ["edit", "recall"])
+async def test_a_subscriber_who_leaves_after_the_claim_is_not_acted_on(db: Any, kind: str) -> None:
+    # Consent is re-read in the statement that marks a row acting (as for ``sending``): ann
+    # sends /stop and bob is removed between the claim and the mark; neither is touched.
+    from sqlalchemy import delete, update
+
+    from botdesk.store.models import Subscriber
+
+    _bot_id, cid = await _sent(db)
+    service = CampaignActions(db)
+    text = "fixed" if kind == "edit" else None
+    aid = await service.start(ActionSpec(campaign_id=cid, kind=kind, text=text), now=NOW)
+    async with db.write() as conn:
+        claimed = await action_ledger.claim(conn, action_id=aid, limit=10, now_ts=0.0, now=NOW)
+    ann, bob = sorted(claimed, key=lambda c: c.message_id)
+    async with db.write() as conn:
+        await conn.execute(
+            update(Subscriber).where(Subscriber.chat_id == ann.chat_id).values(status="stopped")
+        )
+        await conn.execute(delete(Subscriber).where(Subscriber.chat_id == bob.chat_id))
+    async with db.write() as conn:
+        assert not await action_ledger.mark_acting(conn, ann.id, now=NOW)
+        assert not await action_ledger.mark_acting(conn, bob.id, now=NOW)
+    st = await service.status(aid)
+    assert (st["acting"] if "acting" in st else 0) == 0
+    assert st["suppressed"] == 3  # dee (blocked at the claim), ann and bob
+    reasons = sorted(r["reason"] for r in st["reasons"] if r["state"] == "suppressed")
+    assert "subscriber stopped before acting" in reasons
+    assert "subscriber removed before acting" in reasons

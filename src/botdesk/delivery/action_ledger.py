@@ -134,13 +134,37 @@ async def claim(
 
 
 async def mark_acting(conn: AsyncConnection, row_id: int, *, now: datetime) -> bool:
-    """Commit ``acting`` for a row still pending; False if it is not (nothing to do)."""
+    """Commit ``acting`` for a row still pending whose subscriber is still active; False if
+    it is not (nothing to do). Consent is re-read in the statement that marks the row, like
+    ``ledger.mark_sending``: a subscriber who sent /stop, blocked the bot or was removed after
+    the claim is not edited or recalled; the row is suppressed with the subscriber's status."""
+    consent = (
+        select(Subscriber.id)
+        .where(Subscriber.id == CampaignActionRow.subscriber_id, Subscriber.status == "active")
+        .exists()
+    )
     res = await conn.execute(
         update(CampaignActionRow)
-        .where(CampaignActionRow.id == row_id, CampaignActionRow.state == "pending")
+        .where(CampaignActionRow.id == row_id, CampaignActionRow.state == "pending", consent)
         .values(state="acting", attempts=CampaignActionRow.attempts + 1, updated_at=now)
     )
-    return bool(res.rowcount)
+    if res.rowcount:
+        return True
+    status = (
+        select(Subscriber.status)
+        .where(Subscriber.id == CampaignActionRow.subscriber_id)
+        .scalar_subquery()
+    )
+    await conn.execute(
+        update(CampaignActionRow)
+        .where(CampaignActionRow.id == row_id, CampaignActionRow.state == "pending")
+        .values(
+            state="suppressed",
+            error="subscriber " + func.coalesce(status, "removed") + " before acting",
+            updated_at=now,
+        )
+    )
+    return False
 
 
 async def finish(

@@ -4,7 +4,8 @@
   gives each item's file_id, stored on the campaign (``media_items``) so later sends, and a
   resumed run after a crash, send by file_id.
 - A copy (copyMessage) has no dry run, and forwarding it anywhere to test it would post it.
-  So before the first copy the source chat is asked with getChat, and the first copies go one
+  So before the first copy the source chat is asked with getChat (through the bot's limiter,
+  ``pacing.Gate.call``: a 429 waits and asks again), and the first copies go one
   at a time: a source chat Telegram does not know, or a first copy answered "message to copy
   not found" / "message can't be copied", cancels the campaign with that reason on every row
   not sent, instead of failing the whole audience. Once one copy is delivered the source is
@@ -69,7 +70,11 @@ async def source_ok(engine: DeliveryEngine, c: CampaignCtx) -> bool:
     chat being gone."""
     assert c.copy_from is not None
     chat = c.copy_from["chat"]
-    probe = await get_chat(engine.ch.bot, chat)
+    # Through the bot's limiter like every call (an @username has no chat id: chat 0); a
+    # 429 waits its retry_after and asks again. getChat is not a message to the chat: no
+    # group bucket.
+    chat_id = chat if isinstance(chat, int) else int(chat) if str(chat).lstrip("-").isdigit() else 0
+    probe = await engine.gate.call(lambda: get_chat(engine.ch.bot, chat), chat_id=chat_id)
     if probe.outcome is Outcome.CHAT_GONE:
         await stop(
             engine,

@@ -1,7 +1,8 @@
 """What every request of a bot's engines does around the bot's rate limiter, in one place.
 
-Campaign sends (``worker``), edits and recalls (``action_worker``) and ``subscribers import
---verify`` (getChat) all go the same way through ``Gate``:
+Campaign sends (``worker``), edits and recalls (``action_worker``), ``subscribers import
+--verify`` and a copy campaign's check of its source chat (getChat) all go the same way
+through ``Gate``:
 
 1. ``admit``: wait for the limiter (``cost`` messages: an album of N items is N);
 2. the caller commits its intent (``sending`` / ``acting``), which may take a while;
@@ -11,6 +12,9 @@ Campaign sends (``worker``), edits and recalls (``action_worker``) and ``subscri
 4. ``answered``: an accepted request feeds the controller's measurement, a 429 pauses the bot
    (or only the chat whose own limit explains it), lowers the learned rate and stores it
    (``remember``: the bot's row, so a restart starts from it).
+
+A request that commits no intent (getChat) takes all four steps in one: ``Gate.call``, which
+also asks again after a 429 (``attempts`` times at most).
 
 Nothing here decides what a row becomes: that stays with ``policy.decide`` and
 ``action_policy.decide``; their ``Retry(pause_bot=True)`` needs no more work from the caller.
@@ -67,6 +71,9 @@ class Held:
     """Not sent: a 429 came back while the request waited; back to its queue for ``seconds``."""
 
     seconds: float
+
+
+DEFAULT_CALL_ATTEMPTS = 5
 
 
 class Gate:
@@ -134,3 +141,32 @@ class Gate:
             )
             if self._remember is not None:
                 await self._remember()
+
+    async def call(
+        self,
+        request: Callable[[], Awaitable[SendResult]],
+        *,
+        chat_id: int,
+        is_group: bool = False,
+        attempts: int = DEFAULT_CALL_ATTEMPTS,
+        priority: Priority = Priority.CAMPAIGN,
+    ) -> SendResult:
+        """Send ``request`` (a call with no ledger row: getChat) through the limiter: wait
+        for a slot, send, feed the answer; after a 429 (Telegram's, or one that came back
+        while it waited for the wire) wait the pause out and ask again, ``attempts`` times at
+        most. The last answer; a ``RETRY_AFTER`` one if no attempt got another."""
+        if not attempts >= 1:
+            raise ValueError("attempts must be at least 1")
+        result = SendResult(Outcome.RETRY_AFTER)
+        for _ in range(attempts):
+            admitted_at = await self.admit(chat_id, is_group=is_group, priority=priority)
+            held = await self.depart(admitted_at)
+            if held is not None:
+                result = SendResult(Outcome.RETRY_AFTER, retry_after=held.seconds)
+                continue  # the limiter is paused: the next admission waits it out
+            sent_at = self.clock.monotonic()
+            result = await request()
+            await self.answered(result, sent_at=sent_at, chat_id=chat_id, is_group=is_group)
+            if result.outcome is not Outcome.RETRY_AFTER:
+                return result
+        return result

@@ -17,7 +17,8 @@ flood errors, which Telegram punishes with longer waits. So the controller measu
 - After ``quiet`` seconds without a 429 the rate grows by ``growth`` per second (exponential,
   so 5/s gets back to 30/s in about 100 s when the limit rises again), up to the configured
   rate. The next 429 measures again. Each probe that ends in a 429 doubles the quiet period
-  (up to ``MAX_QUIET``): a steady limit is probed less and less often.
+  (up to ``MAX_QUIET``; ``CHAT_MAX_QUIET`` for chats and groups): a steady limit is probed
+  less and less often.
 - The rate never drops below ``floor_share`` of the configured rate.
 - ``ramp_from`` (paid broadcasts): before its first 429 the controller starts at that rate
   and doubles it every ``ramp_doubling`` seconds of accepted sending up to the configured
@@ -31,6 +32,7 @@ Pure logic on explicit ``now`` values (monotonic seconds), so tests drive it wit
 from __future__ import annotations
 
 import math
+from typing import Any
 
 DEFAULT_FLOOR_SHARE = 0.05
 DEFAULT_QUIET = 10.0
@@ -42,6 +44,13 @@ DEFAULT_MIN_CUT = 0.2
 PROBE_CUT = 0.75
 DEFAULT_RAMP_DOUBLING = 1.0
 MAX_QUIET = 60.0
+# A chat's or group's limit is the same for every chat of its kind and hardly moves: probing it
+# once a minute costs a 429 a minute for as long as the bot sends to chats at their limit.
+CHAT_MAX_QUIET = 600.0
+# A chat refused at a rate learned before (not probing): the next rate is this share of it.
+CHAT_RELEARN_CUT = 0.9
+# A chat probe refused within this share above the rate held found the limit unchanged.
+CHAT_STEADY = 1.05
 # Two episodes further apart than this are not one measurement (traffic may have stopped).
 DEFAULT_HORIZON = 120.0
 # Fewer accepted sends than this between two episodes carry no measurement (sparse replies).
@@ -63,6 +72,7 @@ class RateController:
         horizon: float = DEFAULT_HORIZON,
         ramp_from: float | None = None,
         ramp_doubling: float = DEFAULT_RAMP_DOUBLING,
+        max_quiet: float = MAX_QUIET,
     ) -> None:
         if not configured > 0:
             raise ValueError("configured rate must be positive")
@@ -81,6 +91,7 @@ class RateController:
         self.floor = configured * floor_share
         self._quiet_base = quiet
         self._quiet = quiet  # doubles each time a probe ends in a 429 (steady limit)
+        self._max_quiet = max(quiet, max_quiet)
         self._growth = growth
         self._first_cut = first_cut
         self._margin = margin
@@ -165,7 +176,7 @@ class RateController:
             held = max(self._base, current * PROBE_CUT) if probed else 0.0
             if probed:
                 # The limit did not move: probe less often, each probe costs a 429.
-                self._quiet = min(MAX_QUIET, 2 * self._quiet)
+                self._quiet = min(self._max_quiet, 2 * self._quiet)
             new = min(current * self._max_cut, max(current * self._min_cut, measured, held))
         else:
             new = current * self._first_cut
@@ -194,10 +205,22 @@ class ChatRateController(RateController):
     a 429 or two per kind). A chat's sends are far too sparse to count accepted ones between
     episodes like ``RateController``: the measurement is the spacing the refused send had
     after the chat's previous one. The server's bucket refused that spacing, so its rate is
-    under ``1 / gap``: the new rate is ``first_cut`` of that (a half), or, after a probe
-    upward, the rate held before the probe (it drew no 429 for a quiet period) or
-    ``PROBE_CUT`` of the refused rate, whichever is higher. Probing upward once quiet, the
-    floor and the doubling quiet period are ``RateController``'s."""
+    under ``1 / gap``: the new rate is ``first_cut`` of that (a half; ``CHAT_RELEARN_CUT``
+    once a rate was learned: a send refused at it was bunched by the network or the limit
+    fell a little, and a half again if the step is refused too), or, after a probe
+    upward, the rate its previous send was accepted at (the probe's growth over one gap
+    below the refused one; never under the rate held before the probe, which drew no 429
+    for a quiet period), at most ``margin`` of the refused rate and at least ``PROBE_CUT``
+    of it: it settles a few percent under the limit. Probing upward once
+    quiet and the floor are ``RateController``'s; the quiet period doubles with each probe
+    that ends in a 429 up to ``CHAT_MAX_QUIET`` (ten minutes), and goes there at once when a
+    probe found nothing above the rate held (``CHAT_STEADY``): once learned, a steady chat
+    limit costs one 429 per ten minutes, and a risen one is found within about that long."""
+
+    def __init__(self, configured: float, **kwargs: Any) -> None:
+        kwargs.setdefault("max_quiet", CHAT_MAX_QUIET)
+        super().__init__(configured, **kwargs)
+        self._stepped = False  # the last cut was a ``CHAT_RELEARN_CUT`` step
 
     def on_refused(self, now: float, gap: float, *, admitted_at: float) -> float:
         """A 429 on a chat whose send, admitted at ``admitted_at``, came ``gap`` seconds after
@@ -207,11 +230,24 @@ class ChatRateController(RateController):
         if admitted_at < self._cut_at:
             return current
         refused = min(current, 1.0 / gap) if gap > 0 else current
-        probed = self._base < self.configured and now - self._cut_at > self._quiet
-        new = refused * self._first_cut
+        learned = self._base < self.configured
+        probed = learned and now - self._cut_at > self._quiet
+        # Nothing learned yet: halve. Refused at a rate learned before (the limit fell a
+        # little, or the network bunched two sends): a small step, not another half; refused
+        # again right after that step, the limit is well below: halve.
+        step = learned and not probed and not self._stepped
+        self._stepped = step
+        new = refused * (CHAT_RELEARN_CUT if step else self._first_cut)
         if probed:
-            new = max(new, min(self._base, refused * self._max_cut), refused * PROBE_CUT)
-            self._quiet = min(MAX_QUIET, 2 * self._quiet)
+            # The refused spacing was the rate at the chat's previous admission; the send
+            # before it was accepted at the rate one gap earlier, which the probe's growth
+            # puts at ``exp(-growth * gap)`` of it (never under the rate held before).
+            accepted = max(self._base, refused * math.exp(-self._growth * gap))
+            new = max(new, min(accepted, refused * self._margin), refused * PROBE_CUT)
+            # Nothing found above the rate held: the limit is where it was learned, so the
+            # next probe waits the longest quiet period at once.
+            steady = accepted <= self._base * CHAT_STEADY
+            self._quiet = self._max_quiet if steady else min(self._max_quiet, 2 * self._quiet)
         elif current >= self.configured:
             self._quiet = self._quiet_base
         self.episodes += 1

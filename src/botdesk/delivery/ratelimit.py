@@ -555,9 +555,11 @@ class BotRateLimiter:
             and recent[1] > now - self._blame_window(group)
         ):
             self._chat_limited += 1
+            before = self._group_t if group else self._chat_t
             self._chat_ctl[group].on_refused(now, recent[0] - recent[1], admitted_at=recent[0])
             self._chat_fresh_until = -math.inf
             self._refresh_chat_rates(now)
+            self._respace(group, (self._group_t if group else self._chat_t) - before, now)
             until = now + max(0.0, retry_after)
             self._chats[chat_id] = max(self._chats.get(chat_id, now), until + self._chat_tau)
             return
@@ -566,6 +568,18 @@ class BotRateLimiter:
         # too, and each of them would cut again.
         self._ctl[paid].on_rate_limited(now, new_episode=now >= self._paused_until)
         self.pause(retry_after)
+
+    def _respace(self, group: bool, longer: float, now: float) -> None:
+        """After a cut of the per-chat (per-group) rate, the chats of that kind whose bucket
+        is not full were paced at the old rate: their next send waits the new interval after
+        their last one. Otherwise every chat probing with the refused chat (a campaign to
+        many groups) draws its own 429 too. Only the buckets not yet full are tracked."""
+        if longer <= 0:
+            return
+        tats = self._groups if group else self._chats
+        for chat, tat in tats.items():
+            if tat > now:
+                tats[chat] = tat + longer
 
     def rate_limited_since(self, t: float) -> float | None:
         """Seconds the bot is still paused if a 429 arrived after monotonic ``t``, else None.
