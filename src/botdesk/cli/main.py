@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         from botdesk import gc_pause
         from botdesk.telegram.fast_import import install
 
-        gc_pause.pause()  # resumed when the work starts, or after gc_pause.LIMIT_S
+        if argv is None:  # a process of its own, not an in-process caller (tests)
+            gc_pause.pause()  # resumed when the work starts, or after gc_pause.LIMIT_S
         install()
     _register(_subcommand(args))
     usage_errors = _cli_errors()
