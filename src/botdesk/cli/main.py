@@ -158,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("campaign", "subscribers", "bot", "inbox"):
         # Commands that send or list build aiogram's models on first use (fast_import);
         # not yet `serve`: an assistant e2e flow failed with it (issue 13, part 2).
+        from botdesk import gc_pause
         from botdesk.telegram.fast_import import install
 
+        if argv is None:  # a process of its own, not an in-process caller (tests)
+            gc_pause.pause()  # resumed when the work starts, or after gc_pause.LIMIT_S
         install()
     _register(_subcommand(args))
     usage_errors = _cli_errors()

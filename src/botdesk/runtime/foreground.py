@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from botdesk import gc_pause
 from botdesk.app import App
 from botdesk.bots import BotRecord, BotRegistry
 from botdesk.campaigns import Campaigns
@@ -113,6 +114,7 @@ async def run_leased(
 ) -> None:
     """Run a foreground engine to the end while renewing the bot's lease; if the lease is
     lost, stop and say so (the bot's new owner continues the work)."""
+    gc_pause.resume()  # start-up is over (the CLI paused the collector for it)
     stop = asyncio.Event()
     lost: list[str] = []
     beat = asyncio.create_task(

@@ -56,3 +56,52 @@ def test_aiogram_models_are_deferred_and_all_build() -> None:
     # ...and every type and method still builds.
     assert r["models"] > 500
     assert r["failed"] == []
+
+
+SSL_PROBE = r"""
+import asyncio, json, ssl
+from botdesk.telegram.fast_import import install; install()
+import aiogram  # imports aiohttp.connector through the hook
+import aiohttp.connector as connector
+
+def cas(ctx):
+    return ctx.cert_store_stats()["x509_ca"]
+
+class Req:  # what TCPConnector._get_ssl_context reads of a request
+    def __init__(self, verify):
+        self.ssl = verify
+    def is_ssl(self):
+        return True
+
+async def main():
+    before = [cas(connector._SSL_CONTEXT_VERIFIED), cas(connector._SSL_CONTEXT_UNVERIFIED)]
+    conn = connector.TCPConnector()
+    verified = conn._get_ssl_context(Req(True))
+    unverified = conn._get_ssl_context(Req(False))
+    await conn.close()
+    fresh = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    fresh.set_default_verify_paths()  # the class method is aiohttp's own again
+    return {
+        "before": before,
+        "after": [cas(verified), cas(unverified)],
+        "same": [verified is connector._SSL_CONTEXT_VERIFIED,
+                 unverified is connector._SSL_CONTEXT_UNVERIFIED],
+        "fresh": cas(fresh),
+        "verify_mode": int(verified.verify_mode),
+    }
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_aiohttp_default_ssl_contexts_load_the_ca_store_on_first_use() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", SSL_PROBE], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    r = json.loads(out)
+    assert r["before"] == [0, 0]  # not read at import
+    assert r["same"] == [True, True]
+    # Handed out with the system CA store loaded, like a context built the stock way.
+    assert r["after"] == [r["fresh"], r["fresh"]]
+    assert r["fresh"] > 0
+    assert r["verify_mode"] == 2  # ssl.CERT_REQUIRED
