@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,14 +249,30 @@ async def _subscriber_id(conn: AsyncConnection, bot_id: int, chat_id: int) -> in
     return int(sid)
 
 
-async def tag(db: Database, bot_id: int, chat_id: int, tag: str) -> bool:
-    """Tag one subscriber (any status). True if the tag was new, False if already there."""
+async def tag(
+    db: Database, bot_id: int, chat_id: int, tag: str, *, now: datetime | None = None
+) -> bool:
+    """Tag one subscriber (any status). True if the tag was new, False if already there.
+    A sequence's goal tag stops the sequence in the same transaction."""
     check_tag(tag)
     async with db.write() as conn:
         sid = await _subscriber_id(conn, bot_id, chat_id)
         source = select(_subs.c.id, literal(tag)).where(_subs.c.id == sid, _untagged(tag))
         result = await conn.execute(_insert_tags(db, source))
+        if result.rowcount:
+            await _goal_reached(conn, bot_id, tag, [sid], now)
     return bool(result.rowcount)
+
+
+async def _goal_reached(
+    conn: AsyncConnection, bot_id: int, tag: str, subscribers: Any, now: datetime | None
+) -> None:
+    from botdesk import sequence_runner  # the runner imports the segment layer this uses
+
+    at = now if now is not None else datetime.now(UTC)
+    await sequence_runner.stop_tagged(
+        conn, bot_id=bot_id, tags=[tag], subscribers=subscribers, now=at
+    )
 
 
 async def untag(db: Database, bot_id: int, chat_id: int, tag: str) -> bool:
@@ -313,6 +329,8 @@ async def tag_segment(
     source = select(_subs.c.id, literal(tag)).where(and_(where, _untagged(tag)))
     async with db.write() as conn:
         result = await conn.execute(_insert_tags(db, source))
+        if result.rowcount:
+            await _goal_reached(conn, bot_id, tag, select(_subs.c.id).where(where), now)
     return int(result.rowcount or 0)
 
 

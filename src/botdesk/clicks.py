@@ -5,7 +5,10 @@ A campaign button is ``(label, target)``: a URL (``https://...``, ``tg://...``) 
 answers), a plain name that is only recorded, or a self-segmenting menu choice: ``pick=NAME``
 (tag NAME and remove the tags of the message's other ``pick=`` buttons: one choice of several)
 and/or ``tz=ZONE`` (set the subscriber's time zone), joined by ``,`` with each other or with
-``tag=`` (``cb:pick=berlin,tz=Europe/Berlin``); a menu choice is answered "Saved: LABEL".
+``tag=`` (``cb:pick=berlin,tz=Europe/Berlin``); a menu choice is answered "Saved: LABEL", or
+with the operator's text: a last part ``say=TEXT`` (the rest of the target, commas included;
+``{label}`` is the pressed button's label), which a sequence file's ``menu: {answer: ...}``
+writes.
 
 Telegram receives ``callback_data`` of the form ``bdc:<campaign id>:<button index>``: an
 address into botdesk's own tables, never the action itself, so an edited callback can at most
@@ -50,6 +53,8 @@ REPLY_LIMIT = 4096
 
 
 MENU_ANSWER = "Saved: {label}"  # what Telegram shows on a menu choice (as rules menus)
+ANSWER_LIMIT = 200  # Telegram shows at most 200 characters of a callback answer
+_SAY = ",say="
 _MENU_KEYS = ("tag", "pick", "tz")
 
 
@@ -60,10 +65,11 @@ class Action:
     timezone: str | None = None  # menu: the time zone it sets
     exclusive: bool = False  # menu (pick=): the tags of the message's other picks are removed
     label: str = ""  # the pressed button's label (set by record_callback)
+    say: str = MENU_ANSWER  # menu: the answer's text (``say=`` in the target)
 
     def answer(self) -> str | None:
         """The callback answer Telegram shows: a menu choice says what it saved."""
-        return MENU_ANSWER.replace("{label}", self.label) if self.kind == "menu" else None
+        return self.say.replace("{label}", self.label) if self.kind == "menu" else None
 
 
 def is_callback(target: str) -> bool:
@@ -91,7 +97,11 @@ def parse_action(target: str) -> Action:
 
 
 def _menu_action(body: str) -> Action:
-    """``tag=NAME``, or a menu choice: ``pick=NAME`` and/or ``tz=ZONE`` (with ``tag=``)."""
+    """``tag=NAME``, or a menu choice: ``pick=NAME`` and/or ``tz=ZONE`` (with ``tag=``),
+    optionally ending in ``say=TEXT`` (its answer)."""
+    body, has_say, say = body.partition(_SAY)
+    if has_say and not (say.strip() and len(say) <= ANSWER_LIMIT):
+        raise ValidationError(f"say= needs an answer text of 1-{ANSWER_LIMIT} characters")
     parts: dict[str, str] = {}
     for part in body.split(","):
         key, sep, value = part.strip().partition("=")
@@ -109,8 +119,12 @@ def _menu_action(body: str) -> Action:
         check_tag(tag)
     zone = check_zone(parts["tz"]) if "tz" in parts else None
     if zone is None and "pick" not in parts:
+        if has_say:
+            raise ValidationError("say= answers a menu choice (pick= or tz=), not cb:tag=")
         return Action("tag", tag)  # the plain cb:tag=NAME of before
-    return Action("menu", tag, timezone=zone, exclusive="pick" in parts)
+    return Action(
+        "menu", tag, timezone=zone, exclusive="pick" in parts, say=say if has_say else MENU_ANSWER
+    )
 
 
 def menu_choice(item: Any) -> tuple[str, str | None, str | None]:
@@ -130,12 +144,16 @@ def menu_choice(item: Any) -> tuple[str, str | None, str | None]:
     return label.strip(), None if tag is None else str(tag), None if zone is None else str(zone)
 
 
-def menu_target(tag: str | None, zone: str | None, *, exclusive: bool) -> str:
-    """The ``cb:`` target of a menu choice (``cb:pick=NAME,tz=ZONE``, ``cb:tz=ZONE``, ...)."""
+def menu_target(
+    tag: str | None, zone: str | None, *, exclusive: bool, answer: str | None = None
+) -> str:
+    """The ``cb:`` target of a menu choice (``cb:pick=NAME,tz=ZONE``, ``cb:tz=ZONE``, ...),
+    ending in ``say=ANSWER`` when the menu has its own answer text."""
     parts = [f"{'pick' if exclusive else 'tag'}={tag}"] if tag else []
     if zone:
         parts.append(f"tz={zone}")
-    return CALLBACK_PREFIX + ",".join(parts)
+    target = CALLBACK_PREFIX + ",".join(parts)
+    return target + _SAY + answer if answer is not None else target
 
 
 def callback_data(campaign_id: int, button: int) -> str:

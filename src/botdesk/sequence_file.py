@@ -394,21 +394,30 @@ def _buttons(
 
 
 def _menu(value: Any, line: int, what: str, problems: Problems) -> list[tuple[str, str]]:
-    """A step's self-segmenting menu, ``{exclusive, buttons: [{label, tag, timezone}]}``, as
-    callback buttons: a press tags the subscriber (one choice of several when exclusive)
-    and/or sets their time zone, and counts as a click of the step's campaign."""
+    """A step's self-segmenting menu, ``{exclusive, answer, buttons: [{label, tag,
+    timezone}]}``, as callback buttons: a press tags the subscriber (one choice of several
+    when exclusive) and/or sets their time zone, counts as a click of the step's campaign, and
+    is answered with ``answer`` (``{label}``: the pressed label; default "Saved: {label}")."""
     from botdesk import clicks  # not at import: it loads aiogram (see campaigns._check_buttons)
 
     if not isinstance(value, dict) or not isinstance(value.get("buttons"), list):
         problems.add(line, what, "'menu' must be a mapping with 'buttons': [{label, tag}]")
         return []
-    unknown = set(map(str, value)) - {"buttons", "exclusive"}
+    unknown = set(map(str, value)) - {"buttons", "exclusive", "answer"}
     if unknown:
         problems.add(line, what, f"unknown menu field(s): {', '.join(sorted(unknown))}")
     exclusive = value.get("exclusive", False)
     if not isinstance(exclusive, bool):
         problems.add(line, what, "menu 'exclusive' must be true or false")
         exclusive = False
+    answer = value.get("answer")  # None: "Saved: {label}"
+    if answer is not None and not (
+        isinstance(answer, str) and answer.strip() and len(answer) <= clicks.ANSWER_LIMIT
+    ):
+        problems.add(
+            line, what, f"the menu's 'answer' must be a text of 1-{clicks.ANSWER_LIMIT} characters"
+        )
+        answer = None
     out: list[tuple[str, str]] = []
     for item in value["buttons"]:
         try:
@@ -416,5 +425,5 @@ def _menu(value: Any, line: int, what: str, problems: Problems) -> list[tuple[st
         except ValidationError as exc:
             problems.add(line, what, str(exc))
             continue
-        out.append((label, clicks.menu_target(tag, zone, exclusive=exclusive)))
+        out.append((label, clicks.menu_target(tag, zone, exclusive=exclusive, answer=answer)))
     return out

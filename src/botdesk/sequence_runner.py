@@ -3,7 +3,10 @@
 How steps are sent and why a crash neither skips nor repeats one: ``sequences.py``.
 
 ``tick`` runs once a second per bot in the process that holds the bot's lease (the engine's
-feed loop calls it through ``Campaigns.start_due``); each phase is one short write transaction:
+feed loop calls it through ``Campaigns.start_due``). An idle tick costs two read statements
+and no write: the bot's active sequences, and one probe (``_has_work``) naming those with a
+step due, an issued row settled, a trigger to enrol or an enrolment at its goal tag. Each of
+those runs four phases, each one short write transaction:
 
 1. enrol: /start consent events and clicks after the sequence's cursor; subscribers carrying
    the trigger tag not yet enrolled (holders of the tag when the sequence was created are
@@ -14,8 +17,9 @@ feed loop calls it through ``Campaigns.start_due``); each phase is one short wri
    transaction of the update that triggers them (``stop_now``, called by the runtime's update
    batch: a reply, /stop, a block, a goal tag from a rule, menu or button): the step row is
    cancelled before the engine can commit it ``sending``, so no step leaves after the reply
-   that stopped it, even one claimed already. This phase catches the rest (a tag added from
-   the CLI, a chat a send found blocked).
+   that stopped it, even one claimed already. A goal tag given from the CLI, the console or
+   a subscriber import stops it in that transaction too (``stop_tagged``). This phase
+   catches the rest (a chat a send found blocked) before the sequence issues a step.
 3. settle: a step row in a final state moves the enrolment to the next step (due after its
    delay, out of quiet hours) or completes it.
 4. issue: due steps: in quiet hours -> moved to the window's end; older than ``expires`` ->
@@ -25,11 +29,11 @@ feed loop calls it through ``Campaigns.start_due``); each phase is one short wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botdesk import sequence_schedule as sched
@@ -73,6 +77,21 @@ async def _cancel_steps(conn: AsyncConnection, rows: Any, *, now: datetime) -> N
     )
 
 
+async def _sequences(conn: AsyncConnection, bot_id: int, states: tuple[str, ...]) -> Any:
+    """The bot's sequences in ``states``: id, version, source, filename, trigger cursor."""
+    return (
+        await conn.execute(
+            select(
+                DripSequence.id,
+                DripSequence.version,
+                DripSequence.source,
+                DripSequence.filename,
+                DripSequence.cursor,
+            ).where(DripSequence.bot_id == bot_id, DripSequence.state.in_(states))
+        )
+    ).all()
+
+
 async def stop_now(
     conn: AsyncConnection, *, bot_id: int, chats: Mapping[int, bool], now: datetime
 ) -> int:
@@ -82,16 +101,10 @@ async def stop_now(
     them. Sequences active or paused. Returns how many enrolments stopped."""
     if not chats:
         return 0
-    seqs = (
-        await conn.execute(
-            select(
-                DripSequence.id, DripSequence.version, DripSequence.source, DripSequence.filename
-            ).where(DripSequence.bot_id == bot_id, DripSequence.state.in_(("active", "paused")))
-        )
-    ).all()
+    seqs = await _sequences(conn, bot_id, ("active", "paused"))
     if not seqs:
         return 0
-    defs = {sid: _definition(sid, v, src, fn) for sid, v, src, fn in seqs}
+    defs = {sid: _definition(sid, v, src, fn) for sid, v, src, fn, _cursor in seqs}
     rows = (
         await conn.execute(
             select(_E.id, _E.sequence_id, _E.waiting, _E.chat_id, Subscriber.id, Subscriber.status)
@@ -143,30 +156,127 @@ async def stop_now(
     return len(stops)
 
 
+async def stop_tagged(
+    conn: AsyncConnection, *, bot_id: int, tags: Iterable[str], subscribers: Any, now: datetime
+) -> int:
+    """``stop_now`` for subscribers just given ``tags`` outside an update batch (the CLI,
+    the desktop console, subscriber import), in the caller's transaction: one reaching a
+    sequence's goal tag is stopped there, its issued step cancelled if not yet sending.
+    ``subscribers``: their ids (a list or a subquery). Returns how many enrolments stopped."""
+    goals = {
+        d.goal_tag
+        for sid, v, src, fn, _cursor in await _sequences(conn, bot_id, ("active", "paused"))
+        if (d := _definition(sid, v, src, fn)).goal_tag
+    } & set(tags)
+    if not goals:
+        return 0
+    chats = (
+        await conn.execute(
+            select(_E.chat_id)
+            .join(SubscriberTag, SubscriberTag.subscriber_id == _E.subscriber_id)
+            .where(
+                _E.state == "active",
+                _E.subscriber_id.in_(subscribers),
+                SubscriberTag.tag.in_(goals),
+            )
+            .distinct()
+        )
+    ).scalars()
+    return await stop_now(conn, bot_id=bot_id, chats=dict.fromkeys(chats, False), now=now)
+
+
 # -- the runner: one tick per bot and second, in the bot's lease owner -----------------------
 
 
 async def tick(db: Database, bot_id: int, *, now: datetime) -> None:
-    """Enrol, stop, settle and issue for every active sequence of the bot."""
+    """Enrol, stop, settle and issue for the bot's active sequences that have work.
+
+    An idle tick is two read statements and no write transaction: the bot's active
+    sequences, then one probe (``_has_work``) telling which of them have anything to do
+    now. Only those run their four phases."""
     async with db.read() as conn:
-        seqs = (
-            await conn.execute(
-                select(
-                    DripSequence.id,
-                    DripSequence.version,
-                    DripSequence.source,
-                    DripSequence.filename,
-                    DripSequence.cursor,
-                ).where(DripSequence.bot_id == bot_id, DripSequence.state == "active")
-            )
-        ).all()
-    for seq_id, version, source, filename, cursor in seqs:
+        seqs = await _sequences(conn, bot_id, ("active",))
+        if not seqs:
+            return
+        defs: dict[int, SequenceDef] = {}
+        for seq_id, version, source, filename, _cursor in seqs:
+            try:
+                defs[seq_id] = _definition(seq_id, version, source, filename)
+            except Exception as exc:
+                log.error("sequence tick failed", sequence=seq_id, error=str(exc))
+        probes = [
+            _has_work(bot_id, seq_id, defs[seq_id], cursor, now).label(f"s{seq_id}")
+            for seq_id, *_rest, cursor in seqs
+            if seq_id in defs
+        ]
+        if not probes:
+            return
+        flags = (await conn.execute(select(*probes))).one()
+    busy = [row for row, flag in zip((r for r in seqs if r[0] in defs), flags, strict=True) if flag]
+    for seq_id, _version, _source, _filename, cursor in busy:
         try:
-            d = _definition(seq_id, version, source, filename)
-            runner = _Runner(db, bot_id, seq_id, d, now)
+            runner = _Runner(db, bot_id, seq_id, defs[seq_id], now)
             await runner.run(cursor)
         except Exception as exc:  # one broken sequence must not stop the bot's sending
             log.error("sequence tick failed", sequence=seq_id, error=str(exc))
+
+
+def _has_work(bot_id: int, seq_id: int, d: SequenceDef, cursor: int, now: datetime) -> Any:
+    """Whether the sequence has something to do at ``now``, as one SQL boolean: a step due
+    (or a row issued for one that reached a final state: such an enrolment's ``due_at`` is
+    past, it was due when issued), a trigger to enrol, or an active enrolment at the goal
+    tag. The other stop rules (unsubscribed, blocked, replied) are applied in the
+    transaction that records them (``stop_now``), by the engine's consent check at sending,
+    and in any case by ``stop`` before this sequence issues its next step."""
+    mine = and_(_E.sequence_id == seq_id, _E.state == "active")
+    row_state = (
+        select(Delivery.state).where(Delivery.id == _E.waiting).correlate(_E).scalar_subquery()
+    )
+    conds: list[Any] = [
+        exists().where(
+            mine,
+            _E.due_at <= now,
+            or_(_E.waiting.is_(None), row_state.not_in(OPEN_ROW_STATES)),
+        )
+    ]
+    t = d.trigger
+    if t.kind == "start":
+        conds.append(
+            exists().where(
+                ConsentEvent.bot_id == bot_id,
+                ConsentEvent.id > cursor,
+                ConsentEvent.kind.in_(("subscribe", "resubscribe")),
+            )
+        )
+    elif t.kind == "click":
+        conds.append(exists().where(Click.campaign_id == t.campaign, Click.id > cursor))
+    else:
+        conds.append(_tag_holders(bot_id, seq_id, str(t.tag)).exists())
+    if d.goal_tag:
+        conds.append(
+            exists().where(
+                mine,
+                _E.subscriber_id.in_(
+                    select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == d.goal_tag)
+                ),
+            )
+        )
+    return or_(*conds)
+
+
+def _tag_holders(bot_id: int, seq_id: int, tag: str) -> Any:
+    """Active, non-group subscribers of the bot carrying ``tag`` and not enrolled yet."""
+    return (
+        select(Subscriber.id, Subscriber.chat_id, Subscriber.timezone)
+        .join(SubscriberTag, SubscriberTag.subscriber_id == Subscriber.id)
+        .where(
+            Subscriber.bot_id == bot_id,
+            Subscriber.status == "active",
+            Subscriber.is_group.is_(False),
+            SubscriberTag.tag == tag,
+            ~exists().where(_E.sequence_id == seq_id, _E.subscriber_id == Subscriber.id),
+        )
+    )
 
 
 class _Runner:
@@ -247,6 +357,7 @@ class _Runner:
                     await conn.execute(
                         select(
                             Click.id,
+                            Click.button,
                             Click.at,
                             Subscriber.id,
                             Subscriber.chat_id,
@@ -256,34 +367,19 @@ class _Runner:
                         .join(Subscriber, Subscriber.id == Click.subscriber_id)
                         .where(
                             Click.campaign_id == t.campaign,
-                            Click.button == idx,
                             Click.id > cursor,
                         )
                         .order_by(Click.id)
                         .limit(BATCH)
                     )
                 ).all()
-                for cid, at, sid, chat, status, tz in rows:
-                    cursor = max(cursor, cid)
-                    if status == "active":
+                for cid, button, at, sid, chat, status, tz in rows:
+                    cursor = max(cursor, cid)  # past other buttons' clicks too
+                    if button == idx and status == "active":
                         await self._enrol_one(conn, sid, chat, tz, at)
             else:
-                rows = (
-                    await conn.execute(
-                        select(Subscriber.id, Subscriber.chat_id, Subscriber.timezone)
-                        .join(SubscriberTag, SubscriberTag.subscriber_id == Subscriber.id)
-                        .where(
-                            Subscriber.bot_id == self.bot_id,
-                            Subscriber.status == "active",
-                            Subscriber.is_group.is_(False),
-                            SubscriberTag.tag == t.tag,
-                            ~exists().where(
-                                _E.sequence_id == self.seq_id, _E.subscriber_id == Subscriber.id
-                            ),
-                        )
-                        .limit(BATCH)
-                    )
-                ).all()
+                holders = _tag_holders(self.bot_id, self.seq_id, str(t.tag)).limit(BATCH)
+                rows = (await conn.execute(holders)).all()
                 for sid, chat, tz in rows:
                     await self._enrol_one(conn, sid, chat, tz, self.now)
             await conn.execute(

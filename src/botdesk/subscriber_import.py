@@ -417,6 +417,16 @@ async def _write_batch(
                 ),
                 tag_rows,
             )
+            from botdesk import sequence_runner
+
+            # A sequence's goal tag stops it here, in the transaction that writes the tag.
+            await sequence_runner.stop_tagged(
+                conn,
+                bot_id=bot_id,
+                tags={t for r in by_chat.values() for t in r.tags},
+                subscribers=list({ids[c] for c, r in by_chat.items() if c in ids and r.tags}),
+                now=now,
+            )
     return len(added), len(existing)
 
 

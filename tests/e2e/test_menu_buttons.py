@@ -1,7 +1,8 @@
 """Self-segmenting menus in a campaign and in a sequence step, through `serve` and the
 sandbox: a user picks an interest on a campaign's buttons (one choice of several), the tag
 starts a sequence whose step asks "Which time zone?", and the user's choice there tags and
-sets the time zone. Every press is a click, answered with what it saved. (SQLite here; the
+sets the time zone. Every press is a click, answered with what it saved (the campaign's
+choices "Saved: LABEL", the step menu with its own ``answer`` text). (SQLite here; the
 same writes on PostgreSQL: tests/integration/test_menu_clicks.py.)"""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ steps:
   - text: "zone-1 Which time zone?"
     menu:
       exclusive: true
+      answer: "Time zone set: {label}"
       buttons:
         - {label: Berlin, tag: eu, timezone: Europe/Berlin}
         - {label: Tokyo, tag: asia, timezone: Asia/Tokyo}
@@ -88,7 +90,7 @@ async def test_menu_in_a_campaign_and_a_step_tags_sets_the_zone_and_starts_seque
             step = _message(sandbox, a.id, "zone-1")
             q = await sandbox.user_press(a.id, BOT, step["message_id"], data_of(step, "Berlin"))
 
-            presses.append((q["id"], "Saved: Berlin"))
+            presses.append((q["id"], "Time zone set: Berlin"))  # the step menu's own answer
 
             async def all_answered() -> bool:
                 return all(qid in bot.answered for qid, _ in presses)

@@ -3,6 +3,8 @@ sequence file's step menus and the rules file's menus: parsed and refused withou
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from botdesk import clicks
@@ -23,6 +25,10 @@ from botdesk.sequence_file import SequenceFileError, parse_sequence
         ),
         ("cb:tag=de,tz=Europe/Berlin", clicks.Action("menu", "de", timezone="Europe/Berlin")),
         ("cb:reply=a, b", clicks.Action("reply", "a, b")),  # a reply's text keeps its commas
+        (  # the operator's answer text: the rest of the target, commas included
+            "cb:pick=shoes,say=Noted, {label}!",
+            clicks.Action("menu", "shoes", exclusive=True, say="Noted, {label}!"),
+        ),
     ],
 )
 def test_menu_actions(target: str, action: clicks.Action) -> None:
@@ -37,6 +43,8 @@ def test_menu_actions(target: str, action: clicks.Action) -> None:
         ("cb:pick=a,colour=red", "join tag=NAME, pick=NAME and tz=ZONE"),
         ("cb:pick=no spaces", "invalid tag"),
         ("cb:size=9", "unknown button action 'size'"),
+        ("cb:tag=vip,say=hi", "say= answers a menu choice"),
+        ("cb:pick=a,say= ", "say= needs an answer text"),
     ],
 )
 def test_bad_menu_actions_say_why(target: str, message: str) -> None:
@@ -47,6 +55,8 @@ def test_bad_menu_actions_say_why(target: str, message: str) -> None:
 def test_answer_names_the_choice_only_for_menus() -> None:
     assert clicks.Action("menu", "x", label="Shoes").answer() == "Saved: Shoes"
     assert clicks.Action("tag", "x", label="Shoes").answer() is None
+    pressed = clicks.Action("menu", "x", label="Shoes", say="{label}: noted")
+    assert pressed.answer() == "Shoes: noted"
 
 
 STEP = """name: s
@@ -73,14 +83,22 @@ def test_a_step_menu_becomes_callback_buttons_after_the_others() -> None:
     )
 
 
+def test_a_step_menu_answer_is_the_operators_text() -> None:
+    answered = STEP.replace("exclusive: true", 'exclusive: true\n      answer: "Got it: {label}"')
+    buttons = parse_sequence(answered).steps[0].buttons
+    assert buttons[1] == ("Berlin", "cb:pick=tz-berlin,tz=Europe/Berlin,say=Got it: {label}")
+    berlin = clicks.parse_action(buttons[1][1])
+    assert replace(berlin, label="Berlin").answer() == "Got it: Berlin"
+
+
 def test_a_bad_step_menu_is_reported_with_its_line() -> None:
-    bad = STEP.replace("exclusive: true", "exclusive: true\n      answer: hi").replace(
+    bad = STEP.replace("exclusive: true", "exclusive: true\n      colour: red").replace(
         "Asia/Tokyo", "Mars/Olympus"
     )
     with pytest.raises(SequenceFileError) as info:
         parse_sequence(bad, filename="s.yaml")
     assert info.value.problems == [
-        "s.yaml:7: step 1: unknown menu field(s): answer",
+        "s.yaml:7: step 1: unknown menu field(s): colour",
         "s.yaml:7: step 1: unknown time zone 'Mars/Olympus' (an IANA name such as Europe/Berlin)",
     ]
 

@@ -187,7 +187,7 @@ def tag(
 
         bot_id = await _bot_id(a, bot)
         if chat is not None:
-            return int(await audience.tag(a.db, bot_id, chat, tag_name))
+            return int(await audience.tag(a.db, bot_id, chat, tag_name, now=_now()))
         return await audience.tag_segment(a.db, bot_id, seg, tag_name, now=_now())
 
     n = with_app(go)
